@@ -1,0 +1,3 @@
+from tars_bot.cli import main
+
+raise SystemExit(main())

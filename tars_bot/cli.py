@@ -1,0 +1,144 @@
+"""The `tars-bot` command: argument parsing, and one function per verb returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from tars_bot import __version__, demo, report
+from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler
+from tars_bot.models import Improvement
+from tars_bot.system import ExecutionSystem
+
+EPILOG = """\
+examples:
+  tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
+  tars-bot plan --improvement-file x.yaml --format json --output-file plan.json
+  tars-bot check .tars/improvements/*.yaml           validate improvement files
+  tars-bot schema > improvement.schema.json          JSON Schema for editors
+  tars-bot demo                                      try it on a sample repository
+"""
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    system = ExecutionSystem(args.repo)
+    if args.improvement_file:
+        path = Path(args.improvement_file)
+    else:
+        path = system.improvement_file(args.improvement_id, args.base)
+    improvement = system.load_improvement(path)
+    plan = system.plan(improvement, base=args.base, source=system.display_path(path))
+    plan_json = plan.model_dump_json(indent=2) + "\n"
+    if args.output_file and args.output_file != "-":
+        Path(args.output_file).write_text(plan_json, encoding="utf-8")
+    if args.format == "json" or args.output_file == "-":
+        sys.stdout.write(plan_json)
+    else:
+        console = _console()
+        report.print_plan(plan, console)
+        if args.output_file:
+            console.print(f"plan written to {args.output_file}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    system = ExecutionSystem(args.repo)
+    failed = 0
+    for name in args.files:
+        path = Path(name)
+        display = system.display_path(path)
+        try:
+            system.plan(system.load_improvement(path), source=display)
+        except TarsError as e:
+            failed += 1
+            for problem in e.problems:
+                print(problem, file=sys.stderr)
+        else:
+            if args.verbose:
+                print(f"{display}: ok")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    schema.update(Improvement.model_json_schema())
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return demo.run(_console(), Path(args.dir) if args.dir else None)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tars-bot",
+        description="Execute code improvements safely: one branch per improvement, one commit "
+        "per step.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tars-bot {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--repo", default=".", metavar="PATH", help="repository to work on (default: current)"
+    )
+    common.add_argument("--verbose", "-v", action="store_true", help="say more")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    plan = verbs.add_parser(
+        "plan",
+        parents=[common],
+        help="turn an improvement into a checked execution plan",
+        description="Check an improvement against a base commit and print its execution plan. "
+        "Nothing in the repository changes.",
+    )
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--improvement-id", metavar="ID", help="load <improvements_dir>/ID.yaml")
+    source.add_argument("--improvement-file", metavar="PATH", help="load this file")
+    plan.add_argument(
+        "--output-file", metavar="PATH", help="write the plan JSON here ('-': stdout)"
+    )
+    plan.add_argument("--base", default="HEAD", metavar="REF", help="commit to plan against")
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.set_defaults(func=cmd_plan)
+
+    check = verbs.add_parser(
+        "check",
+        parents=[common],
+        help="validate improvement files (the pre-commit hook)",
+        description="Validate improvement files: schema, and feasibility against HEAD. "
+        "Prints every problem; exits 1 if any file has one.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=cmd_check)
+
+    schema = verbs.add_parser("schema", help="print the JSON Schema of improvement files")
+    schema.set_defaults(func=cmd_schema)
+
+    demo_parser = verbs.add_parser("demo", help="build a sample repository and run tars-bot on it")
+    demo_parser.add_argument(
+        "--dir", metavar="PATH", help="where to build it (default: a temp dir)"
+    )
+    demo_parser.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
+    exit_code: list[int] = []
+    with error_handler(exit_code):
+        exit_code.append(args.func(args))
+    return exit_code[-1]

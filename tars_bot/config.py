@@ -1,0 +1,47 @@
+"""`[tool.tars-bot]` in the target repository's pyproject.toml, read from the base commit."""
+
+from __future__ import annotations
+
+import tomllib
+
+from pydantic import Field, ValidationError
+
+from tars_bot.errors import TarsError
+from tars_bot.loader import format_location
+from tars_bot.models import Limits, Model, NonEmpty, Validation
+
+
+class Config(Model):
+    improvements_dir: NonEmpty = ".tars/improvements"
+    branch_prefix: str = "tars-bot/"
+    components: dict[str, list[NonEmpty]] = Field(
+        default_factory=dict, description="Component name -> path globs."
+    )
+    validation: Validation = Field(default_factory=Validation)
+    limits: Limits = Field(default_factory=Limits)
+    generator: NonEmpty | None = Field(
+        None, description="Command that prints the steps of an improvement that has none."
+    )
+    protected: list[NonEmpty] = Field(
+        default_factory=lambda: [".github/workflows/**"],
+        description="Globs no step may change.",
+    )
+
+
+def parse_config(pyproject: bytes | None, source: str = "pyproject.toml") -> Config:
+    if pyproject is None:
+        return Config()
+    try:
+        document = tomllib.loads(pyproject.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise TarsError(f"{source}: cannot parse: {e}") from None
+    section = document.get("tool", {}).get("tars-bot", {})
+    try:
+        return Config.model_validate(section)
+    except ValidationError as e:
+        raise TarsError(
+            *(
+                f"{source}: [tool.tars-bot].{format_location(err['loc'])}: {err['msg']}"
+                for err in e.errors()
+            )
+        ) from None

@@ -1,0 +1,70 @@
+"""The error users see, and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class TarsError(Exception):
+    """Something the user must fix. Each problem is one line naming where and why."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class PlanError(TarsError):
+    """An improvement that cannot be turned into a plan."""
+
+
+def log_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "tars-bot" / "tars-bot.log"
+
+
+def _write_crash_log(exc: BaseException) -> Path:
+    from tars_bot import __version__
+
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(f"### {datetime.now(UTC).isoformat()} tars-bot {__version__}\n")
+        log.write(f"python {sys.version.split()[0]} on {platform.platform()}\n")
+        log.write(f"argv: {sys.argv}\n\n")
+        log.write("".join(traceback.format_exception(exc)))
+        log.write("\n")
+    return path
+
+
+@contextlib.contextmanager
+def error_handler(exit_code: list[int]) -> Iterator[None]:
+    """Map every way out of the CLI to an exit code and at most a few readable lines."""
+    try:
+        yield
+    except TarsError as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        exit_code.append(EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        exit_code.append(EXIT_INTERRUPTED)
+    except Exception as e:  # the one broad catch: anything unexpected gets a log, not a traceback
+        path = _write_crash_log(e)
+        print(f"internal error: {type(e).__name__}: {e} (traceback in {path})", file=sys.stderr)
+        exit_code.append(EXIT_INTERNAL)

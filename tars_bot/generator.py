@@ -1,0 +1,54 @@
+"""Steps for an improvement that has none, written by the configured generator command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tars_bot.config import Config
+from tars_bot.errors import PlanError
+from tars_bot.git import Repo
+from tars_bot.loader import improvement_from_data, parse_text
+from tars_bot.models import Improvement
+
+
+def generate_steps(
+    repo: Repo, improvement: Improvement, config: Config, source: str
+) -> Improvement:
+    """Run the generator; it reads TARS_IMPROVEMENT_FILE and prints steps as YAML or JSON."""
+    if config.generator is None:
+        raise PlanError(
+            f"{source}: steps: the improvement has no steps and no generator is configured "
+            "(set `generator` in [tool.tars-bot] or write the steps)"
+        )
+    with tempfile.TemporaryDirectory(prefix="tars-bot-gen-") as tmp:
+        improvement_file = Path(tmp) / "improvement.json"
+        improvement_file.write_text(improvement.model_dump_json(exclude_none=True))
+        env = {**os.environ, "TARS_IMPROVEMENT_FILE": str(improvement_file)}
+        try:
+            proc = subprocess.run(
+                config.generator,
+                shell=True,
+                cwd=repo.workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=config.limits.step_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise PlanError(
+                f"generator {config.generator!r} ran longer than {config.limits.step_timeout}s"
+            ) from None
+    if proc.returncode != 0:
+        tail = "\n  ".join(proc.stderr.strip().splitlines()[-5:])
+        raise PlanError(f"generator {config.generator!r} exited with {proc.returncode}:\n  {tail}")
+    output = parse_text(proc.stdout, "generator output", ".yaml")
+    steps = output.get("steps") if isinstance(output, dict) else output
+    data = {**improvement.model_dump(exclude_none=True), "steps": steps}
+    generated = improvement_from_data(data, "generator output", improvement.id)
+    if not generated.steps:
+        raise PlanError("generator output: steps: the generator printed no steps")
+    return generated

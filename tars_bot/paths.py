@@ -1,0 +1,92 @@
+"""Repository-relative paths: validation and glob scopes."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+GLOB_CHARS = frozenset("*?[")
+
+
+class PathProblem(ValueError):
+    """A path an improvement may not name; the message says why."""
+
+
+def normalize(path: str) -> str:
+    """Return `path` as a clean POSIX path relative to the repository root, or raise PathProblem."""
+    if not path or not path.strip():
+        raise PathProblem("empty path")
+    if "\0" in path:
+        raise PathProblem(f"{path!r} contains a NUL byte")
+    if "\\" in path:
+        raise PathProblem(f"{path!r} uses backslashes; write paths with '/'")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise PathProblem(f"{path!r} is absolute; paths are relative to the repository root")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise PathProblem(f"{path!r} leaves the repository ('..' is not allowed)")
+    if any(part.lower() == ".git" for part in parts):
+        raise PathProblem(f"{path!r} is inside .git")
+    if not parts:
+        raise PathProblem(f"{path!r} names the repository root, not a file")
+    return "/".join(parts)
+
+
+def ancestors_and_self(path: str) -> list[str]:
+    """'a/b/c.py' -> ['a', 'a/b', 'a/b/c.py']."""
+    parts = path.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _segment_regex(segment: str) -> str:
+    out, i = [], 0
+    while i < len(segment):
+        char = segment[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and (end := segment.find("]", i + 2)) != -1:
+            body = segment[i + 1 : end]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            out.append("[" + ("^" if negate else "") + re.escape(body).replace(r"\-", "-") + "]")
+            i = end
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
+
+
+def glob_regex(pattern: str) -> str:
+    """Translate a glob where `*` stays within one directory and `**` spans any number."""
+    segments = pattern.strip("/").split("/")
+    regex = []
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == "**":
+            regex.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            regex.append(_segment_regex(segment) + ("" if last else "/"))
+    return "".join(regex)
+
+
+def is_glob(text: str) -> bool:
+    return any(char in GLOB_CHARS for char in text)
+
+
+class Scope:
+    """Where a step may write. A pattern that matches a directory covers everything below it."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns = patterns
+
+    @cached_property
+    def _regex(self) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{glob_regex(p)})" for p in self.patterns) or "(?!)")
+
+    def covers(self, path: str) -> bool:
+        return any(self._regex.fullmatch(p) for p in ancestors_and_self(path))
+
+    def __repr__(self) -> str:
+        return f"Scope({self.patterns!r})"

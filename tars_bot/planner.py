@@ -1,0 +1,362 @@
+"""Execution Planner: an improvement and a base commit in, a checked, ordered, sealed plan out."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from tars_bot import actions, generator
+from tars_bot.config import Config, parse_config
+from tars_bot.errors import PlanError
+from tars_bot.git import Repo, is_valid_branch_name
+from tars_bot.models import (
+    Base,
+    ExecutionPlan,
+    Improvement,
+    Limits,
+    PatchAction,
+    PlannedStep,
+    RunAction,
+    Step,
+    Validation,
+)
+from tars_bot.paths import PathProblem, Scope, ancestors_and_self, is_glob, normalize
+from tars_bot.validator import list_sessions
+
+WHOLE_REPO = ["**"]
+LARGE_PATCH_LINES = 1000
+
+
+@dataclass
+class _Context:
+    repo: Repo
+    improvement: Improvement
+    source: str
+    config: Config
+    base: Base
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.source}: {where}: {message}")
+
+    def step_label(self, index: int) -> str:
+        return f'step {index + 1} "{self.improvement.steps[index].name}"'
+
+
+def plan(
+    repo: Repo, improvement: Improvement, *, base_ref: str = "HEAD", source: str | None = None
+) -> ExecutionPlan:
+    """Plan `improvement` against `base_ref`. Raises PlanError listing every problem found."""
+    source = source or f"improvement {improvement.id}"
+    commit, tree = repo.resolve(base_ref)
+    config = parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {base_ref}")
+    if not improvement.steps:
+        improvement = generator.generate_steps(repo, improvement, config, source)
+    ctx = _Context(repo, improvement, source, config, Base(ref=base_ref, commit=commit, tree=tree))
+
+    branch = f"{config.branch_prefix}{improvement.id}"
+    if not is_valid_branch_name(branch):
+        ctx.problem("id", f"{branch!r} is not a valid branch name")
+    scopes = [_resolve_scope(ctx, i, step) for i, step in enumerate(improvement.steps)]
+    files = [_static_files(ctx, i, step, scopes[i]) for i, step in enumerate(improvement.steps)]
+    edges = _explicit_edges(ctx)
+    if ctx.problems:
+        raise PlanError(*ctx.problems)
+    _add_overlap_edges(ctx, edges, files, scopes)
+    order = _topological_order(ctx, edges)
+    if ctx.problems:
+        raise PlanError(*ctx.problems)
+    _check_feasibility(ctx, order, scopes)
+    validation = improvement.validation or config.validation
+    _check_sessions(ctx, validation)
+    if ctx.problems:
+        raise PlanError(*ctx.problems)
+
+    number = {index: n for n, index in enumerate(order, 1)}
+    steps = [
+        PlannedStep(
+            number=number[i],
+            name=improvement.steps[i].name,
+            action=improvement.steps[i].action,
+            scope=scopes[i].patterns,
+            depends_on=sorted(number[d] for d in edges[i]),
+            files=files[i],
+            checks=list(validation.per_step),
+            limits=_limits(config, improvement, improvement.steps[i]),
+        )
+        for i in order
+    ]
+    return ExecutionPlan(
+        improvement=improvement,
+        base=ctx.base,
+        branch=branch,
+        steps=steps,
+        validation=validation,
+        warnings=ctx.warnings,
+    ).sealed()
+
+
+def _resolve_scope(ctx: _Context, index: int, step: Step) -> Scope:
+    if step.scope is not None:
+        patterns = []
+        for j, pattern in enumerate(step.scope):
+            try:
+                patterns.append(normalize(pattern))
+            except PathProblem as e:
+                ctx.problem(f"steps[{index}].scope[{j}]", str(e))
+        return Scope(patterns)
+    if not ctx.improvement.target_components:
+        if isinstance(step.action, RunAction):
+            ctx.warnings.append(
+                f"{ctx.step_label(index)} runs a command with no scope: it may change any file"
+            )
+        return Scope(WHOLE_REPO)
+    patterns = []
+    for j, component in enumerate(ctx.improvement.target_components):
+        patterns += _component_globs(ctx, f"target_components[{j}]", component)
+    return Scope(patterns)
+
+
+def _component_globs(ctx: _Context, where: str, component: str) -> list[str]:
+    if component in ctx.config.components:
+        return ctx.config.components[component]
+    try:
+        path = normalize(component)
+    except PathProblem as e:
+        ctx.problem(where, str(e))
+        return []
+    if is_glob(path) or ctx.repo.kind(ctx.base.tree, path) is not None:
+        return [path]
+    known = ", ".join(sorted(ctx.config.components)) or "none configured"
+    ctx.problem(
+        where,
+        f"{component!r} is neither a component ([tool.tars-bot.components]: {known}) "
+        "nor a path in the base commit",
+    )
+    return []
+
+
+def _static_files(ctx: _Context, index: int, step: Step, scope: Scope) -> list[str] | None:
+    try:
+        paths = actions.static_paths(step.action)
+    except actions.ActionProblem as e:
+        ctx.problem(f"steps[{index}].{e.field}", str(e))
+        return None
+    protected = Scope(ctx.config.protected)
+    for path in paths or []:
+        kind = step.action.kind
+        if not scope.covers(path):
+            ctx.problem(
+                f"steps[{index}].{kind}",
+                f"{path} is outside the step's scope ({', '.join(scope.patterns) or 'empty'})",
+            )
+        elif protected.covers(path):
+            ctx.problem(
+                f"steps[{index}].{kind}", f"{path} is protected ([tool.tars-bot].protected)"
+            )
+    return paths
+
+
+def _explicit_edges(ctx: _Context) -> list[set[int]]:
+    """edges[i]: the steps that step i must follow, from depends_on and name uniqueness checks."""
+    steps = ctx.improvement.steps
+    by_name: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if step.name in by_name:
+            ctx.problem(
+                f"steps[{i}].name", f"duplicate step name (also steps[{by_name[step.name]}])"
+            )
+        by_name.setdefault(step.name, i)
+    edges: list[set[int]] = [set() for _ in steps]
+    for i, step in enumerate(steps):
+        for j, ref in enumerate(step.depends_on):
+            where = f"steps[{i}].depends_on[{j}]"
+            if isinstance(ref, int):
+                if not 1 <= ref <= len(steps):
+                    ctx.problem(
+                        where, f"no step number {ref} (steps are numbered 1 to {len(steps)})"
+                    )
+                    continue
+                target = ref - 1
+            elif ref in by_name:
+                target = by_name[ref]
+            else:
+                ctx.problem(where, f"no step named {ref!r}")
+                continue
+            if target == i:
+                ctx.problem(where, "a step cannot depend on itself")
+            else:
+                edges[i].add(target)
+    return edges
+
+
+def _reaches(edges: list[set[int]], start: int, goal: int) -> bool:
+    """Whether `goal` must run before `start` (a path of edges from start to goal)."""
+    seen, stack = {start}, [start]
+    while stack:
+        for before in edges[stack.pop()]:
+            if before == goal:
+                return True
+            if before not in seen:
+                seen.add(before)
+                stack.append(before)
+    return False
+
+
+def _touches(files: list[str] | None, scope: Scope, other_files: list[str] | None) -> list[str]:
+    """Paths of `other_files` that a step with `files` (or, if unknown, `scope`) may change."""
+    if other_files is None:
+        return []
+    if files is None:
+        return [path for path in other_files if scope.covers(path)]
+    return sorted(set(files) & set(other_files))
+
+
+def _add_overlap_edges(
+    ctx: _Context, edges: list[set[int]], files: list[list[str] | None], scopes: list[Scope]
+) -> None:
+    """Unordered steps that touch the same file run in file order; say so."""
+    for later in range(len(files)):
+        for earlier in range(later):
+            shared = _touches(files[earlier], scopes[earlier], files[later]) or _touches(
+                files[later], scopes[later], files[earlier]
+            )
+            if not shared or _reaches(edges, later, earlier) or _reaches(edges, earlier, later):
+                continue
+            edges[later].add(earlier)
+            ctx.warnings.append(
+                f"{ctx.step_label(earlier)} and {ctx.step_label(later)} both touch "
+                f"{', '.join(shared[:3])}; they run in file order"
+            )
+
+
+def _topological_order(ctx: _Context, edges: list[set[int]]) -> list[int]:
+    """Kahn's algorithm, taking the earliest step in the file whenever there is a choice."""
+    waiting = [len(before) for before in edges]
+    followers: list[list[int]] = [[] for _ in edges]
+    for i, before in enumerate(edges):
+        for b in before:
+            followers[b].append(i)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for follower in followers[i]:
+            waiting[follower] -= 1
+            if waiting[follower] == 0:
+                heapq.heappush(ready, follower)
+    if len(order) < len(edges):
+        cycle = _find_cycle(edges, set(range(len(edges))) - set(order))
+        names = " needs ".join(f'"{ctx.improvement.steps[i].name}"' for i in cycle)
+        ctx.problem(f"steps[{cycle[0]}].depends_on", f"dependency cycle: {names}")
+    return order
+
+
+def _find_cycle(edges: list[set[int]], stuck: set[int]) -> list[int]:
+    path, node = [], min(stuck)
+    while node not in path:
+        path.append(node)
+        node = min(b for b in edges[node] if b in stuck)
+    return [*path[path.index(node) :], node]
+
+
+class TreeOverlay:
+    """A commit's tree with changes layered on top in memory: the planner's dry run."""
+
+    def __init__(self, repo: Repo, tree: str) -> None:
+        self._repo, self._tree = repo, tree
+        self._changes: dict[str, bytes | None] = {}
+
+    def read(self, path: str) -> bytes | None:
+        if path in self._changes:
+            return self._changes[path]
+        kind = self._repo.kind(self._tree, path)
+        if kind == "symlink":
+            raise PathProblem(f"{path} is a symbolic link")
+        if kind in ("dir", "submodule"):
+            raise PathProblem(f"{path} is a directory")
+        return self._repo.read(self._tree, path)
+
+    def write(self, path: str, data: bytes, executable: bool | None) -> None:
+        for parent in ancestors_and_self(path)[:-1]:
+            kind = self._repo.kind(self._tree, parent)
+            if self._changes.get(parent) is not None or (
+                kind in ("file", "executable") and parent not in self._changes
+            ):
+                raise PathProblem(f"{path}: {parent} is a file, not a directory")
+            if kind == "symlink":
+                raise PathProblem(
+                    f"{path}: {parent} is a symbolic link; writes may not pass through it"
+                )
+        if path not in self._changes and self._repo.kind(self._tree, path) in ("dir", "submodule"):
+            raise PathProblem(f"{path} is a directory")
+        self._changes[path] = data
+
+    def delete(self, path: str) -> None:
+        self._changes[path] = None
+
+
+def _check_feasibility(ctx: _Context, order: list[int], scopes: list[Scope]) -> None:
+    """Apply the steps in order to the base tree in memory; `run` steps make later checks soft."""
+    files = TreeOverlay(ctx.repo, ctx.base.tree)
+    runs_before: list[int] = []
+    for i in order:
+        action = ctx.improvement.steps[i].action
+        if isinstance(action, RunAction):
+            runs_before.append(i)
+            continue
+        try:
+            actions.apply(action, files)
+        except actions.ActionProblem as e:
+            run = next((r for r in runs_before if e.path and scopes[r].covers(e.path)), None)
+            if run is None:
+                ctx.problem(f"steps[{i}].{e.field}", str(e))
+            else:
+                ctx.warnings.append(
+                    f"{ctx.step_label(i)}: cannot check before {ctx.step_label(run)} has run: {e}"
+                )
+        if isinstance(action, PatchAction):
+            _check_patch_size(ctx, i, action)
+
+
+def _check_patch_size(ctx: _Context, index: int, action: PatchAction) -> None:
+    changed = sum(
+        line[:1] in "+-" and not line.startswith(("+++", "---"))
+        for line in action.diff.splitlines()
+    )
+    limit = _limits(ctx.config, ctx.improvement, ctx.improvement.steps[index]).max_changed_lines
+    if changed > limit:
+        ctx.problem(
+            f"steps[{index}].patch",
+            f"changes {changed} lines, over the limit of {limit} (limits.max_changed_lines)",
+        )
+    elif changed > LARGE_PATCH_LINES:
+        ctx.warnings.append(f"{ctx.step_label(index)}: large patch ({changed} changed lines)")
+
+
+def _check_sessions(ctx: _Context, validation: Validation) -> None:
+    checks = [
+        (f"{kind}[{i}]", check)
+        for kind in ("per_step", "final")
+        for i, check in enumerate(getattr(validation, kind))
+    ]
+    if not checks:
+        return
+    origin = "validation" if ctx.improvement.validation else "[tool.tars-bot].validation"
+    sessions = list_sessions(ctx.repo, ctx.base.tree)
+    for field_path, check in checks:
+        where = f"{origin}.{field_path}"
+        if sessions is None:
+            ctx.problem(where, f"the base commit has no noxfile.py to run {check!r} from")
+        elif reason := sessions.missing(check):
+            ctx.problem(where, f"{reason} in noxfile.py (sessions: {sessions.describe()})")
+
+
+def _limits(config: Config, improvement: Improvement, step: Step) -> Limits:
+    override = improvement.limits.model_dump(exclude_none=True)
+    if step.timeout is not None:
+        override["step_timeout"] = step.timeout
+    return config.limits.model_copy(update=override)
