@@ -94,7 +94,7 @@ def _patch_changes(diff: str, files: Files) -> list[Change]:
         old = _path("patch", file_patch.old_path) if file_patch.old_path else None
         new = _path("patch", file_patch.new_path) if file_patch.new_path else None
         try:
-            data = patches.apply(file_patch, _read("patch", files, old) if old else None)
+            data = patches.apply(file_patch, _read("patch", files, old or new))  # type: ignore[arg-type]
         except patches.PatchProblem as e:
             raise ActionProblem("patch", str(e), new or old) from None
         if old and old != new:

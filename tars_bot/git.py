@@ -59,7 +59,7 @@ class Repo:
         """(commit id, tree id) of `ref`, which may be any revision git understands."""
         try:
             commit = self._repo.revparse_single(ref).peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        except (KeyError, ValueError):  # not found, or not a commit; corruption is not user error
             if ref == "HEAD" and self._repo.head_is_unborn:
                 raise TarsError("HEAD: the repository has no commits yet") from None
             raise TarsError(f"base: no commit named {ref!r}") from None

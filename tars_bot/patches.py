@@ -81,10 +81,9 @@ def _find(lines: list[bytes], hunk: Hunk, expected: int) -> int | None:
     size = len(hunk.old)
     if size == 0:
         return min(max(expected, 0), len(lines))
-    for distance in range(len(lines) + 1):
-        for start in (expected - distance, expected + distance):
-            if 0 <= start <= len(lines) - size and lines[start : start + size] == hunk.old:
-                return start
+    for start in sorted(range(len(lines) - size + 1), key=lambda s: abs(s - expected)):
+        if lines[start : start + size] == hunk.old:
+            return start
     return None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
@@ -447,7 +446,7 @@ def test_every_problem_is_reported(cli, make_repo):
 
 def test_writes_through_symlinks_are_refused(cli, make_repo):
     repo = make_repo(SOURCE)
-    os.symlink("/tmp", repo / "escape")
+    (repo / "escape").symlink_to("/tmp")
     commit_files(repo, {})
     err = plan_error(
         cli, repo, "title: t\nsteps: [{name: w, write: {path: escape/x.py, content: x}}]\n"

@@ -1,0 +1,86 @@
+"""`check` (the pre-commit hook), `schema`, `demo`, and the error handler."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tars_bot.models import Improvement
+from tests.conftest import git
+
+
+def test_check_reports_every_problem_and_exits_1(cli, make_repo):
+    repo = make_repo({"a.py": "x = 1\n"})
+    good = repo / "good.yaml"
+    good.write_text("title: t\nsteps: [{name: e, edit: {path: a.py, search: x, replace: y}}]\n")
+    bad = repo / "bad.yaml"
+    bad.write_text("title: t\nsteps: [{name: e, edit: {path: a.py, search: zz, replace: y}}]\n")
+    worse = repo / "worse.toml"
+    worse.write_text("title = 't'\nsteps = 3\n")
+
+    result = cli("check", "--repo", repo, good, bad, worse)
+    assert result.code == 1
+    assert "bad.yaml: steps[0].edit.search: text not found in a.py" in result.err
+    assert "worse.toml: steps: Input should be a valid list" in result.err
+    assert "good.yaml" not in result.err
+
+    assert cli("check", "--repo", repo, good).code == 0
+
+
+def test_pre_commit_hook_definition_runs_check(cli):
+    hooks = yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
+    assert hooks[0]["id"] == "tars-bot-check"
+    assert hooks[0]["entry"] == "tars-bot check"
+
+
+def test_schema_is_the_improvement_models_schema(cli):
+    result = cli("schema")
+    schema = json.loads(result.out)
+    assert result.code == 0
+    assert schema["title"] == "tars-bot improvement"
+    assert {"title", "steps", "validation"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == Improvement.model_json_schema()["required"]
+
+
+def test_demo_builds_a_repository_and_plans_both_improvements(cli, tmp_path):
+    target = tmp_path / "demo"
+    result = cli("demo", "--dir", target)
+    assert result.code == 0, result.err
+    assert "Plan utf8-io" in result.out and "Plan counter" in result.out
+    assert git(target, "status", "--porcelain") == ""
+    assert git(target, "log", "--format=%s") == "Sample project for the tars-bot demo"
+
+
+def test_help_teaches(cli):
+    result = cli("plan", "--help")
+    assert result.code == 0
+    assert "--improvement-id" in result.out and "--base" in result.out
+
+
+def test_internal_errors_exit_3_with_a_log(make_repo, tmp_path):
+    repo = make_repo({"a.py": "x = 1\n"})
+    (repo / "imp.yaml").write_text("title: t\nsteps: [{name: a, run: ls}]\n")
+    # A corrupt object database is not user error: the command must say where the traceback went.
+    objects = repo / ".git" / "objects"
+    for path in objects.rglob("*"):
+        if path.is_file() and path.parent.name != "info":
+            path.chmod(0o644)
+            path.write_bytes(b"corrupt")
+    env_home = tmp_path / "home"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tars_bot", "plan", "--improvement-file", "imp.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={"HOME": str(env_home), "PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(env_home)},
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    log = env_home / "tars-bot" / "tars-bot.log"
+    assert proc.stderr.count("\n") == 1 and str(log) in proc.stderr
+    assert "Traceback" in log.read_text() and "Traceback" not in proc.stderr
