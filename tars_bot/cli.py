@@ -8,17 +8,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from tars_bot import __version__, demo, report
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler
-from tars_bot.models import Improvement
+from tars_bot.loader import validation_problems
+from tars_bot.models import ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
 
 EPILOG = """\
 examples:
   tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
   tars-bot plan --improvement-file x.yaml --format json --output-file plan.json
+  tars-bot execute --improvement-id utf8-io          one commit per step on tars-bot/utf8-io
+  tars-bot execute --plan-file plan.json --dry-run   show the change, keep nothing
+  tars-bot history                                   what ran, newest first
   tars-bot check .tars/improvements/*.yaml           validate improvement files
   tars-bot schema > improvement.schema.json          JSON Schema for editors
   tars-bot demo                                      try it on a sample repository
@@ -47,6 +53,60 @@ def cmd_plan(args: argparse.Namespace) -> int:
         report.print_plan(plan, console)
         if args.output_file:
             console.print(f"plan written to {args.output_file}")
+    return EXIT_OK
+
+
+def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPlan:
+    if args.plan_file:
+        path = Path(args.plan_file)
+        try:
+            return ExecutionPlan.model_validate_json(path.read_bytes())
+        except OSError as e:
+            raise TarsError(f"{args.plan_file}: cannot read: {e.strerror}") from None
+        except ValidationError as e:
+            raise TarsError(*validation_problems(e, args.plan_file)) from None
+    path = system.improvement_file(args.improvement_id)
+    return system.plan(system.load_improvement(path), source=system.display_path(path))
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    system = ExecutionSystem(args.repo)
+    plan = _load_plan(system, args)
+    console = _console()
+    mode = " (dry run)" if args.dry_run else ""
+    console.print(
+        f"Executing [bold]{plan.improvement.id}[/bold]{mode}: {escape(plan.improvement.title)}"
+    )
+    with report.LiveProgress(console, args.verbose) as progress:
+        result = system.execute(plan, dry_run=args.dry_run, progress=progress)
+    if result.diff is not None:
+        sys.stdout.write(result.diff)
+    if result.success:
+        where = f"on branch {result.branch}" if result.branch else "and left no branch"
+        console.print(f"[green]succeeded[/green] {where} (execution {result.execution_id})")
+        return EXIT_OK
+    console.print(f"[red]rolled back[/red]: {escape(result.failure_reason or '')}")
+    console.print(f"details: tars-bot status --execution-id {result.execution_id}")
+    return EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    execution = ExecutionSystem(args.repo).status(args.execution_id)
+    if args.format == "json":
+        print(execution.model_dump_json(indent=2))
+    else:
+        _console().print(report.execution_renderable(execution))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    executions = ExecutionSystem(args.repo).history(args.limit)
+    if args.format == "json":
+        print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
+    elif executions:
+        _console().print(report.history_table(executions))
+    else:
+        _console().print("no executions yet")
     return EXIT_OK
 
 
@@ -111,6 +171,31 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--base", default="HEAD", metavar="REF", help="commit to plan against")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.set_defaults(func=cmd_plan)
+
+    execute = verbs.add_parser(
+        "execute",
+        parents=[common],
+        help="run a plan: one commit per step on a new branch, in its own worktree",
+        description="Execute a plan in an isolated worktree on branch <branch_prefix><id>. "
+        "Your checkout is never touched. A failing step rolls everything back (exit 1).",
+    )
+    source = execute.add_mutually_exclusive_group(required=True)
+    source.add_argument("--plan-file", metavar="PATH", help="a plan written by `tars-bot plan`")
+    source.add_argument("--improvement-id", metavar="ID", help="plan and execute this improvement")
+    execute.add_argument(
+        "--dry-run", action="store_true", help="apply in a throwaway worktree, print the diff"
+    )
+    execute.set_defaults(func=cmd_execute)
+
+    status = verbs.add_parser("status", parents=[common], help="show one execution")
+    status.add_argument("--execution-id", required=True, metavar="ID")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(func=cmd_status)
+
+    history = verbs.add_parser("history", parents=[common], help="list executions, newest first")
+    history.add_argument("--limit", type=int, metavar="N", help="show at most N")
+    history.add_argument("--format", choices=("text", "json"), default="text")
+    history.set_defaults(func=cmd_history)
 
     check = verbs.add_parser(
         "check",

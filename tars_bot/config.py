@@ -22,6 +22,11 @@ class Config(Model):
     generator: NonEmpty | None = Field(
         None, description="Command that prints the steps of an improvement that has none."
     )
+    pass_env: list[NonEmpty] = Field(
+        default_factory=list,
+        description="Environment variables (or globs) passed to run steps; secrets only by name.",
+    )
+    allow_network: bool = Field(False, description="Let run steps reach the network.")
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",

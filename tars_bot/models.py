@@ -161,12 +161,14 @@ class Limits(Model):
     step_timeout: int = Field(600, gt=0, description="Wall-clock seconds per step.")
     memory_mb: int = Field(4096, gt=0, description="Address-space limit of step processes.")
     max_changed_lines: int = Field(5000, gt=0, description="Changed lines allowed per step.")
+    max_file_mb: float = Field(10, gt=0, description="Largest file a step may leave.")
 
 
 class LimitsOverride(Model):
     step_timeout: int | None = Field(None, gt=0)
     memory_mb: int | None = Field(None, gt=0)
     max_changed_lines: int | None = Field(None, gt=0)
+    max_file_mb: float | None = Field(None, gt=0)
 
 
 class Improvement(Model):
@@ -232,3 +234,50 @@ class ExecutionPlan(Model):
     @property
     def is_sealed(self) -> bool:
         return self.digest == self.compute_digest()
+
+
+ExecutionState = Literal[
+    "running", "validating", "succeeded", "failed", "rolled_back", "interrupted"
+]
+StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
+
+
+class StepResult(Model):
+    number: int
+    name: str
+    state: StepState = "pending"
+    commit: str | None = None
+    changed_files: list[str] = Field(default_factory=list)
+    changed_lines: int = 0
+    duration_s: float | None = None
+    peak_memory_mb: float | None = None
+    cpu_s: float | None = None
+    exit_code: int | None = None
+    network: Literal["isolated", "allowed", "unavailable"] | None = None
+    checks: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+
+class Execution(Model):
+    """The journaled record of one execution: `status --format json` prints exactly this."""
+
+    id: str
+    improvement: str
+    state: ExecutionState
+    dry_run: bool = False
+    branch: str | None
+    base_commit: str
+    head_commit: str | None = None
+    started_at: str
+    finished_at: str | None = None
+    steps: list[StepResult]
+    checks: list[str] = Field(default_factory=list)
+    benefits: list[str] = Field(default_factory=list)
+    failure_reason: str | None = None
+    pull_request: str | None = None
+    pid: int | None = None
+    host: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed", "rolled_back")

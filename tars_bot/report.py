@@ -1,13 +1,14 @@
-"""Renderings of plans for people (rich text) and scripts (JSON)."""
+"""Renderings of plans and executions for people (rich text)."""
 
 from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from tars_bot.models import ExecutionPlan, PlannedStep
+from tars_bot.models import Execution, ExecutionPlan, PlannedStep, StepResult
 
 
 def _action_summary(step: PlannedStep) -> str:
@@ -64,3 +65,107 @@ def plan_renderable(plan: ExecutionPlan) -> Group:
 
 def print_plan(plan: ExecutionPlan, console: Console) -> None:
     console.print(plan_renderable(plan))
+
+
+STATE_STYLE = {
+    "applied": "green",
+    "succeeded": "green",
+    "skipped": "yellow",
+    "failed": "red",
+    "rolled_back": "red",
+    "interrupted": "red",
+    "running": "cyan",
+    "pending": "dim",
+}
+
+
+def execution_renderable(execution: Execution) -> Group:
+    style = STATE_STYLE.get(execution.state, "")
+    header = Text.assemble(
+        ("Execution ", "bold"),
+        (execution.id, "bold cyan"),
+        f" of {execution.improvement}: ",
+        (execution.state, f"bold {style}"),
+        " (dry run)" if execution.dry_run else "",
+    )
+    lines: list[Text | Table] = [header]
+    details = [
+        ("branch", execution.branch or "-"),
+        ("base", execution.base_commit[:10]),
+        ("head", (execution.head_commit or "-")[:10]),
+        ("started", execution.started_at),
+        ("finished", execution.finished_at or "-"),
+    ]
+    lines += [Text.assemble((f"{key:9}", "dim"), value) for key, value in details]
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("#", "step", "state", "commit", "files", "time"):
+        table.add_column(column)
+    for step in execution.steps:
+        table.add_row(
+            str(step.number),
+            escape(step.name),
+            Text(step.state, STATE_STYLE.get(step.state, "")),
+            (step.commit or "-")[:10],
+            str(len(step.changed_files)),
+            f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
+        )
+    lines.append(table)
+    if execution.failure_reason:
+        lines.append(Text.assemble(("reason: ", "red bold"), execution.failure_reason))
+    return Group(*lines)
+
+
+def history_table(executions: list[Execution]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("execution", "improvement", "state", "steps", "branch", "started"):
+        table.add_column(column)
+    for execution in executions:
+        applied = sum(s.state == "applied" for s in execution.steps)
+        table.add_row(
+            execution.id,
+            escape(execution.improvement),
+            Text(execution.state, STATE_STYLE.get(execution.state, "")),
+            f"{applied}/{len(execution.steps)}",
+            execution.branch or "-",
+            execution.started_at,
+        )
+    return table
+
+
+class LiveProgress:
+    """One line per step: a spinner while it runs, then its outcome and time."""
+
+    def __init__(self, console: Console, verbose: bool) -> None:
+        self.console, self.verbose = console, verbose
+        self.progress = Progress(
+            SpinnerColumn(finished_text="•"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[int, TaskID] = {}
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def step_started(self, step: PlannedStep) -> None:
+        self.tasks[step.number] = self.progress.add_task(f"{step.number}. {escape(step.name)}")
+
+    def step_finished(self, result: StepResult) -> None:
+        style = STATE_STYLE.get(result.state, "")
+        note = f" [{style}]{result.state}[/{style}]"
+        if result.reason:
+            note += f": {escape(result.reason)}"
+        task = self.tasks[result.number]
+        self.progress.update(
+            task, description=f"{result.number}. {escape(result.name)}{note}", total=1, completed=1
+        )
+
+    def output(self, chunk: bytes) -> None:
+        if self.verbose:
+            self.progress.console.out(chunk.decode(errors="replace"), end="", highlight=False)

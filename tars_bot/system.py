@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tars_bot import loader, planner
+from tars_bot import executor, journal, loader, planner, workspace
 from tars_bot.config import Config, parse_config
+from tars_bot.errors import TarsError
 from tars_bot.git import Repo
-from tars_bot.models import ExecutionPlan, Improvement
+from tars_bot.models import Execution, ExecutionPlan, Improvement, PlannedStep, StepResult
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    success: bool
+    failure_reason: str | None
+    execution_id: str
+    branch: str | None
+    steps: list[StepResult]
+    actual_benefits: list[str] = field(default_factory=list)
+    diff: str | None = None  # the combined change, for dry runs
+
+
+class Progress:
+    """Hooks for a live display; the default shows nothing."""
+
+    def step_started(self, step: PlannedStep) -> None: ...
+    def step_finished(self, result: StepResult) -> None: ...
+    def output(self, chunk: bytes) -> None: ...
 
 
 class ExecutionSystem:
@@ -34,9 +61,133 @@ class ExecutionSystem:
     ) -> ExecutionPlan:
         return planner.plan(self.repo, improvement, base_ref=base, source=source)
 
+    def execute(
+        self, plan: ExecutionPlan, dry_run: bool = False, progress: Progress | None = None
+    ) -> ExecutionResult:
+        """Run the plan's steps as commits on a new branch in a worktree of their own."""
+        progress = progress or Progress()
+        self._check_plan(plan, dry_run)
+        execution_id = journal.new_execution_id()
+        improvement_id = plan.improvement.id or ""
+        with journal.lock(self.repo, improvement_id, execution_id):
+            record = journal.Record(
+                self.repo, self._new_execution(plan, execution_id, dry_run), plan
+            )
+            record.save(record.execution)
+            try:
+                execution, diff = self._run_steps(plan, record, dry_run, progress)
+            except BaseException as e:
+                state = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                self._finish(record, state, f"{type(e).__name__}: {e}".rstrip(": "))
+                raise
+        return ExecutionResult(
+            success=execution.state == "succeeded",
+            failure_reason=execution.failure_reason,
+            execution_id=execution.id,
+            branch=execution.branch if execution.state == "succeeded" else None,
+            steps=execution.steps,
+            diff=diff,
+        )
+
+    def status(self, execution_id: str) -> Execution:
+        return journal.load(self.repo, execution_id)
+
+    def history(self, limit: int | None = None) -> list[Execution]:
+        return journal.history(self.repo, limit)
+
+    def step_log(self, execution_id: str, number: int) -> bytes | None:
+        return journal.read_log(self.repo, execution_id, f"step-{number}.log")
+
     def display_path(self, path: Path) -> str:
         """`path` relative to the repository root when it lies inside, for messages."""
         try:
             return str(path.resolve().relative_to(self.repo.workdir.resolve()))
         except ValueError:
             return str(path)
+
+    def _check_plan(self, plan: ExecutionPlan, dry_run: bool) -> None:
+        if not plan.is_sealed:
+            raise TarsError("plan: its digest does not match its content (edited?); plan again")
+        commit, _ = self.repo.resolve(plan.base.ref)
+        if commit != plan.base.commit:
+            raise TarsError(
+                f"plan: base {plan.base.ref} moved from {plan.base.commit[:10]} to {commit[:10]} "
+                "since planning; plan again"
+            )
+        if not dry_run and self.repo.ref(f"refs/heads/{plan.branch}") is not None:
+            raise TarsError(
+                f"branch {plan.branch} already exists; delete it (git branch -D {plan.branch}) "
+                "to execute this improvement again"
+            )
+
+    def _new_execution(self, plan: ExecutionPlan, execution_id: str, dry_run: bool) -> Execution:
+        return Execution(
+            id=execution_id,
+            improvement=plan.improvement.id or "",
+            state="running",
+            dry_run=dry_run,
+            branch=None if dry_run else plan.branch,
+            base_commit=plan.base.commit,
+            started_at=journal.now(),
+            steps=[StepResult(number=s.number, name=s.name) for s in plan.steps],
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+
+    def _run_steps(
+        self, plan: ExecutionPlan, record: journal.Record, dry_run: bool, progress: Progress
+    ) -> tuple[Execution, str | None]:
+        execution = record.execution
+        branch = None if dry_run else plan.branch
+        diff = None
+        with (
+            workspace.worktree(self.repo, execution.id, plan.base.commit, branch) as tree,
+            _improvement_file(plan) as improvement_file,
+        ):
+            ctx = executor.StepContext(
+                plan=plan,
+                execution_id=execution.id,
+                config=self.config(plan.base.commit),
+                improvement_file=improvement_file,
+                guard=workspace.GitDirGuard(tree, self.repo.git_dir),
+                on_output=progress.output,
+            )
+            for step in plan.steps:
+                progress.step_started(step)
+                result, log = executor.apply_step(ctx, tree, step)
+                steps = [result if s.number == step.number else s for s in execution.steps]
+                execution = execution.model_copy(
+                    update={"steps": steps, "head_commit": tree.head()}
+                )
+                record.save(execution, {f"step-{step.number}.log": log} if log else None)
+                progress.step_finished(result)
+                if result.state == "failed":
+                    break
+            if dry_run:
+                diff = self.repo.diff(plan.base.commit, tree.head())
+        failed = next((s for s in execution.steps if s.state == "failed"), None)
+        if failed is None:
+            return self._finish(record, "succeeded", None), diff
+        reason = f'step {failed.number} "{failed.name}": {failed.reason}'
+        return self._finish(record, "rolled_back", reason), diff
+
+    def _finish(self, record: journal.Record, state: str, reason: str | None) -> Execution:
+        execution = record.execution
+        if state != "succeeded" and execution.branch:
+            branch_ref = f"refs/heads/{execution.branch}"
+            tip = self.repo.ref(branch_ref)
+            if tip is not None:
+                self.repo.update_ref(branch_ref, None, tip)
+        finished = execution.model_copy(
+            update={"state": state, "failure_reason": reason, "finished_at": journal.now()}
+        )
+        record.save(finished)
+        return finished
+
+
+@contextlib.contextmanager
+def _improvement_file(plan: ExecutionPlan) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="tars-bot-") as tmp:
+        path = Path(tmp) / "improvement.json"
+        path.write_text(json.dumps(plan.improvement.model_dump(mode="json"), indent=2))
+        yield path

@@ -1,0 +1,264 @@
+"""Safe Execution Environment: worktrees, step processes under limits, and change monitoring."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fnmatch
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tars_bot.git import Repo, Worktree
+from tars_bot.models import Limits
+from tars_bot.paths import PathProblem, Scope
+
+ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
+SECRET_PATTERNS = ("*_TOKEN", "*_SECRET", "*_KEY", "*_PASSWORD", "GITHUB_TOKEN")
+KILL_GRACE_S = 5
+OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a step's output
+
+
+@contextlib.contextmanager
+def worktree(repo: Repo, execution_id: str, base: str, branch: str | None) -> Iterator[Worktree]:
+    """A checkout of `base` under the git dir, on `branch` (None: detached); always removed."""
+    path = repo.git_dir / "tars-bot" / "worktrees" / execution_id
+    tree = repo.add_worktree(execution_id, path, branch, base)
+    try:
+        yield tree
+    finally:
+        repo.remove_worktree(execution_id, path)
+
+
+def step_environment(pass_env: list[str], extra: dict[str, str], home: Path) -> dict[str, str]:
+    """The parent's environment reduced to an allowlist; secrets only when named exactly."""
+
+    def allowed(name: str) -> bool:
+        if name in pass_env:
+            return True
+        if any(fnmatch.fnmatchcase(name, p) for p in SECRET_PATTERNS):
+            return False
+        return any(fnmatch.fnmatchcase(name, p) for p in (*ENV_ALLOWLIST, *pass_env))
+
+    env = {name: value for name, value in os.environ.items() if allowed(name)}
+    env.setdefault("PATH", os.defpath)
+    env.update(HOME=str(home), TMPDIR=str(home / "tmp"), **extra)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+@functools.cache
+def network_isolation_available() -> bool:
+    """Whether `unshare` can give a process its own, empty network namespace here."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    probe = [unshare, "--net", "--map-root-user", "true"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int
+    timed_out: bool
+    duration_s: float
+    peak_memory_mb: float
+    cpu_s: float
+    output: bytes  # head and tail when longer than 2 x OUTPUT_KEEP
+    network: str
+
+
+class _Output:
+    """Keeps the head and tail of a stream, passing each chunk on as it comes."""
+
+    def __init__(self, on_output: Callable[[bytes], None] | None) -> None:
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = self.total = 0
+        self.on_output = on_output
+
+    def feed(self, stream: object) -> None:
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):  # type: ignore[attr-defined]
+            self.total += len(chunk)
+            if self.on_output:
+                self.on_output(chunk)
+            room = OUTPUT_KEEP - len(self.head)
+            self.head += chunk[:room]
+            if chunk[room:]:
+                self.tail.append(chunk[room:])
+                self.tail_size += len(chunk) - max(room, 0)
+                while self.tail_size - len(self.tail[0]) >= OUTPUT_KEEP:
+                    self.tail_size -= len(self.tail.popleft())
+
+    def text(self) -> bytes:
+        tail = b"".join(self.tail)[-OUTPUT_KEEP:]
+        skipped = self.total - len(self.head) - len(tail)
+        marker = f"\n[... {skipped} bytes of output omitted ...]\n".encode() if skipped > 0 else b""
+        return bytes(self.head) + marker + tail
+
+
+def run_process(
+    command: str,
+    cwd: Path,
+    env: dict[str, str],
+    limits: Limits,
+    *,
+    allow_network: bool = False,
+    on_output: Callable[[bytes], None] | None = None,
+) -> ProcessResult:
+    """Run a shell command in its own process group under the limits; never raises for the
+    command's own failure."""
+    argv = ["/bin/sh", "-c", command]
+    network = "allowed"
+    if not allow_network:
+        network = "isolated" if network_isolation_available() else "unavailable"
+        if network == "isolated":
+            argv = ["unshare", "--net", "--map-root-user", *argv]
+    memory = limits.memory_mb * 1024 * 1024
+
+    def apply_limits() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=apply_limits,  # only setrlimit, which takes no locks: safe with threads
+    )
+    output = _Output(on_output)
+    reader = threading.Thread(target=output.feed, args=(proc.stdout,), daemon=True)
+    reader.start()
+    waited: list[tuple[int, int, resource.struct_rusage]] = []
+    # wait4 rather than Popen.wait: it also returns the child's peak memory and CPU time.
+    waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
+    waiter.start()
+    waiter.join(limits.step_timeout)
+    timed_out = waiter.is_alive()
+    if timed_out:
+        for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            waiter.join(grace)
+            if not waiter.is_alive():
+                break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # no stragglers keep the worktree busy
+    reader.join()
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.returncode = 0  # reaped by wait4 above; keep Popen from waiting again
+    _, status, usage = waited[0]
+    return ProcessResult(
+        exit_code=os.waitstatus_to_exitcode(status),
+        timed_out=timed_out,
+        duration_s=round(time.monotonic() - start, 3),
+        peak_memory_mb=round(usage.ru_maxrss / 1024, 1),
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
+        output=output.text(),
+        network=network,
+    )
+
+
+class WorktreeFiles:
+    """The `Files` view of a worktree: refuses to read or write through symbolic links."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _target(self, path: str) -> Path:
+        current = self.root
+        for part in path.split("/")[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise PathProblem(f"{path}: {current.relative_to(self.root)} is a symbolic link")
+        target = self.root / path
+        if target.is_symlink():
+            raise PathProblem(f"{path} is a symbolic link")
+        return target
+
+    def read(self, path: str) -> bytes | None:
+        target = self._target(path)
+        if target.is_dir():
+            raise PathProblem(f"{path} is a directory")
+        return target.read_bytes() if target.exists() else None
+
+    def write(self, path: str, data: bytes, executable: bool | None) -> None:
+        target = self._target(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        if executable is not None:
+            target.chmod(0o755 if executable else 0o644)
+
+    def delete(self, path: str) -> None:
+        self._target(path).unlink()
+
+
+@dataclass(frozen=True)
+class Policy:
+    scope: Scope
+    protected: Scope
+    max_file_bytes: int
+
+
+def anomaly(root: Path, paths: list[str], policy: Policy) -> str | None:
+    """Why these changed paths may not be committed, or None when they may."""
+    for path in paths:
+        if path.split("/")[0] == ".git" or "/.git/" in f"/{path}":
+            return f"wrote into .git: {path}"
+        if not policy.scope.covers(path):
+            return f"changed {path}, outside its scope ({', '.join(policy.scope.patterns)})"
+        if policy.protected.covers(path):
+            return f"changed {path}, a protected path"
+        target = root / path
+        if target.is_symlink():
+            resolved = target.resolve()
+            if not resolved.is_relative_to(root.resolve()):
+                return f"{path} is a symbolic link leaving the worktree (to {target.readlink()})"
+        elif target.is_file() and target.stat().st_size > policy.max_file_bytes:
+            size_mb = target.stat().st_size / 1e6
+            return f"{path} is {size_mb:.1f} MB, over the {policy.max_file_bytes / 1e6:g} MB limit"
+    return None
+
+
+class GitDirGuard:
+    """Notices a step that wrote into git's own files: the worktree's `.git` link, the
+    repository's config or hooks."""
+
+    def __init__(self, tree: Worktree, git_dir: Path) -> None:
+        self._watched = [tree.path / ".git", git_dir / "config", git_dir / "hooks"]
+        self._before = self._state()
+
+    def _state(self) -> list[object]:
+        state: list[object] = []
+        for path in self._watched:
+            if path.is_dir() and not path.is_symlink():
+                state.append(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir()))
+            else:
+                state.append(path.read_bytes() if path.is_file() else None)
+        return state
+
+    def tampered(self) -> str | None:
+        after = self._state()
+        for path, old, new in zip(self._watched, self._before, after, strict=True):
+            if old != new:
+                return f"wrote into .git: {path.name}"
+        return None
+
+
+@contextlib.contextmanager
+def step_home() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="tars-bot-step-") as home:
+        yield Path(home)
