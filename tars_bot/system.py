@@ -70,6 +70,7 @@ class ExecutionSystem:
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
+            self._check_branch_free(plan, dry_run)
             record = journal.Record(
                 self.repo, self._new_execution(plan, execution_id, dry_run), plan
             )
@@ -114,6 +115,8 @@ class ExecutionSystem:
                 f"plan: base {plan.base.ref} moved from {plan.base.commit[:10]} to {commit[:10]} "
                 "since planning; plan again"
             )
+
+    def _check_branch_free(self, plan: ExecutionPlan, dry_run: bool) -> None:
         if not dry_run and self.repo.ref(f"refs/heads/{plan.branch}") is not None:
             raise TarsError(
                 f"branch {plan.branch} already exists; delete it (git branch -D {plan.branch}) "
@@ -154,11 +157,12 @@ class ExecutionSystem:
             )
             for step in plan.steps:
                 progress.step_started(step)
+                running = StepResult(number=step.number, name=step.name, state="running")
+                execution = _with_step(execution, running)
+                record.save(execution)  # the intent, before the worktree changes
                 result, log = executor.apply_step(ctx, tree, step)
-                steps = [result if s.number == step.number else s for s in execution.steps]
-                execution = execution.model_copy(
-                    update={"steps": steps, "head_commit": tree.head()}
-                )
+                execution = _with_step(execution, result)
+                execution = execution.model_copy(update={"head_commit": tree.head()})
                 record.save(execution, {f"step-{step.number}.log": log} if log else None)
                 progress.step_finished(result)
                 if result.state == "failed":
@@ -183,6 +187,11 @@ class ExecutionSystem:
         )
         record.save(finished)
         return finished
+
+
+def _with_step(execution: Execution, result: StepResult) -> Execution:
+    steps = [result if s.number == result.number else s for s in execution.steps]
+    return execution.model_copy(update={"steps": steps})
 
 
 @contextlib.contextmanager
