@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tars_bot import report
-from tars_bot.errors import EXIT_OK
+from tars_bot.errors import EXIT_FAILED, EXIT_OK
 from tars_bot.git import create_repository
 from tars_bot.system import ExecutionSystem
 
@@ -141,15 +141,30 @@ def build_sample(path: Path) -> Path:
 
 
 def run(console: Console, directory: Path | None = None) -> int:
+    """plan -> execute -> status on the sample, then a dry run of the second improvement."""
     path = directory or Path(tempfile.mkdtemp(prefix="tars-bot-demo-"))
     build_sample(path)
     console.print(f"[bold]Sample repository:[/bold] {path}\n")
     system = ExecutionSystem(path)
+    plans = {}
     for improvement_id in ("utf8-io", "counter"):
         file = system.improvement_file(improvement_id)
         console.rule(f"tars-bot plan --improvement-id {improvement_id}")
-        plan = system.plan(system.load_improvement(file), source=system.display_path(file))
-        report.print_plan(plan, console)
+        plans[improvement_id] = system.plan(
+            system.load_improvement(file), source=system.display_path(file)
+        )
+        report.print_plan(plans[improvement_id], console)
         console.print()
-    console.print(f"Look around: cd {path} && tars-bot plan --improvement-id counter")
-    return EXIT_OK
+    console.rule("tars-bot execute --improvement-id utf8-io")
+    with report.LiveProgress(console, verbose=False) as progress:
+        result = system.execute(plans["utf8-io"], progress=progress)
+    console.rule(f"tars-bot status --execution-id {result.execution_id}")
+    console.print(report.execution_renderable(system.status(result.execution_id)))
+    console.rule("tars-bot execute --improvement-id counter --dry-run")
+    with report.LiveProgress(console, verbose=False) as progress:
+        dry = system.execute(plans["counter"], dry_run=True, progress=progress)
+    console.print(dry.diff or "", markup=False, highlight=False)
+    console.print(
+        f"Look around: cd {path} && git log --oneline main..{result.branch} && tars-bot history"
+    )
+    return EXIT_OK if result.success and dry.success else EXIT_FAILED

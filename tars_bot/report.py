@@ -11,15 +11,10 @@ from rich.text import Text
 from tars_bot.models import Execution, ExecutionPlan, PlannedStep, StepResult
 
 
-def _action_summary(step: PlannedStep) -> str:
-    action = step.action
-    match action.kind:
-        case "run":
-            return f"run: {action.command}"  # type: ignore[union-attr]
-        case "patch":
-            return f"patch: {len(step.files or [])} file(s)"
-        case _:
-            return f"{action.kind}: {', '.join(step.files or [])}"
+def _changes(step: PlannedStep) -> str:
+    if step.action.kind == "run":
+        return f"$ {step.action.command}"  # type: ignore[union-attr]
+    return ", ".join(step.files or [])
 
 
 def plan_renderable(plan: ExecutionPlan) -> Group:
@@ -33,31 +28,33 @@ def plan_renderable(plan: ExecutionPlan) -> Group:
         ("branch ", "dim"),
         plan.branch,
     )
-    table = Table(show_edge=False, pad_edge=False, expand=False)
-    table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("action")
-    table.add_column("after", justify="right")
-    table.add_column("scope")
-    table.add_column("checks")
+    scopes = {tuple(step.scope) for step in plan.steps}
+    per_step_scope = len(scopes) > 1
+    with_checks = any(step.checks for step in plan.steps)
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("#", "step", "action", "changes", "after"):
+        table.add_column(column, overflow="fold")
+    if per_step_scope:
+        table.add_column("scope", overflow="fold")
+    if with_checks:
+        table.add_column("checks")
     for step in plan.steps:
-        table.add_row(
+        row = [
             str(step.number),
             escape(step.name),
-            escape(_action_summary(step)),
+            step.action.kind,
+            escape(_changes(step)),
             ", ".join(map(str, step.depends_on)) or "-",
-            escape(", ".join(step.scope)),
-            escape(", ".join(step.checks)) or "-",
-        )
+        ]
+        row += [escape(", ".join(step.scope))] if per_step_scope else []
+        row += [escape(", ".join(step.checks)) or "-"] if with_checks else []
+        table.add_row(*row)
     parts: list[Text | Table] = [header, table]
+    if not per_step_scope and scopes:
+        parts.append(Text.assemble(("scope ", "dim"), ", ".join(next(iter(scopes)))))
     final = ", ".join(plan.validation.final)
-    parts.append(
-        Text.assemble(
-            ("final checks ", "dim"),
-            final or "none",
-            f" ({plan.validation.strategy})" if final else "",
-        )
-    )
+    strategy = f" ({plan.validation.strategy})" if final else ""
+    parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
     for warning in plan.warnings:
         parts.append(Text.assemble(("warning: ", "yellow bold"), warning))
     return Group(*parts)
