@@ -1,7 +1,8 @@
 """Step actions that change files directly: patch, edit, write, delete.
 
-Each works on a `Files` view, so the planner applies them to a commit in memory and the executor
-applies the very same code to a worktree. `run` steps are processes; they live in the workspace.
+Each works on a `Files` view: a commit's tree in memory (the planner, and the executor until a step
+needs a checkout) or a worktree on disk, with the very same code. `run` steps are processes; they
+live in the workspace.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tars_bot import patches
+from tars_bot.git import EntryKind, NewContent, Repo
 from tars_bot.models import DeleteAction, EditAction, PatchAction, RunAction, WriteAction
-from tars_bot.paths import PathProblem, normalize
+from tars_bot.paths import PathProblem, ancestors_and_self, normalize
 
 FileAction = PatchAction | EditAction | WriteAction | DeleteAction
 
@@ -31,6 +33,51 @@ class Files(Protocol):
     def read(self, path: str) -> bytes | None: ...
     def write(self, path: str, data: bytes, executable: bool | None) -> None: ...
     def delete(self, path: str) -> None: ...
+    def changes(self, paths: list[str]) -> dict[str, NewContent]: ...
+
+
+def _mode(executable: bool | None) -> EntryKind | None:
+    return None if executable is None else ("executable" if executable else "file")
+
+
+class TreeFiles:
+    """A commit's tree with changes layered on top in memory; nothing touches the disk."""
+
+    def __init__(self, repo: Repo, tree: str) -> None:
+        self._repo, self._tree = repo, tree
+        self._changes: dict[str, NewContent] = {}
+
+    def read(self, path: str) -> bytes | None:
+        if path in self._changes:
+            return self._changes[path].data
+        kind = self._repo.kind(self._tree, path)
+        if kind == "symlink":
+            raise PathProblem(f"{path} is a symbolic link")
+        if kind in ("dir", "submodule"):
+            raise PathProblem(f"{path} is a directory")
+        return self._repo.read(self._tree, path)
+
+    def write(self, path: str, data: bytes, executable: bool | None) -> None:
+        for parent in ancestors_and_self(path)[:-1]:
+            kind = self._repo.kind(self._tree, parent)
+            changed = self._changes.get(parent)
+            if (changed and changed.data is not None) or (
+                kind in ("file", "executable") and changed is None
+            ):
+                raise PathProblem(f"{path}: {parent} is a file, not a directory")
+            if kind == "symlink":
+                raise PathProblem(
+                    f"{path}: {parent} is a symbolic link; writes may not pass through it"
+                )
+        if path not in self._changes and self._repo.kind(self._tree, path) in ("dir", "submodule"):
+            raise PathProblem(f"{path} is a directory")
+        self._changes[path] = NewContent(data, _mode(executable))
+
+    def delete(self, path: str) -> None:
+        self._changes[path] = NewContent(None)
+
+    def changes(self, paths: list[str]) -> dict[str, NewContent]:
+        return {path: self._changes[path] for path in paths if path in self._changes}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class StepContext:
     execution_id: str
     config: Config
     improvement_file: Path
-    guard: workspace.GitDirGuard
+    git_dir: Path
     on_output: Callable[[bytes], None] | None = None
 
 
@@ -37,13 +37,15 @@ def commit_message(ctx: StepContext, step: PlannedStep) -> str:
     )
 
 
-def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, result: dict) -> list[str] | str:
+def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, details: dict) -> list[str] | str:
+    """Run the step's command in the worktree: the changed paths, or why the step failed."""
     assert isinstance(step.action, RunAction)
     extra = {
         "TARS_IMPROVEMENT_FILE": str(ctx.improvement_file),
         "TARS_STEP": str(step.number),
         "TARS_WORKSPACE": str(tree.path),
     }
+    guard = workspace.GitDirGuard(tree.path, ctx.git_dir)
     with workspace.step_home() as home:
         env = workspace.step_environment(ctx.config.pass_env, extra, home)
         proc = workspace.run_process(
@@ -54,7 +56,7 @@ def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, result: dict) -> l
             allow_network=ctx.config.allow_network,
             on_output=ctx.on_output,
         )
-    result.update(
+    details.update(
         exit_code=proc.exit_code,
         peak_memory_mb=proc.peak_memory_mb,
         cpu_s=proc.cpu_s,
@@ -67,43 +69,53 @@ def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, result: dict) -> l
         hint = any(h in proc.output for h in MEMORY_HINTS)
         limit = f" (memory limit {step.limits.memory_mb} MB reached)" if hint else ""
         return f"command exited with code {proc.exit_code}{limit}"
-    return tree.changed_paths()
+    return guard.tampered() or tree.changed_paths()
 
 
-def apply_step(ctx: StepContext, tree: Worktree, step: PlannedStep) -> tuple[StepResult, bytes]:
+def _apply(ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict):
+    """Change the files: (changes, None) or (None, why the step failed)."""
+    if isinstance(step.action, RunAction):
+        outcome = _run(ctx, space.checkout(), step, details)
+        files = space.files()
+    else:
+        files = space.files()
+        try:
+            outcome = actions.apply(step.action, files)
+        except actions.ActionProblem as e:
+            outcome = f"{e.field}: {e}"
+    if isinstance(outcome, str):
+        return None, outcome
+    return files.changes(outcome), None
+
+
+def apply_step(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep
+) -> tuple[StepResult, bytes]:
     """Apply, check and commit one step; a failure is a result, not an exception."""
     start = time.monotonic()
     details: dict = {}
-    if isinstance(step.action, RunAction):
-        outcome = _run(ctx, tree, step, details)
-    else:
-        try:
-            outcome = actions.apply(step.action, workspace.WorktreeFiles(tree.path))
-        except actions.ActionProblem as e:
-            outcome = f"{e.field}: {e}"
-    log = details.pop("log", b"")
+    changes, reason = _apply(ctx, space, step, details)
     policy = workspace.Policy(
         scope=Scope(step.scope),
         protected=Scope(ctx.config.protected),
         max_file_bytes=int(step.limits.max_file_mb * 1e6),
     )
-    reason = ctx.guard.tampered() or (
-        outcome if isinstance(outcome, str) else workspace.anomaly(tree.path, outcome, policy)
-    )
-    commit, lines, paths = None, 0, [] if isinstance(outcome, str) else outcome
-    if reason is None and (staged := tree.stage(paths)) is not None:
-        tree_id, lines = staged
+    commit, lines = None, 0
+    if changes is not None:
+        reason = workspace.anomaly(changes, policy)
+    if reason is None and (staged := space.stage(changes or {})) is not None:
+        tree, lines = staged
         if lines > step.limits.max_changed_lines:
             reason = f"changed {lines} lines, over the limit of {step.limits.max_changed_lines}"
         else:
-            commit = tree.commit(tree_id, commit_message(ctx, step))
-    state = "failed" if reason else ("applied" if commit else "skipped")
+            commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
+    log = details.pop("log", b"")
     result = StepResult(
         number=step.number,
         name=step.name,
-        state=state,
+        state="failed" if reason else ("applied" if commit else "skipped"),
         commit=commit,
-        changed_files=paths if commit else [],
+        changed_files=sorted(changes or {}) if commit else [],
         changed_lines=lines,
         duration_s=round(time.monotonic() - start, 3),
         reason=reason,

@@ -21,6 +21,15 @@ _KINDS: dict[int, EntryKind] = {
     pygit2.GIT_FILEMODE_TREE: "dir",
     pygit2.GIT_FILEMODE_COMMIT: "submodule",
 }
+_MODES = {kind: mode for mode, kind in _KINDS.items()}
+
+
+@dataclass(frozen=True)
+class NewContent:
+    """What a path holds after a step: data (None: deleted) and mode (None: keep)."""
+
+    data: bytes | None
+    mode: EntryKind | None = None
 
 
 @dataclass(frozen=True)
@@ -142,21 +151,67 @@ class Repo:
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._repo[commit].peel(pygit2.Commit).tree_id), path)  # type: ignore[attr-defined]
 
-    def add_worktree(self, name: str, path: Path, branch: str | None, base: str) -> Worktree:
-        """Check out `base` at `path`, on new branch `branch`, or detached when branch is None."""
-        ref_name = f"refs/heads/{branch or 'tars-bot-detached/' + name}"
-        if not self.create_ref(ref_name, base):
-            raise TarsError(f"branch {branch} already exists; delete it or roll its execution back")
+    def tree_of(self, commit: str) -> str:
+        return str(self._repo[commit].peel(pygit2.Commit).tree_id)  # type: ignore[attr-defined]
+
+    def build_tree(self, tree: str, changes: dict[str, NewContent]) -> str:
+        """`tree` with `changes` applied; only the directories on the changed paths are
+        rewritten, so the cost does not grow with the size of the repository."""
+        nested: dict[str, object] = {}
+        for path, change in changes.items():
+            *dirs, name = path.split("/")
+            node = nested
+            for part in dirs:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            node[name] = change
+        return str(self._build(self._repo[tree], nested) or self._repo.TreeBuilder().write())
+
+    def _build(self, tree: pygit2.Tree | None, nested: dict[str, object]) -> pygit2.Oid | None:
+        builder = self._repo.TreeBuilder(tree) if tree is not None else self._repo.TreeBuilder()
+        for name, change in nested.items():
+            existing = builder.get(name)
+            if isinstance(change, dict):
+                subtree = (
+                    self._repo[existing.id] if existing and existing.type_str == "tree" else None
+                )
+                oid = self._build(subtree, change)  # type: ignore[arg-type]
+                entry = (oid, pygit2.GIT_FILEMODE_TREE) if oid is not None else None
+            elif change.data is None:  # type: ignore[union-attr]
+                entry = None
+            else:
+                keep = existing.filemode if existing and existing.type_str == "blob" else None
+                mode = _MODES.get(change.mode) or keep or pygit2.GIT_FILEMODE_BLOB  # type: ignore[union-attr]
+                entry = (self._repo.create_blob(change.data), mode)  # type: ignore[union-attr]
+            if existing is not None:
+                builder.remove(name)
+            if entry is not None:
+                builder.insert(name, *entry)
+        return builder.write() if len(builder) else None
+
+    def changed_lines(self, old_tree: str, new_tree: str) -> int:
+        stats = self._repo[old_tree].diff_to_tree(self._repo[new_tree]).stats  # type: ignore[attr-defined]
+        return stats.insertions + stats.deletions
+
+    def create_commit(self, tree: str, parent: str, message: str) -> str:
+        """A commit object; no ref moves (callers move refs by compare-and-swap)."""
+        author = signature(self._repo)
+        return str(self._repo.create_commit(None, author, author, message, tree, [parent]))
+
+    def add_worktree(self, name: str, path: Path, ref: str | None, commit: str) -> Worktree:
+        """Check out existing branch `ref` at `path`, or `commit` detached when ref is None."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        # libgit2 checks out a worktree only from a branch: detached ones start on a scratch ref.
+        scratch = f"refs/heads/tars-bot-scratch/{name}"
+        if ref is None and not self.create_ref(scratch, commit):
+            raise RefConflict(f"{scratch} exists")
         try:
-            self._repo.add_worktree(name, str(path), self._repo.references[ref_name])
-        except pygit2.GitError:
-            self.update_ref(ref_name, None, base)
-            raise
+            self._repo.add_worktree(name, str(path), self._repo.references[ref or scratch])
+        finally:
+            if ref is None:
+                self.update_ref(scratch, None, commit)
         worktree = Worktree(path)
-        if branch is None:
-            worktree._repo.set_head(pygit2.Oid(hex=base))
-            self.update_ref(ref_name, None, base)
+        if ref is None:
+            worktree._repo.set_head(pygit2.Oid(hex=commit))
         return worktree
 
     def remove_worktree(self, name: str, path: Path) -> None:
@@ -170,16 +225,8 @@ class Repo:
 
     def diff(self, old: str, new: str) -> str:
         """`git diff old new` as text (commits or trees)."""
-        return self._repo.diff(self._repo[old], self._repo[new]).patch or ""  # type: ignore[return-value]
-
-    def commits_between(self, base: str, tip: str) -> list[str]:
-        """Commits reachable from tip but not base, oldest first."""
-        walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
-        walker.hide(pygit2.Oid(hex=base))
-        return [str(c.id) for c in walker][::-1]
-
-    def message(self, commit: str) -> str:
-        return self._repo[commit].peel(pygit2.Commit).message  # type: ignore[attr-defined]
+        old_tree, new_tree = self._repo[self.tree_of(old)], self._repo[self.tree_of(new)]
+        return old_tree.diff_to_tree(new_tree).patch or ""  # type: ignore[attr-defined]
 
 
 class Worktree:
@@ -189,15 +236,13 @@ class Worktree:
         self.path = path
         self._repo = pygit2.Repository(str(path))
 
-    def head(self) -> str:
-        return str(self._repo.head.target)
-
     def changed_paths(self) -> list[str]:
-        """Paths that differ from HEAD, untracked ones included; ignored files are not changes."""
+        """Paths that differ from the index, untracked ones included; ignored files are not
+        changes."""
         return sorted(self._repo.status(untracked_files="all", ignored=False))
 
-    def stage(self, paths: list[str]) -> tuple[str, int] | None:
-        """Stage `paths` as they are on disk: (tree id, changed lines), or None if no change."""
+    def moved_to(self, commit: str, paths: list[str], detached: bool) -> None:
+        """Record that `commit` now holds the worktree's changes to `paths`."""
         index = self._repo.index
         index.read()
         for path in paths:
@@ -206,17 +251,8 @@ class Worktree:
             else:
                 index.remove_all([path])
         index.write()
-        tree = index.write_tree()
-        head_tree = self._repo.head.peel(pygit2.Commit).tree
-        if tree == head_tree.id:
-            return None
-        stats = self._repo.diff(head_tree, self._repo[tree]).stats
-        return str(tree), stats.insertions + stats.deletions
-
-    def commit(self, tree: str, message: str) -> str:
-        author = signature(self._repo)
-        parent = self._repo.head.target
-        return str(self._repo.create_commit("HEAD", author, author, message, tree, [parent]))
+        if detached:
+            self._repo.set_head(pygit2.Oid(hex=commit))
 
 
 FALLBACK_IDENTITY = ("tars-bot", "tars-bot@users.noreply.github.com")

@@ -20,7 +20,7 @@ from tars_bot.models import (
     Step,
     Validation,
 )
-from tars_bot.paths import PathProblem, Scope, ancestors_and_self, is_glob, normalize
+from tars_bot.paths import PathProblem, Scope, is_glob, normalize
 from tars_bot.validator import list_sessions
 
 WHOLE_REPO = ["**"]
@@ -263,45 +263,9 @@ def _find_cycle(edges: list[set[int]], stuck: set[int]) -> list[int]:
     return [*path[path.index(node) :], node]
 
 
-class TreeOverlay:
-    """A commit's tree with changes layered on top in memory: the planner's dry run."""
-
-    def __init__(self, repo: Repo, tree: str) -> None:
-        self._repo, self._tree = repo, tree
-        self._changes: dict[str, bytes | None] = {}
-
-    def read(self, path: str) -> bytes | None:
-        if path in self._changes:
-            return self._changes[path]
-        kind = self._repo.kind(self._tree, path)
-        if kind == "symlink":
-            raise PathProblem(f"{path} is a symbolic link")
-        if kind in ("dir", "submodule"):
-            raise PathProblem(f"{path} is a directory")
-        return self._repo.read(self._tree, path)
-
-    def write(self, path: str, data: bytes, executable: bool | None) -> None:
-        for parent in ancestors_and_self(path)[:-1]:
-            kind = self._repo.kind(self._tree, parent)
-            if self._changes.get(parent) is not None or (
-                kind in ("file", "executable") and parent not in self._changes
-            ):
-                raise PathProblem(f"{path}: {parent} is a file, not a directory")
-            if kind == "symlink":
-                raise PathProblem(
-                    f"{path}: {parent} is a symbolic link; writes may not pass through it"
-                )
-        if path not in self._changes and self._repo.kind(self._tree, path) in ("dir", "submodule"):
-            raise PathProblem(f"{path} is a directory")
-        self._changes[path] = data
-
-    def delete(self, path: str) -> None:
-        self._changes[path] = None
-
-
 def _check_feasibility(ctx: _Context, order: list[int], scopes: list[Scope]) -> None:
     """Apply the steps in order to the base tree in memory; `run` steps make later checks soft."""
-    files = TreeOverlay(ctx.repo, ctx.base.tree)
+    files = actions.TreeFiles(ctx.repo, ctx.base.tree)
     runs_before: list[int] = []
     for i in order:
         action = ctx.improvement.steps[i].action

@@ -144,7 +144,7 @@ class ExecutionSystem:
         branch = None if dry_run else plan.branch
         diff = None
         with (
-            workspace.worktree(self.repo, execution.id, plan.base.commit, branch) as tree,
+            workspace.Workspace(self.repo, execution.id, plan.base.commit, branch) as space,
             _improvement_file(plan) as improvement_file,
         ):
             ctx = executor.StepContext(
@@ -152,23 +152,23 @@ class ExecutionSystem:
                 execution_id=execution.id,
                 config=self.config(plan.base.commit),
                 improvement_file=improvement_file,
-                guard=workspace.GitDirGuard(tree, self.repo.git_dir),
+                git_dir=self.repo.git_dir,
                 on_output=progress.output,
             )
             for step in plan.steps:
                 progress.step_started(step)
                 running = StepResult(number=step.number, name=step.name, state="running")
                 execution = _with_step(execution, running)
-                record.save(execution)  # the intent, before the worktree changes
-                result, log = executor.apply_step(ctx, tree, step)
+                record.save(execution)  # the intent, before anything changes
+                result, log = executor.apply_step(ctx, space, step)
                 execution = _with_step(execution, result)
-                execution = execution.model_copy(update={"head_commit": tree.head()})
+                execution = execution.model_copy(update={"head_commit": space.head})
                 record.save(execution, {f"step-{step.number}.log": log} if log else None)
                 progress.step_finished(result)
                 if result.state == "failed":
                     break
             if dry_run:
-                diff = self.repo.diff(plan.base.commit, tree.head())
+                diff = self.repo.diff(plan.base.commit, space.head)
         failed = next((s for s in execution.steps if s.state == "failed"), None)
         if failed is None:
             return self._finish(record, "succeeded", None), diff

@@ -7,6 +7,7 @@ import contextlib
 import fnmatch
 import functools
 import os
+import posixpath
 import resource
 import shutil
 import signal
@@ -18,7 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot.git import Repo, Worktree
+from tars_bot.actions import Files, TreeFiles
+from tars_bot.errors import TarsError
+from tars_bot.git import NewContent, Repo, Worktree
 from tars_bot.models import Limits
 from tars_bot.paths import PathProblem, Scope
 
@@ -28,15 +31,54 @@ KILL_GRACE_S = 5
 OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a step's output
 
 
-@contextlib.contextmanager
-def worktree(repo: Repo, execution_id: str, base: str, branch: str | None) -> Iterator[Worktree]:
-    """A checkout of `base` under the git dir, on `branch` (None: detached); always removed."""
-    path = repo.git_dir / "tars-bot" / "worktrees" / execution_id
-    tree = repo.add_worktree(execution_id, path, branch, base)
-    try:
-        yield tree
-    finally:
-        repo.remove_worktree(execution_id, path)
+class Workspace:
+    """Where one execution's steps happen: in memory, on a commit's tree, until a step needs
+    files on disk; then in a worktree of its own under the git dir, removed at the end.
+
+    Each step becomes a commit; the branch (None for a dry run) follows by compare-and-swap.
+    """
+
+    def __init__(self, repo: Repo, execution_id: str, base: str, branch: str | None) -> None:
+        self.repo, self.execution_id, self.head = repo, execution_id, base
+        self.branch_ref = f"refs/heads/{branch}" if branch else None
+        self.worktree: Worktree | None = None
+
+    def __enter__(self) -> Workspace:
+        if self.branch_ref and not self.repo.create_ref(self.branch_ref, self.head):
+            raise TarsError(f"branch {self.branch_ref.removeprefix('refs/heads/')} already exists")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.worktree is not None:
+            self.repo.remove_worktree(self.execution_id, self.worktree.path)
+
+    def checkout(self) -> Worktree:
+        if self.worktree is None:
+            path = self.repo.git_dir / "tars-bot" / "worktrees" / self.execution_id
+            self.worktree = self.repo.add_worktree(
+                self.execution_id, path, self.branch_ref, self.head
+            )
+        return self.worktree
+
+    def files(self) -> Files:
+        if self.worktree is None:
+            return TreeFiles(self.repo, self.repo.tree_of(self.head))
+        return WorktreeFiles(self.worktree.path)
+
+    def stage(self, changes: dict[str, NewContent]) -> tuple[str, int] | None:
+        """The tree holding `changes` on top of the head, and its changed lines; None if equal."""
+        head_tree = self.repo.tree_of(self.head)
+        tree = self.repo.build_tree(head_tree, changes)
+        return None if tree == head_tree else (tree, self.repo.changed_lines(head_tree, tree))
+
+    def commit(self, tree: str, paths: list[str], message: str) -> str:
+        commit = self.repo.create_commit(tree, self.head, message)
+        if self.branch_ref:
+            self.repo.update_ref(self.branch_ref, commit, self.head)
+        if self.worktree is not None:
+            self.worktree.moved_to(commit, paths, detached=self.branch_ref is None)
+        self.head = commit
+        return commit
 
 
 def step_environment(pass_env: list[str], extra: dict[str, str], home: Path) -> dict[str, str]:
@@ -205,6 +247,22 @@ class WorktreeFiles:
     def delete(self, path: str) -> None:
         self._target(path).unlink()
 
+    def changes(self, paths: list[str]) -> dict[str, NewContent]:
+        """What `paths` now hold on disk."""
+        changes = {}
+        for path in paths:
+            target = self.root / path
+            if target.is_symlink():
+                changes[path] = NewContent(os.fsencode(target.readlink()), "symlink")
+            elif target.is_file():
+                executable = bool(target.stat().st_mode & 0o111)
+                changes[path] = NewContent(
+                    target.read_bytes(), "executable" if executable else "file"
+                )
+            else:
+                changes[path] = NewContent(None)
+        return changes
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -213,22 +271,24 @@ class Policy:
     max_file_bytes: int
 
 
-def anomaly(root: Path, paths: list[str], policy: Policy) -> str | None:
-    """Why these changed paths may not be committed, or None when they may."""
-    for path in paths:
+def anomaly(changes: dict[str, NewContent], policy: Policy) -> str | None:
+    """Why these changes may not be committed, or None when they may."""
+    for path, change in changes.items():
         if path.split("/")[0] == ".git" or "/.git/" in f"/{path}":
             return f"wrote into .git: {path}"
         if not policy.scope.covers(path):
             return f"changed {path}, outside its scope ({', '.join(policy.scope.patterns)})"
         if policy.protected.covers(path):
             return f"changed {path}, a protected path"
-        target = root / path
-        if target.is_symlink():
-            resolved = target.resolve()
-            if not resolved.is_relative_to(root.resolve()):
-                return f"{path} is a symbolic link leaving the worktree (to {target.readlink()})"
-        elif target.is_file() and target.stat().st_size > policy.max_file_bytes:
-            size_mb = target.stat().st_size / 1e6
+        if change.data is None:
+            continue
+        if change.mode == "symlink":
+            target = os.fsdecode(change.data)
+            inside = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            if posixpath.isabs(target) or inside.split("/")[0] in ("..", ".git"):
+                return f"{path} is a symbolic link leaving the worktree (to {target})"
+        elif len(change.data) > policy.max_file_bytes:
+            size_mb = len(change.data) / 1e6
             return f"{path} is {size_mb:.1f} MB, over the {policy.max_file_bytes / 1e6:g} MB limit"
     return None
 
@@ -237,8 +297,8 @@ class GitDirGuard:
     """Notices a step that wrote into git's own files: the worktree's `.git` link, the
     repository's config or hooks."""
 
-    def __init__(self, tree: Worktree, git_dir: Path) -> None:
-        self._watched = [tree.path / ".git", git_dir / "config", git_dir / "hooks"]
+    def __init__(self, worktree: Path, git_dir: Path) -> None:
+        self._watched = [worktree / ".git", git_dir / "config", git_dir / "hooks"]
         self._before = self._state()
 
     def _state(self) -> list[object]:

@@ -328,3 +328,24 @@ def test_two_executions_of_one_improvement_cannot_both_run(cli, make_repo, tmp_p
     assert first.returncode == 0
     assert execute(cli, repo).code == 2  # now the branch exists; the lock is free again
     assert git(repo, "for-each-ref", "refs/tars-bot/locks") == ""
+
+
+def test_run_step_sees_the_steps_before_it(cli, make_repo):
+    repo = make_repo(SOURCE)
+    add_improvement(
+        repo,
+        textwrap.dedent("""\
+            title: mixed
+            steps:
+              - {name: write, write: {path: src/a.txt, content: "from step 1\\n"}}
+              - {name: copy, run: "cp src/a.txt src/b.txt && chmod +x src/b.txt"}
+              - {name: edit, edit: {path: src/b.txt, search: "step 1", replace: "step 3"}}
+              - {name: drop, delete: [src/a.txt]}
+            """),
+    )
+    for args in ((), ("--dry-run",)):
+        result = execute(cli, repo, *args)
+        assert result.code == 0, result.err + result.out
+    assert git(repo, "show", "tars-bot/imp:src/b.txt") == "from step 3"
+    assert git(repo, "ls-tree", "tars-bot/imp", "src/b.txt").startswith("100755")
+    assert "src/a.txt" not in git(repo, "ls-tree", "-r", "--name-only", "tars-bot/imp")
