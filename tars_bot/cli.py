@@ -18,6 +18,7 @@ from tars_bot.loader import validation_problems
 from tars_bot.models import ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
 
+LOG_TAIL_LINES = 20
 EPILOG = """\
 examples:
   tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
@@ -86,13 +87,25 @@ def cmd_execute(args: argparse.Namespace) -> int:
         console.print(f"[green]succeeded[/green] {where} (execution {result.execution_id})")
         return EXIT_OK
     console.print(f"[red]rolled back[/red]: {escape(result.failure_reason or '')}")
+    failed = next((s for s in result.steps if s.state == "failed"), None)
+    log = system.step_log(result.execution_id, failed.number) if failed else None
+    if log and not args.verbose:
+        tail = log.decode(errors="replace").rstrip().splitlines()[-LOG_TAIL_LINES:]
+        console.print(f"last lines of step {failed.number}'s output:", style="dim")  # type: ignore[union-attr]
+        console.out("\n".join(tail), highlight=False)
     console.print(f"details: tars-bot status --execution-id {result.execution_id}")
     return EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    execution = ExecutionSystem(args.repo).status(args.execution_id)
-    if args.format == "json":
+    system = ExecutionSystem(args.repo)
+    execution = system.status(args.execution_id)
+    if args.log is not None:
+        log = system.step_log(execution.id, args.log)
+        if log is None:
+            raise TarsError(f"execution {execution.id}: step {args.log} has no output log")
+        sys.stdout.write(log.decode(errors="replace"))
+    elif args.format == "json":
         print(execution.model_dump_json(indent=2))
     else:
         _console().print(report.execution_renderable(execution))
@@ -190,6 +203,7 @@ def _parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", parents=[common], help="show one execution")
     status.add_argument("--execution-id", required=True, metavar="ID")
     status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--log", type=int, metavar="N", help="print the output of step N")
     status.set_defaults(func=cmd_status)
 
     history = verbs.add_parser("history", parents=[common], help="list executions, newest first")

@@ -349,3 +349,33 @@ def test_run_step_sees_the_steps_before_it(cli, make_repo):
     assert git(repo, "show", "tars-bot/imp:src/b.txt") == "from step 3"
     assert git(repo, "ls-tree", "tars-bot/imp", "src/b.txt").startswith("100755")
     assert "src/a.txt" not in git(repo, "ls-tree", "-r", "--name-only", "tars-bot/imp")
+
+
+def test_step_output_is_streamed_logged_and_capped(cli, make_repo):
+    repo = make_repo(SOURCE)
+    add_improvement(
+        repo,
+        "title: t\nsteps:\n  - {name: loud, run: 'echo first-line; seq 1 200000; echo last-line'}\n"
+        "  - {name: fail, run: 'echo why-it-failed; exit 4'}\n",
+    )
+    result = execute(cli, repo, "--verbose")
+    assert result.code == 1
+    assert "first-line" in result.out and "199999" in result.out  # streamed as it ran
+    execution = only_execution(cli, repo)
+    log = cli("status", "--repo", repo, "--execution-id", execution["id"], "--log", "1").out
+    assert log.startswith("first-line\n") and log.rstrip().endswith("last-line")
+    assert "bytes of output omitted" in log and len(log) < 200_000
+
+    quiet = execute(cli, repo)
+    assert "last lines of step 2's output:" in quiet.out and "why-it-failed" in quiet.out
+
+
+def test_status_text(cli, make_repo):
+    repo = make_repo(SOURCE)
+    add_improvement(repo, textwrap.dedent(THREE_STEPS))
+    assert execute(cli, repo).code == 0
+    execution = only_execution(cli, repo)
+    result = cli("status", "--repo", repo, "--execution-id", execution["id"])
+    assert result.code == 0
+    assert f"Execution {execution['id']} of imp: succeeded" in result.out
+    assert "Generate module" in result.out and "tars-bot/imp" in result.out
