@@ -11,6 +11,7 @@ from typing import Literal
 
 import pygit2
 
+from tars_bot import faults
 from tars_bot.errors import TarsError
 
 EntryKind = Literal["file", "executable", "symlink", "dir", "submodule"]
@@ -131,22 +132,14 @@ class Repo:
                 current = self.ref(name)
                 if current != expected:
                     raise RefConflict(f"{name} is at {current}, expected {expected}")
+                faults.point("before-ref-update")
                 if new is None:
                     txn.remove(name)
                 else:
                     txn.set_target(name, new, message="tars-bot")
         except pygit2.GitError as e:
             raise RefConflict(f"{name}: {e}") from None
-
-    def write_snapshot(self, files: dict[str, bytes], parents: list[str], message: str) -> str:
-        """A commit whose tree holds `files` (nested paths allowed), not on any branch."""
-        index = pygit2.Index()
-        for path, data in files.items():
-            blob = self._repo.create_blob(data)
-            index.add(pygit2.IndexEntry(path, blob, pygit2.GIT_FILEMODE_BLOB))
-        tree = index.write_tree(self._repo)
-        author = signature(self._repo)
-        return str(self._repo.create_commit(None, author, author, message, tree, parents))
+        faults.point("after-ref-update")
 
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._repo[commit].peel(pygit2.Commit).tree_id), path)  # type: ignore[attr-defined]
@@ -154,7 +147,7 @@ class Repo:
     def tree_of(self, commit: str) -> str:
         return str(self._repo[commit].peel(pygit2.Commit).tree_id)  # type: ignore[attr-defined]
 
-    def build_tree(self, tree: str, changes: dict[str, NewContent]) -> str:
+    def build_tree(self, tree: str | None, changes: dict[str, NewContent]) -> str:
         """`tree` with `changes` applied; only the directories on the changed paths are
         rewritten, so the cost does not grow with the size of the repository."""
         nested: dict[str, object] = {}
@@ -164,7 +157,8 @@ class Repo:
             for part in dirs:
                 node = node.setdefault(part, {})  # type: ignore[assignment]
             node[name] = change
-        return str(self._build(self._repo[tree], nested) or self._repo.TreeBuilder().write())
+        base = self._repo[tree] if tree else None
+        return str(self._build(base, nested) or self._repo.TreeBuilder().write())  # type: ignore[arg-type]
 
     def _build(self, tree: pygit2.Tree | None, nested: dict[str, object]) -> pygit2.Oid | None:
         builder = self._repo.TreeBuilder(tree) if tree is not None else self._repo.TreeBuilder()
@@ -192,10 +186,10 @@ class Repo:
         stats = self._repo[old_tree].diff_to_tree(self._repo[new_tree]).stats  # type: ignore[attr-defined]
         return stats.insertions + stats.deletions
 
-    def create_commit(self, tree: str, parent: str, message: str) -> str:
+    def create_commit(self, tree: str, parents: list[str], message: str) -> str:
         """A commit object; no ref moves (callers move refs by compare-and-swap)."""
         author = signature(self._repo)
-        return str(self._repo.create_commit(None, author, author, message, tree, [parent]))
+        return str(self._repo.create_commit(None, author, author, message, tree, parents))
 
     def add_worktree(self, name: str, path: Path, ref: str | None, commit: str) -> Worktree:
         """Check out existing branch `ref` at `path`, or `commit` detached when ref is None."""

@@ -16,8 +16,9 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from tars_bot import faults
 from tars_bot.errors import TarsError
-from tars_bot.git import Repo
+from tars_bot.git import NewContent, Repo
 from tars_bot.models import Execution, ExecutionPlan
 
 EXECUTIONS = "refs/tars-bot/executions/"
@@ -39,34 +40,60 @@ def new_execution_id() -> str:
 
 
 class Record:
-    """The journal of one execution, written as it goes."""
+    """The journal of one execution: each save is a commit on top of the previous one."""
 
-    def __init__(self, repo: Repo, execution: Execution, plan: ExecutionPlan) -> None:
-        self._repo = repo
-        self._files = {"plan.json": plan.model_dump_json(indent=2).encode()}
-        self._head: str | None = None
-        self.execution = execution
+    def __init__(self, repo: Repo, execution: Execution, head: str | None = None) -> None:
+        self._repo, self._head, self.execution = repo, head, execution
 
-    def save(self, execution: Execution, logs: dict[str, bytes] | None = None) -> None:
-        """Record `execution` (and any new step logs) as the latest state."""
-        self._files["execution.json"] = execution.model_dump_json(indent=2).encode()
-        self._files.update({f"logs/{name}": data for name, data in (logs or {}).items()})
+    @classmethod
+    def start(cls, repo: Repo, execution: Execution, plan: ExecutionPlan) -> Record:
+        record = cls(repo, execution)
+        record.save(execution, {"plan.json": plan.model_dump_json(indent=2).encode()})
+        return record
+
+    @classmethod
+    def resume(cls, repo: Repo, execution_id: str) -> Record:
+        head = repo.ref(EXECUTIONS + execution_id)
+        if head is None:
+            raise TarsError(
+                f"execution {execution_id!r}: no such execution (see `tars-bot history`)"
+            )
+        return cls(repo, _execution_at(repo, head), head)
+
+    def save(self, execution: Execution, files: dict[str, bytes] | None = None) -> None:
+        """Record `execution` (and new files, such as logs) as the latest state."""
+        changes = {"execution.json": execution.model_dump_json(indent=2).encode(), **(files or {})}
+        tree = self._repo.build_tree(
+            self._repo.tree_of(self._head) if self._head else None,
+            {path: NewContent(data) for path, data in changes.items()},
+        )
         keep = [c for c in (execution.base_commit, execution.head_commit) if c]
-        parents = [self._head, *keep] if self._head else keep
+        parents = list(dict.fromkeys([self._head, *keep] if self._head else keep))
         message = f"{execution.state}: {execution.improvement} ({execution.id})"
-        commit = self._repo.write_snapshot(self._files, list(dict.fromkeys(parents)), message)
+        commit = self._repo.create_commit(tree, parents, message)
+        faults.point("before-journal-update")
         self._repo.update_ref(EXECUTIONS + execution.id, commit, self._head)
+        faults.point("after-journal-update")
         self._head = commit
         self.execution = execution
 
 
-def load(repo: Repo, execution_id: str) -> Execution:
-    commit = repo.ref(EXECUTIONS + execution_id)
-    if commit is None:
-        raise TarsError(f"execution {execution_id!r}: no such execution (see `tars-bot history`)")
+def _execution_at(repo: Repo, commit: str) -> Execution:
     data = repo.commit_file(commit, "execution.json")
-    assert data is not None, f"journal {execution_id} has no execution.json"
+    assert data is not None, f"journal commit {commit} has no execution.json"
     return Execution.model_validate_json(data)
+
+
+def load(repo: Repo, execution_id: str) -> Execution:
+    return Record.resume(repo, execution_id).execution
+
+
+def load_plan(repo: Repo, execution_id: str) -> ExecutionPlan:
+    commit = repo.ref(EXECUTIONS + execution_id)
+    data = repo.commit_file(commit, "plan.json") if commit else None
+    if data is None:
+        raise TarsError(f"execution {execution_id!r}: no plan in its journal")
+    return ExecutionPlan.model_validate_json(data)
 
 
 def read_log(repo: Repo, execution_id: str, name: str) -> bytes | None:
@@ -107,7 +134,8 @@ def lock(repo: Repo, improvement_id: str, execution_id: str) -> Iterator[None]:
         "host": socket.gethostname(),
         "started_at": now(),
     }
-    commit = repo.write_snapshot({"owner.json": json.dumps(owner).encode()}, [], f"lock {name}")
+    tree = repo.build_tree(None, {"owner.json": NewContent(json.dumps(owner).encode())})
+    commit = repo.create_commit(tree, [], f"lock {name}")
     if not repo.create_ref(name, commit):
         held = _owner(repo, name)
         gone = "" if _alive(held.get("pid"), held.get("host")) else " (that process is gone)"

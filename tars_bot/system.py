@@ -71,10 +71,8 @@ class ExecutionSystem:
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
             self._check_branch_free(plan, dry_run)
-            record = journal.Record(
-                self.repo, self._new_execution(plan, execution_id, dry_run), plan
-            )
-            record.save(record.execution)
+            execution = self._new_execution(plan, execution_id, dry_run)
+            record = journal.Record.start(self.repo, execution, plan)
             try:
                 execution, diff = self._run_steps(plan, record, dry_run, progress)
             except BaseException as e:
@@ -163,7 +161,7 @@ class ExecutionSystem:
                 result, log = executor.apply_step(ctx, space, step)
                 execution = _with_step(execution, result)
                 execution = execution.model_copy(update={"head_commit": space.head})
-                record.save(execution, {f"step-{step.number}.log": log} if log else None)
+                record.save(execution, {f"logs/step-{step.number}.log": log} if log else None)
                 progress.step_finished(result)
                 if result.state == "failed":
                     break

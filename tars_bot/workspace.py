@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tars_bot import faults
 from tars_bot.actions import Files, TreeFiles
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
@@ -58,6 +59,7 @@ class Workspace:
             self.worktree = self.repo.add_worktree(
                 self.execution_id, path, self.branch_ref, self.head
             )
+            faults.point("after-worktree-add")
         return self.worktree
 
     def files(self) -> Files:
@@ -72,7 +74,8 @@ class Workspace:
         return None if tree == head_tree else (tree, self.repo.changed_lines(head_tree, tree))
 
     def commit(self, tree: str, paths: list[str], message: str) -> str:
-        commit = self.repo.create_commit(tree, self.head, message)
+        commit = self.repo.create_commit(tree, [self.head], message)
+        faults.point("after-step-commit")
         if self.branch_ref:
             self.repo.update_ref(self.branch_ref, commit, self.head)
         if self.worktree is not None:
