@@ -123,6 +123,33 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    if args.cascade and args.step is None:
+        raise TarsError("--cascade goes with --step N")
+    execution = ExecutionSystem(args.repo).rollback(args.execution_id, args.step, args.cascade)
+    console = _console()
+    if args.step is None:
+        console.print(f"rolled back execution {execution.id}: branch {execution.branch} deleted")
+    else:
+        reverted = [s for s in execution.steps if s.state == "reverted"]
+        for step in reversed(reverted):  # the order they were reverted in
+            console.print(
+                f'reverted step {step.number} "{escape(step.name)}" '
+                f"with commit {(step.revert_commit or '')[:10]}"
+            )
+    console.print("verified", style="green")
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    done = ExecutionSystem(args.repo).recover()
+    for line in done:
+        print(line)
+    if not done:
+        print("nothing to recover")
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     failed = 0
@@ -210,6 +237,27 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, metavar="N", help="show at most N")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(func=cmd_history)
+
+    rollback = verbs.add_parser(
+        "rollback",
+        parents=[common],
+        help="undo an execution, or one of its steps",
+        description="Without --step: delete the execution's branch (the journal keeps its "
+        "commits). With --step N: add a commit reverting step N on the branch. Both are verified.",
+    )
+    rollback.add_argument("--execution-id", required=True, metavar="ID")
+    rollback.add_argument("--step", type=int, metavar="N", help="revert only step N")
+    rollback.add_argument(
+        "--cascade", action="store_true", help="with --step: also revert the steps built on it"
+    )
+    rollback.set_defaults(func=cmd_rollback)
+
+    recover = verbs.add_parser(
+        "recover",
+        parents=[common],
+        help="finish or undo what killed processes left: executions, worktrees, locks",
+    )
+    recover.set_defaults(func=cmd_recover)
 
     check = verbs.add_parser(
         "check",

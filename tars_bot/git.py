@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ _KINDS: dict[int, EntryKind] = {
     pygit2.GIT_FILEMODE_COMMIT: "submodule",
 }
 _MODES = {kind: mode for mode, kind in _KINDS.items()}
+_TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,20 @@ class Repo:
         author = signature(self._repo)
         return str(self._repo.create_commit(None, author, author, message, tree, parents))
 
+    def revert(self, commit: str, onto: str) -> str | None:
+        """The tree of `onto` with `commit`'s change undone; None when that conflicts."""
+        index = self._repo.revert_commit(self._repo[commit], self._repo[onto])
+        return None if index.conflicts is not None else str(index.write_tree(self._repo))
+
+    def cherry_pick(self, commit: str, onto_tree: str) -> str | None:
+        """`onto_tree` with `commit`'s change applied; None when that conflicts."""
+        picked = self._repo[commit].peel(pygit2.Commit)
+        index = self._repo.merge_trees(picked.parents[0].tree, self._repo[onto_tree], picked.tree)
+        return None if index.conflicts is not None else str(index.write_tree(self._repo))
+
+    def is_ancestor(self, ancestor: str, commit: str) -> bool:
+        return ancestor == commit or self._repo.descendant_of(commit, ancestor)
+
     def add_worktree(self, name: str, path: Path, ref: str | None, commit: str) -> Worktree:
         """Check out existing branch `ref` at `path`, or `commit` detached when ref is None."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +232,26 @@ class Repo:
 
     def worktree_names(self) -> list[str]:
         return list(self._repo.list_worktrees())
+
+    def prune_worktrees(self) -> list[str]:
+        """Forget worktrees whose directories are gone (`git worktree prune`)."""
+        pruned = []
+        for name in self._repo.list_worktrees():
+            worktree = self._repo.lookup_worktree(name)
+            if worktree.is_prunable:
+                worktree.prune(True)
+                pruned.append(name)
+        return pruned
+
+    def trailers(self, commit: str) -> dict[str, str]:
+        message = self._repo[commit].peel(pygit2.Commit).message  # type: ignore[attr-defined]
+        return dict(_TRAILER.findall(message.rsplit("\n\n", 1)[-1]))
+
+    def commits_between(self, base: str, tip: str) -> list[str]:
+        """Commits reachable from `tip` but not from `base`, oldest first."""
+        walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.hide(pygit2.Oid(hex=base))
+        return [str(c.id) for c in walker][::-1]
 
     def diff(self, old: str, new: str) -> str:
         """`git diff old new` as text (commits or trees)."""

@@ -106,15 +106,24 @@ def history(repo: Repo, limit: int | None = None) -> list[Execution]:
     return [load(repo, execution_id) for execution_id in ids[:limit]]
 
 
+def execution_ids(repo: Repo) -> set[str]:
+    return {name.removeprefix(EXECUTIONS) for name in repo.refs(EXECUTIONS)}
+
+
 def _owner(repo: Repo, name: str) -> dict[str, object]:
     commit = repo.ref(name)
     data = repo.commit_file(commit, "owner.json") if commit else None
     return json.loads(data) if data else {}
 
 
-def _alive(pid: object, host: object) -> bool:
+def lock_owner(repo: Repo, improvement_id: str) -> dict[str, object]:
+    return _owner(repo, LOCKS + improvement_id)
+
+
+def process_alive(pid: object, host: object) -> bool:
+    """Whether the process may still run; one on another machine is assumed to."""
     if host != socket.gethostname() or not isinstance(pid, int):
-        return True  # cannot tell for another machine: assume it runs
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,6 +131,17 @@ def _alive(pid: object, host: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def release_stale_locks(repo: Repo) -> list[str]:
+    """Delete locks whose owner process is gone; returns the improvements they locked."""
+    released = []
+    for name, target in repo.refs(LOCKS).items():
+        owner = _owner(repo, name)
+        if not process_alive(owner.get("pid"), owner.get("host")):
+            repo.update_ref(name, None, target)
+            released.append(name.removeprefix(LOCKS))
+    return released
 
 
 @contextlib.contextmanager
@@ -138,7 +158,8 @@ def lock(repo: Repo, improvement_id: str, execution_id: str) -> Iterator[None]:
     commit = repo.create_commit(tree, [], f"lock {name}")
     if not repo.create_ref(name, commit):
         held = _owner(repo, name)
-        gone = "" if _alive(held.get("pid"), held.get("host")) else " (that process is gone)"
+        alive = process_alive(held.get("pid"), held.get("host"))
+        gone = "" if alive else "; that process is gone: run `tars-bot recover`"
         raise LockHeld(
             f"improvement {improvement_id!r} is already being executed by execution "
             f"{held.get('execution')} (pid {held.get('pid')} on {held.get('host')}){gone}"

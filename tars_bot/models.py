@@ -256,6 +256,7 @@ class StepResult(Model):
     network: Literal["isolated", "allowed", "unavailable"] | None = None
     checks: list[str] = Field(default_factory=list)
     reason: str | None = None
+    revert_commit: str | None = None
 
 
 class Execution(Model):
@@ -277,6 +278,9 @@ class Execution(Model):
     pull_request: str | None = None
     pid: int | None = None
     host: str | None = None
+    pending: str | None = Field(
+        None, description="An action journaled but not yet completed: 'rollback' or 'revert:N,M'."
+    )
 
     @property
     def finished(self) -> bool:

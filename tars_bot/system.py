@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tars_bot import executor, journal, loader, planner, workspace
+from tars_bot import executor, journal, loader, planner, rollback, workspace
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
@@ -87,6 +87,18 @@ class ExecutionSystem:
             steps=execution.steps,
             diff=diff,
         )
+
+    def rollback(
+        self, execution_id: str, step: int | None = None, cascade: bool = False
+    ) -> Execution:
+        """Undo a whole execution, or one step (and, with cascade, the steps built on it)."""
+        if step is None:
+            return rollback.rollback_execution(self.repo, execution_id)
+        return rollback.rollback_steps(self.repo, execution_id, step, cascade=cascade)
+
+    def recover(self) -> list[str]:
+        """Finish or undo what killed processes left behind; returns what was done."""
+        return rollback.recover(self.repo)
 
     def status(self, execution_id: str) -> Execution:
         return journal.load(self.repo, execution_id)

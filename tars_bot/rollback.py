@@ -1,0 +1,283 @@
+"""Rollback Manager: undo a whole execution or some of its steps, verify, recover from crashes.
+
+Every rollback first journals its intent (`pending`), then acts, then journals the outcome, so a
+process killed at any instant leaves something `recover` can complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tars_bot import actions, faults, journal
+from tars_bot.errors import TarsError
+from tars_bot.git import Repo
+from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
+
+USER_REFS = ("refs/heads/", "refs/tags/")
+
+
+def worktree_path(repo: Repo, execution_id: str) -> Path:
+    return repo.git_dir / "tars-bot" / "worktrees" / execution_id
+
+
+def _user_refs(repo: Repo, except_branch: str | None) -> dict[str, str]:
+    refs = {name: target for prefix in USER_REFS for name, target in repo.refs(prefix).items()}
+    refs.pop(f"refs/heads/{except_branch}", None)
+    return refs
+
+
+def _refuse_unless_rollbackable(execution: Execution) -> None:
+    if execution.dry_run:
+        raise TarsError(f"execution {execution.id} was a dry run: it left nothing to roll back")
+    if execution.state == "rolled_back":
+        raise TarsError(f"execution {execution.id} is already rolled back")
+    if execution.state in ("running", "validating"):
+        raise TarsError(
+            f"execution {execution.id} is still {execution.state} (pid {execution.pid} on "
+            f"{execution.host}); if that process is gone, run `tars-bot recover`"
+        )
+
+
+def _ours(repo: Repo, execution: Execution, commit: str) -> bool:
+    """Whether `commit` was made by this execution (or is its base): safe to drop."""
+    if commit in (execution.base_commit, execution.head_commit):
+        return True
+    return repo.trailers(commit).get("Tars-Execution") == execution.id
+
+
+def _delete_branch(repo: Repo, execution: Execution) -> None:
+    ref = f"refs/heads/{execution.branch}"
+    tip = repo.ref(ref)
+    if tip is None:
+        return
+    if not _ours(repo, execution, tip):
+        raise TarsError(
+            f"branch {execution.branch} has moved to {tip[:10]}, a commit tars-bot did not make; "
+            "rolling back would lose it. Move or delete the branch yourself first."
+        )
+    repo.update_ref(ref, None, tip)
+
+
+def rollback_execution(repo: Repo, execution_id: str, *, recovering: bool = False) -> Execution:
+    """Delete the branch and any worktree; the journal keeps the tip reachable. Verified."""
+    record = journal.Record.resume(repo, execution_id)
+    execution = record.execution
+    if not recovering:
+        _refuse_unless_rollbackable(execution)
+    before = _user_refs(repo, execution.branch)
+    with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
+        record.save(execution.model_copy(update={"pending": "rollback"}))
+        if execution.branch:
+            _delete_branch(repo, execution)
+        faults.point("mid-rollback")
+        repo.remove_worktree(execution.id, worktree_path(repo, execution.id))
+        done = record.execution.model_copy(
+            update={
+                "state": "rolled_back",
+                "pending": None,
+                "finished_at": execution.finished_at or journal.now(),
+            }
+        )
+        record.save(done)
+    verify_full_rollback(repo, done, before)
+    return done
+
+
+def verify_full_rollback(repo: Repo, execution: Execution, user_refs: dict[str, str]) -> None:
+    problems = []
+    if execution.branch and repo.ref(f"refs/heads/{execution.branch}") is not None:
+        problems.append(f"branch {execution.branch} still exists")
+    journal_head = repo.ref(journal.EXECUTIONS + execution.id)
+    if journal_head is None or not repo.is_ancestor(execution.base_commit, journal_head):
+        problems.append(f"base {execution.base_commit[:10]} is not reachable from the journal")
+    if execution.id in repo.worktree_names() or worktree_path(repo, execution.id).exists():
+        problems.append(f"worktree {execution.id} remains")
+    if journal.lock_owner(repo, execution.improvement).get("execution") == execution.id:
+        problems.append(f"lock of {execution.improvement} is still held by this execution")
+    if _user_refs(repo, execution.branch) != user_refs:
+        problems.append("other branches or tags changed during the rollback")
+    if problems:
+        raise TarsError(*(f"rollback of {execution.id} not verified: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class _Steps:
+    plan: ExecutionPlan
+    results: dict[int, StepResult]
+
+    def files(self, number: int) -> set[str]:
+        return set(self.results[number].changed_files) | set(
+            self.plan.steps[number - 1].files or []
+        )
+
+    def dependents(self, numbers: set[int]) -> set[int]:
+        """Later steps that build on `numbers`: by declared order or shared files. Skipped steps
+        count: without the earlier change, theirs may not be empty."""
+        closed = set(numbers)
+        first = min(numbers)
+        for step in self.plan.steps[first:]:
+            if step.number in closed or self.results[step.number].state not in (
+                "applied",
+                "skipped",
+            ):
+                continue
+            if set(step.depends_on) & closed or any(
+                self.files(step.number) & self.files(n) for n in closed
+            ):
+                closed.add(step.number)
+        return closed - numbers
+
+
+def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[int]) -> str | None:
+    """The tree of the plan applied to its base in memory, leaving out steps `without` (and
+    those not applied). None when a kept step no longer applies."""
+    tree = plan.base.tree
+    results = {s.number: s for s in execution.steps}
+    for step in plan.steps:
+        result = results[step.number]
+        if step.number in without or result.state in ("pending", "running", "failed"):
+            continue
+        if isinstance(step.action, RunAction):
+            if result.commit is None:
+                continue  # a command that changed nothing
+            picked = repo.cherry_pick(result.commit, tree)
+            if picked is None:
+                return None
+            tree = picked
+            continue
+        files = actions.TreeFiles(repo, tree)
+        try:
+            paths = actions.apply(step.action, files)
+        except actions.ActionProblem:
+            return None
+        tree = repo.build_tree(tree, files.changes(paths))
+    return tree
+
+
+def _revert_message(execution: Execution, step: StepResult) -> str:
+    return (
+        f'Revert step {step.number} "{step.name}"\n\n'
+        f"This reverts commit {step.commit}.\n\n"
+        f"Tars-Improvement: {execution.improvement}\n"
+        f"Tars-Execution: {execution.id}\n"
+        f"Tars-Revert-Of: {step.commit}\n"
+        f"Tars-Step: {step.number}\n"
+    )
+
+
+def rollback_steps(repo: Repo, execution_id: str, number: int, *, cascade: bool) -> Execution:
+    """Revert step `number` (and with `cascade`, the steps built on it, newest first) as new
+    commits on the branch, verified against a replay of the plan without them."""
+    record = journal.Record.resume(repo, execution_id)
+    execution = record.execution
+    _refuse_unless_rollbackable(execution)
+    results = {s.number: s for s in execution.steps}
+    if number not in results:
+        raise TarsError(f"execution {execution.id} has no step {number} (1 to {len(results)})")
+    if results[number].state != "applied":
+        raise TarsError(f"step {number} is {results[number].state}: there is nothing to revert")
+    branch_ref = f"refs/heads/{execution.branch}"
+    if repo.ref(branch_ref) != execution.head_commit:
+        raise TarsError(
+            f"branch {execution.branch} is not at {(execution.head_commit or '')[:10]}, where "
+            "this execution left it; step rollback works on tars-bot's own commits only"
+        )
+    steps = _Steps(journal.load_plan(repo, execution.id), results)
+    dependents = steps.dependents({number})
+    targets = {number} | dependents if cascade else {number}
+    to_revert = [results[n] for n in sorted(targets, reverse=True) if results[n].state == "applied"]
+    head = _revert_commits(repo, execution, to_revert)
+    expected = replay(repo, steps.plan, execution, targets)
+    if head is None or expected != repo.tree_of(head):
+        names = ", ".join(f'{n} "{results[n].name}"' for n in sorted(dependents))
+        names = names or "none"
+        if cascade or not dependents:
+            raise TarsError(f"step {number} cannot be reverted cleanly; nothing was changed")
+        raise TarsError(
+            f"step {number} cannot be reverted alone: later steps build on it ({names}); "
+            "add --cascade to revert them too. Nothing was changed."
+        )
+    with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
+        record.save(execution.model_copy(update={"pending": f"revert:{head}"}))
+        repo.update_ref(branch_ref, head, execution.head_commit)
+        return _finish_revert(repo, record, head)
+
+
+def _revert_commits(repo: Repo, execution: Execution, steps: list[StepResult]) -> str | None:
+    head = execution.head_commit or ""
+    for step in steps:
+        tree = repo.revert(step.commit or "", head)
+        if tree is None:
+            return None
+        head = repo.create_commit(tree, [head], _revert_message(execution, step))
+    return head
+
+
+def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
+    """Journal the reverts found on the branch between the recorded head and `head`."""
+    execution = record.execution
+    reverted = {}
+    for commit in repo.commits_between(execution.head_commit or "", head):
+        trailers = repo.trailers(commit)
+        if trailers.get("Tars-Execution") == execution.id and "Tars-Revert-Of" in trailers:
+            reverted[int(trailers["Tars-Step"])] = commit
+    steps = [
+        s.model_copy(update={"state": "reverted", "revert_commit": reverted[s.number]})
+        if s.number in reverted
+        else s
+        for s in execution.steps
+    ]
+    done = execution.model_copy(update={"steps": steps, "head_commit": head, "pending": None})
+    record.save(done)
+    return done
+
+
+def recover(repo: Repo) -> list[str]:
+    """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
+    done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
+    running = set()
+    for execution in journal.history(repo):
+        if execution.state not in ("running", "validating") and not execution.pending:
+            continue
+        if journal.process_alive(execution.pid, execution.host):
+            running.add(execution.id)
+            continue
+        try:
+            done.append(_recover_execution(repo, execution))
+        except TarsError as e:
+            done.append(f"could not recover {execution.id}: {e}")
+    ours = journal.execution_ids(repo) - running
+    for name in set(repo.worktree_names()) & ours:
+        repo.remove_worktree(name, worktree_path(repo, name))
+        done.append(f"removed worktree {name}")
+    orphans = worktree_path(repo, "x").parent
+    for directory in orphans.iterdir() if orphans.is_dir() else []:
+        if directory.name not in running:
+            shutil.rmtree(directory, ignore_errors=True)
+            done.append(f"removed orphan worktree directory {directory.name}")
+    done += [f"pruned worktree record {name}" for name in repo.prune_worktrees()]
+    for name, target in repo.refs("refs/heads/tars-bot-scratch/").items():
+        repo.update_ref(name, None, target)
+        done.append(f"deleted scratch branch {name.removeprefix('refs/heads/')}")
+    return done
+
+
+def _recover_execution(repo: Repo, execution: Execution) -> str:
+    pending = execution.pending or ""
+    if pending.startswith("revert:"):
+        record = journal.Record.resume(repo, execution.id)
+        tip = repo.ref(f"refs/heads/{execution.branch}")
+        if tip == pending.removeprefix("revert:"):
+            _finish_revert(repo, record, tip)
+            return f"completed the step rollback of {execution.id}"
+        record.save(execution.model_copy(update={"pending": None}))
+        return f"abandoned the unfinished step rollback of {execution.id}; nothing had changed"
+    reason = execution.failure_reason or (
+        f"interrupted: process {execution.pid} on {execution.host} died; rolled back by recover"
+    )
+    record = journal.Record.resume(repo, execution.id)
+    record.save(execution.model_copy(update={"failure_reason": reason}))
+    rollback_execution(repo, execution.id, recovering=True)
+    return f"rolled back interrupted execution {execution.id} ({execution.improvement})"

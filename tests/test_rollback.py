@@ -1,0 +1,217 @@
+"""`tars-bot rollback` (whole executions and single steps) and its verification."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tars_bot import ExecutionSystem, Improvement, TarsError
+from tests.conftest import commit_files, git
+from tests.test_plan_cli import add_improvement
+
+FILES = {"a.txt": "alpha\n", "b.txt": "beta\n", "c.txt": "gamma\n"}
+
+STEPS = """\
+    title: three files
+    steps:
+      - {name: A, edit: {path: a.txt, search: alpha, replace: ALPHA}}
+      - {name: B, edit: {path: b.txt, search: beta, replace: BETA}}
+      - {name: C, edit: {path: c.txt, search: gamma, replace: GAMMA}}
+      - {name: B again, edit: {path: b.txt, search: BETA, replace: BETA!}}
+    """
+
+
+def run(cli, repo: Path, improvement_id: str = "imp") -> str:
+    result = cli("execute", "--repo", repo, "--improvement-id", improvement_id)
+    assert result.code == 0, result.err + result.out
+    return json.loads(cli("history", "--repo", repo, "--format", "json", "--limit", "1").out)[0][
+        "id"
+    ]
+
+
+def tree(repo: Path, rev: str) -> str:
+    return git(repo, "rev-parse", f"{rev}^{{tree}}")
+
+
+def test_rolling_back_an_independent_middle_step(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    tip = git(repo, "rev-parse", "tars-bot/imp")
+
+    result = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "3")
+    assert result.code == 0, result.err
+    assert 'reverted step 3 "C"' in result.out
+    assert git(repo, "show", "tars-bot/imp:c.txt") == "gamma"
+    assert git(repo, "show", "tars-bot/imp:b.txt") == "BETA!"
+    assert git(repo, "rev-parse", "tars-bot/imp~1") == tip  # a new commit, history kept
+    trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", "tars-bot/imp")
+    c_commit = git(repo, "rev-parse", "tars-bot/imp~2")
+    assert f"Tars-Revert-Of: {c_commit}" in trailers and "Tars-Step: 3" in trailers
+
+    status = json.loads(
+        cli("status", "--repo", repo, "--execution-id", execution_id, "--format", "json").out
+    )
+    assert [s["state"] for s in status["steps"]] == ["applied", "applied", "reverted", "applied"]
+    assert status["head_commit"] == git(repo, "rev-parse", "tars-bot/imp")
+
+    # the same tree as executing the plan without step C
+    step_c = "  - {name: C, edit: {path: c.txt, search: gamma, replace: GAMMA}}\n"
+    add_improvement(repo, textwrap.dedent(STEPS).replace(step_c, ""), "without-c.yaml")
+    run(cli, repo, "without-c")
+    assert tree(repo, "tars-bot/imp") == tree(repo, "tars-bot/without-c")
+
+    again = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "3")
+    assert again.code == 2 and "step 3 is reverted: there is nothing to revert" in again.err
+
+
+def test_a_step_others_build_on_needs_cascade(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    tip = git(repo, "rev-parse", "tars-bot/imp")
+
+    refused = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "2")
+    assert refused.code == 2
+    assert 'step 2 cannot be reverted alone: later steps build on it (4 "B again")' in refused.err
+    assert git(repo, "rev-parse", "tars-bot/imp") == tip
+
+    result = cli(
+        "rollback", "--repo", repo, "--execution-id", execution_id, "--step", "2", "--cascade"
+    )
+    assert result.code == 0, result.err
+    assert result.out.index('step 4 "B again"') < result.out.index('step 2 "B"')  # newest first
+    assert git(repo, "log", "-2", "--format=%s", "tars-bot/imp").splitlines() == [
+        'Revert step 2 "B"',
+        'Revert step 4 "B again"',
+    ]
+    assert git(repo, "show", "tars-bot/imp:b.txt") == "beta"
+    assert git(repo, "show", "tars-bot/imp:a.txt") == "ALPHA"
+    assert git(repo, "show", "tars-bot/imp:c.txt") == "GAMMA"
+
+
+def test_full_rollback_is_verified_and_final(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    git(repo, "branch", "feature")
+    git(repo, "tag", "v1")
+    execution_id = run(cli, repo)
+    tip = git(repo, "rev-parse", "tars-bot/imp")
+
+    result = cli("rollback", "--repo", repo, "--execution-id", execution_id)
+    assert result.code == 0, result.err
+    assert "verified" in result.out
+    assert git(repo, "branch", "--list", "tars-bot/*") == ""
+    journal = git(repo, "rev-parse", f"refs/tars-bot/executions/{execution_id}")
+    assert git(repo, "merge-base", "--is-ancestor", tip, journal) == ""  # tip kept reachable
+    status = json.loads(
+        cli("status", "--repo", repo, "--execution-id", execution_id, "--format", "json").out
+    )
+    assert status["state"] == "rolled_back"
+
+    again = cli("rollback", "--repo", repo, "--execution-id", execution_id)
+    assert again.code == 2 and "already rolled back" in again.err
+    step = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "1")
+    assert step.code == 2 and "already rolled back" in step.err
+
+
+def test_rollback_never_drops_commits_tars_bot_did_not_make(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    git(repo, "checkout", "-q", "tars-bot/imp")
+    mine = commit_files(repo, {"mine.txt": "human work\n"}, "human commit")
+    git(repo, "checkout", "-q", "main")
+
+    result = cli("rollback", "--repo", repo, "--execution-id", execution_id)
+    assert result.code == 2 and "a commit tars-bot did not make" in result.err
+    assert git(repo, "rev-parse", "tars-bot/imp") == mine
+    step = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "1")
+    assert step.code == 2 and "is not at" in step.err
+    assert git(repo, "rev-parse", "tars-bot/imp") == mine
+
+
+def test_rollback_usage_errors(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    assert cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", "9").code == 2
+    cascade = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--cascade")
+    assert cascade.code == 2 and "--cascade goes with --step" in cascade.err
+    unknown = cli("rollback", "--repo", repo, "--execution-id", "nope")
+    assert unknown.code == 2 and "no such execution" in unknown.err
+
+
+def test_dry_runs_have_nothing_to_roll_back(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp", "--dry-run").code == 0
+    [execution] = json.loads(cli("history", "--repo", repo, "--format", "json").out)
+    result = cli("rollback", "--repo", repo, "--execution-id", execution["id"])
+    assert result.code == 2 and "dry run" in result.err
+
+
+# Property: whenever a step rollback succeeds, the branch holds what executing the plan without
+# that step produces (computed independently, by a second execution).
+PATHS = ["a.txt", "b.txt", "d/e.txt"]
+EXAMPLES = itertools.count()
+step_actions = st.one_of(
+    st.builds(
+        lambda p, s, r: {"edit": {"path": p, "search": s, "replace": r}},
+        st.sampled_from(PATHS),
+        st.sampled_from(["alpha", "beta", "x", "y"]),
+        st.sampled_from(["x", "y", "z\n"]),
+    ),
+    st.builds(
+        lambda p, c: {"write": {"path": p, "content": c}},
+        st.sampled_from(PATHS),
+        st.sampled_from(["alpha\n", "x\n", "beta y\n"]),
+    ),
+    st.builds(lambda p: {"delete": [p]}, st.sampled_from(PATHS)),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(actions=st.lists(step_actions, min_size=2, max_size=5), pick=st.integers(0, 4))
+def test_step_rollback_equals_replay_without_the_step(make_repo, actions, pick):
+    repo = make_repo(
+        {"a.txt": "alpha\n", "b.txt": "beta x\n", "d/e.txt": "y\n"}, name=f"r{next(EXAMPLES)}"
+    )
+    steps = [{"name": f"s{i}", **action} for i, action in enumerate(actions)]
+    system = ExecutionSystem(repo)
+    full = Improvement.model_validate({"id": "full", "title": "t", "steps": steps})
+    try:
+        plan = system.plan(full)
+    except TarsError:
+        event("infeasible plan")
+        return
+    result = system.execute(plan)
+    assert result.success, result.failure_reason
+    result_tip = git(repo, "rev-parse", "tars-bot/full")
+    applied = [s for s in result.steps if s.state == "applied"]
+    if not applied:
+        return
+    number = applied[pick % len(applied)].number
+    try:
+        execution = system.rollback(result.execution_id, step=number)
+    except TarsError:
+        event("step rollback refused")
+        assert git(repo, "rev-parse", "tars-bot/full") == result_tip
+        return
+    event("step rolled back")
+    assert execution.head_commit == git(repo, "rev-parse", "tars-bot/full")
+
+    name = plan.steps[number - 1].name
+    without = Improvement.model_validate(
+        {"id": "without", "title": "t", "steps": [s for s in steps if s["name"] != name]}
+    )
+    other = system.execute(system.plan(without))
+    assert other.success
+    assert tree(repo, "tars-bot/full") == tree(repo, "tars-bot/without")
