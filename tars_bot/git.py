@@ -229,6 +229,8 @@ class Repo:
         shutil.rmtree(path, ignore_errors=True)
         with contextlib.suppress(KeyError, pygit2.GitError):
             self._repo.lookup_worktree(name).prune(True)
+        # a worktree killed half-made may leave git's record without the files to prune by
+        shutil.rmtree(self.git_dir / "worktrees" / name, ignore_errors=True)
 
     def worktree_names(self) -> list[str]:
         return list(self._repo.list_worktrees())

@@ -60,7 +60,9 @@ def _delete_branch(repo: Repo, execution: Execution) -> None:
     repo.update_ref(ref, None, tip)
 
 
-def rollback_execution(repo: Repo, execution_id: str, *, recovering: bool = False) -> Execution:
+def rollback_execution(
+    repo: Repo, execution_id: str, *, recovering: bool = False, reason: str | None = None
+) -> Execution:
     """Delete the branch and any worktree; the journal keeps the tip reachable. Verified."""
     record = journal.Record.resume(repo, execution_id)
     execution = record.execution
@@ -68,21 +70,46 @@ def rollback_execution(repo: Repo, execution_id: str, *, recovering: bool = Fals
         _refuse_unless_rollbackable(execution)
     before = _user_refs(repo, execution.branch)
     with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
-        record.save(execution.model_copy(update={"pending": "rollback"}))
-        if execution.branch:
-            _delete_branch(repo, execution)
-        faults.point("mid-rollback")
-        repo.remove_worktree(execution.id, worktree_path(repo, execution.id))
-        done = record.execution.model_copy(
-            update={
-                "state": "rolled_back",
-                "pending": None,
-                "finished_at": execution.finished_at or journal.now(),
-            }
-        )
-        record.save(done)
+        return _rollback_locked(repo, record, before, reason)
+
+
+def _rollback_locked(
+    repo: Repo, record: journal.Record, before: dict[str, str], reason: str | None
+) -> Execution:
+    """The rollback itself, for a caller that holds the improvement's lock."""
+    execution = record.execution
+    update = {"pending": "rollback"} | ({"failure_reason": reason} if reason else {})
+    record.save(execution.model_copy(update=update))
+    if execution.branch:
+        _delete_branch(repo, execution)
+    faults.point("mid-rollback")
+    repo.remove_worktree(execution.id, worktree_path(repo, execution.id))
+    done = record.execution.model_copy(
+        update={
+            "state": "rolled_back",
+            "pending": None,
+            "finished_at": execution.finished_at or journal.now(),
+        }
+    )
+    record.save(done)
     verify_full_rollback(repo, done, before)
     return done
+
+
+def supersede(repo: Repo, branch: str, new_execution_id: str) -> str | None:
+    """Roll back the succeeded execution whose branch `branch` still is, so that a new
+    execution (holding the improvement's lock) can take the branch over. Returns its id."""
+    tip = repo.ref(f"refs/heads/{branch}")
+    previous = next(
+        (e for e in journal.history(repo) if e.branch == branch and e.head_commit == tip),
+        None,
+    )
+    if tip is None or previous is None or previous.state != "succeeded" or previous.dry_run:
+        return None
+    record = journal.Record.resume(repo, previous.id)
+    reason = f"superseded by execution {new_execution_id}"
+    _rollback_locked(repo, record, _user_refs(repo, branch), reason)
+    return previous.id
 
 
 def verify_full_rollback(repo: Repo, execution: Execution, user_refs: dict[str, str]) -> None:
@@ -274,10 +301,11 @@ def _recover_execution(repo: Repo, execution: Execution) -> str:
             return f"completed the step rollback of {execution.id}"
         record.save(execution.model_copy(update={"pending": None}))
         return f"abandoned the unfinished step rollback of {execution.id}; nothing had changed"
-    reason = execution.failure_reason or (
+    if pending == "rollback":
+        rollback_execution(repo, execution.id, recovering=True)
+        return f"completed the rollback of {execution.id} ({execution.improvement})"
+    reason = (
         f"interrupted: process {execution.pid} on {execution.host} died; rolled back by recover"
     )
-    record = journal.Record.resume(repo, execution.id)
-    record.save(execution.model_copy(update={"failure_reason": reason}))
-    rollback_execution(repo, execution.id, recovering=True)
+    rollback_execution(repo, execution.id, recovering=True, reason=reason)
     return f"rolled back interrupted execution {execution.id} ({execution.improvement})"

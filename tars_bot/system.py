@@ -70,7 +70,8 @@ class ExecutionSystem:
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
-            self._check_branch_free(plan, dry_run)
+            if not dry_run:
+                self._take_over_branch(plan, execution_id)
             execution = self._new_execution(plan, execution_id, dry_run)
             record = journal.Record.start(self.repo, execution, plan)
             try:
@@ -126,11 +127,15 @@ class ExecutionSystem:
                 "since planning; plan again"
             )
 
-    def _check_branch_free(self, plan: ExecutionPlan, dry_run: bool) -> None:
-        if not dry_run and self.repo.ref(f"refs/heads/{plan.branch}") is not None:
+    def _take_over_branch(self, plan: ExecutionPlan, execution_id: str) -> None:
+        """The branch must be free, or hold a previous succeeded execution of this improvement,
+        which the new one supersedes (its commits stay in its journal)."""
+        if self.repo.ref(f"refs/heads/{plan.branch}") is None:
+            return
+        if rollback.supersede(self.repo, plan.branch, execution_id) is None:
             raise TarsError(
-                f"branch {plan.branch} already exists; delete it (git branch -D {plan.branch}) "
-                "to execute this improvement again"
+                f"branch {plan.branch} already exists and is not the result of a finished "
+                f"tars-bot execution; move or delete it (git branch -D {plan.branch}) first"
             )
 
     def _new_execution(self, plan: ExecutionPlan, execution_id: str, dry_run: bool) -> Execution:

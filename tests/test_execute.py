@@ -326,8 +326,23 @@ def test_two_executions_of_one_improvement_cannot_both_run(cli, make_repo, tmp_p
         release.touch()
         first.communicate(timeout=60)
     assert first.returncode == 0
-    assert execute(cli, repo).code == 2  # now the branch exists; the lock is free again
     assert git(repo, "for-each-ref", "refs/tars-bot/locks") == ""
+
+
+def test_executing_again_supersedes_the_previous_result(cli, make_repo):
+    repo = make_repo(SOURCE)
+    add_improvement(repo, "title: t\nsteps: [{name: w, write: {path: src/v.txt, content: one}}]\n")
+    assert execute(cli, repo).code == 0
+    first = only_execution(cli, repo)
+    add_improvement(repo, "title: t\nsteps: [{name: w, write: {path: src/v.txt, content: two}}]\n")
+    assert execute(cli, repo).code == 0
+    second, previous = json.loads(cli("history", "--repo", repo, "--format", "json").out)
+    assert previous["id"] == first["id"]
+    assert previous["state"] == "rolled_back"
+    assert previous["failure_reason"] == f"superseded by execution {second['id']}"
+    assert git(repo, "show", "tars-bot/imp:src/v.txt") == "two"
+    journal = git(repo, "rev-parse", f"refs/tars-bot/executions/{first['id']}")
+    assert git(repo, "merge-base", "--is-ancestor", first["head_commit"], journal) == ""
 
 
 def test_run_step_sees_the_steps_before_it(cli, make_repo):
