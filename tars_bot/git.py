@@ -124,7 +124,20 @@ class Repo:
             self._repo.references.create(name, target, force=False)
         except pygit2.AlreadyExistsError:
             return False
+        except pygit2.GitError as e:
+            raise TarsError(
+                f"{name}: {e}; if no other tars-bot process runs, `tars-bot recover` clears it"
+            ) from None
         return True
+
+    def clear_stale_ref_lock(self, name: str) -> bool:
+        """Remove the `.lock` file that a process killed mid-update left for ref `name`.
+        Only for refs whose owner is known to be dead: a live writer's lock must stay."""
+        lock = self.git_dir / f"{name}.lock"
+        if lock.is_file():
+            lock.unlink()
+            return True
+        return False
 
     def update_ref(self, name: str, new: str | None, expected: str | None) -> None:
         """Compare-and-swap: set (or, with new=None, delete) `name` only if it is at `expected`."""
@@ -140,7 +153,9 @@ class Repo:
                 else:
                     txn.set_target(name, new, message="tars-bot")
         except pygit2.GitError as e:
-            raise RefConflict(f"{name}: {e}") from None
+            raise RefConflict(
+                f"{name}: {e}; if no other tars-bot process runs, `tars-bot recover` clears it"
+            ) from None
         faults.point("after-ref-update")
 
     def commit_file(self, commit: str, path: str) -> bytes | None:

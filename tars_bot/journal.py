@@ -139,7 +139,14 @@ def release_stale_locks(repo: Repo) -> list[str]:
     for name, target in repo.refs(LOCKS).items():
         owner = _owner(repo, name)
         if not process_alive(owner.get("pid"), owner.get("host")):
+            repo.clear_stale_ref_lock(name)
             repo.update_ref(name, None, target)
+            released.append(name.removeprefix(LOCKS))
+    # a lock being created when its process died: no owner to ask, so recover assumes that
+    # no tars-bot command is starting while it runs
+    for lock_file in (repo.git_dir / LOCKS).glob("**/*.lock"):
+        name = str(lock_file.relative_to(repo.git_dir)).removesuffix(".lock")
+        if repo.ref(name) is None and repo.clear_stale_ref_lock(name):
             released.append(name.removeprefix(LOCKS))
     return released
 

@@ -292,6 +292,12 @@ def recover(repo: Repo) -> list[str]:
 
 
 def _recover_execution(repo: Repo, execution: Execution) -> str:
+    for ref in (
+        journal.EXECUTIONS + execution.id,
+        journal.LOCKS + execution.improvement,
+        f"refs/heads/{execution.branch}",
+    ):
+        repo.clear_stale_ref_lock(ref)
     pending = execution.pending or ""
     if pending.startswith("revert:"):
         record = journal.Record.resume(repo, execution.id)

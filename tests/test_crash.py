@@ -1,0 +1,184 @@
+"""Crash safety: `tars-bot execute` killed with SIGKILL anywhere, then `tars-bot recover`.
+
+Each case kills a real process, either at a named fault point (TARS_BOT_FAULT) or at a random
+moment, and then checks that the user's repository is byte-identical, that `recover` leaves no
+running execution, worktree or lock, and that executing the improvement again succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_files, git, write_files
+from tests.test_plan_cli import add_improvement
+
+FILES = {
+    "pyproject.toml": '[tool.tars-bot]\ncomponents = { core = ["src/**"] }\n',
+    "src/app.py": "def main():\n    return 1\n",
+    "src/util.py": "X = 1\n",
+}
+IMPROVEMENT = """\
+title: crash me
+target_components: [core]
+steps:
+  - {name: edit, edit: {path: src/app.py, search: "return 1", replace: "return 2"}}
+  - {name: generate, run: "echo 'Y = 2' > src/gen.py"}
+  - {name: write, write: {path: src/new.py, content: "Z = 3\\n"}}
+  - name: patch
+    patch: |
+      --- a/src/util.py
+      +++ b/src/util.py
+      @@ -1 +1 @@
+      -X = 1
+      +X = 10
+"""
+
+FAULTS = [
+    *(f"before-journal-update:{n}" for n in (1, 2, 5, 9, 10)),
+    *(f"after-journal-update:{n}" for n in (1, 3, 6, 10)),
+    "after-worktree-add",
+    *(f"after-step-commit:{n}" for n in (1, 2, 4)),
+    *(f"before-ref-update:{n}" for n in (1, 2, 7, 12)),
+    *(f"after-ref-update:{n}" for n in (2, 5, 11)),
+]
+
+
+def tars(repo: Path, *args: str, fault: str | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "TARS_BOT_FAULT"}
+    if fault:
+        env["TARS_BOT_FAULT"] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "tars_bot", *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run(repo: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = tars(repo, *args, fault=fault)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def user_state(repo: Path) -> dict[str, str]:
+    """Everything of the user's: read the index first, since `git status` may refresh it."""
+    index = hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest()
+    files = {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+    return {
+        "index": index,
+        "HEAD": (repo / ".git" / "HEAD").read_text(),
+        "head commit": git(repo, "rev-parse", "HEAD"),
+        "files": json.dumps(files, sort_keys=True),
+        "stash": git(repo, "stash", "list", "--format=%H"),
+        "branches": "\n".join(
+            line
+            for line in git(repo, "for-each-ref", "refs/heads", "refs/tags").splitlines()
+            if "refs/heads/tars-bot/" not in line
+        ),
+        "status": git(repo, "--no-optional-locks", "status", "--porcelain"),
+    }
+
+
+@pytest.fixture
+def crash_repo(make_repo) -> Path:
+    repo = make_repo(FILES)
+    add_improvement(repo, IMPROVEMENT, "crash.yaml")
+    git(repo, "add", ".tars")
+    commit_files(repo, {}, "improvement")
+    write_files(repo, {"src/util.py": "X = 'stashed'\n"})
+    git(repo, "stash")
+    git(repo, "branch", "feature")
+    write_files(repo, {"src/app.py": "# unstaged\n", "staged.txt": "staged\n"})
+    git(repo, "add", "staged.txt")
+    return repo
+
+
+def check_recovery(repo: Path, before: dict[str, str]) -> None:
+    assert user_state(repo) == before
+    recover = run(repo, "recover")
+    assert recover.returncode == 0, recover.stderr
+    assert user_state(repo) == before
+    history = json.loads(run(repo, "history", "--format", "json").stdout)
+    assert all(e["state"] not in ("running", "validating") and not e["pending"] for e in history)
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not (repo / ".git" / "tars-bot" / "worktrees").exists() or not any(
+        (repo / ".git" / "tars-bot" / "worktrees").iterdir()
+    )
+    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/heads/tars-bot-scratch") == ""
+    again = run(repo, "recover").stdout
+    assert again.strip() == "nothing to recover"
+
+    final = run(repo, "execute", "--improvement-id", "crash")
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert git(repo, "show", "tars-bot/crash:src/util.py") == "X = 10"
+    assert user_state(repo) == before
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_killed_at_a_fault_point(crash_repo, fault):
+    before = user_state(crash_repo)
+    proc = run(crash_repo, "execute", "--improvement-id", "crash", fault=fault)
+    assert proc.returncode == -signal.SIGKILL, f"{fault} not reached: {proc.stdout}{proc.stderr}"
+    check_recovery(crash_repo, before)
+
+
+def test_killed_in_the_middle_of_a_rollback(crash_repo):
+    before = user_state(crash_repo)
+    assert run(crash_repo, "execute", "--improvement-id", "crash").returncode == 0
+    [execution] = json.loads(run(crash_repo, "history", "--format", "json").stdout)
+    proc = run(crash_repo, "rollback", "--execution-id", execution["id"], fault="mid-rollback")
+    assert proc.returncode == -signal.SIGKILL
+    check_recovery(crash_repo, before)
+    status = run(crash_repo, "status", "--execution-id", execution["id"], "--format", "json")
+    rolled = json.loads(status.stdout)
+    assert rolled["state"] == "rolled_back"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_killed_at_a_random_moment(crash_repo, seed):
+    before = user_state(crash_repo)
+    proc = tars(crash_repo, "execute", "--improvement-id", "crash")
+    time.sleep(random.Random(seed).uniform(0.15, 0.9))  # a random instant of the run
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    check_recovery(crash_repo, before)
+
+
+def test_eight_concurrent_executions(make_repo):
+    repo = make_repo(FILES)
+    for n in range(8):
+        add_improvement(
+            repo,
+            f"title: c{n}\nsteps:\n  - {{name: w, write: {{path: src/c{n}.py, content: 'N = {n}'}}}}\n"
+            f"  - {{name: r, run: 'echo {n} > src/r{n}.txt'}}\n",
+            f"c{n}.yaml",
+        )
+    procs = [tars(repo, "execute", "--improvement-id", f"c{n}") for n in range(8)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+    history = json.loads(run(repo, "history", "--format", "json").stdout)
+    assert sorted(e["improvement"] for e in history) == [f"c{n}" for n in range(8)]
+    assert all(e["state"] == "succeeded" for e in history)
+    assert len({e["id"] for e in history}) == 8
+    for n in range(8):
+        assert git(repo, "show", f"tars-bot/c{n}:src/r{n}.txt") == str(n)
+        assert git(repo, "show", f"tars-bot/c{n}:src/c{n}.py") == f"N = {n}"
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
