@@ -43,13 +43,15 @@ steps:
       +X = 10
 """
 
+# An execution of IMPROVEMENT meets: 10 journal updates, 4 step commits, a worktree, and 15
+# ref updates (journal, branch, lock). 30 kills at named points, plus those at random moments.
 FAULTS = [
-    *(f"before-journal-update:{n}" for n in (1, 2, 5, 9, 10)),
-    *(f"after-journal-update:{n}" for n in (1, 3, 6, 10)),
+    *(f"before-journal-update:{n}" for n in range(1, 11)),
+    *(f"after-journal-update:{n}" for n in (1, 2, 4, 6, 8, 10)),
     "after-worktree-add",
-    *(f"after-step-commit:{n}" for n in (1, 2, 4)),
-    *(f"before-ref-update:{n}" for n in (1, 2, 7, 12)),
-    *(f"after-ref-update:{n}" for n in (2, 5, 11)),
+    *(f"after-step-commit:{n}" for n in range(1, 5)),
+    *(f"before-ref-update:{n}" for n in (1, 3, 7, 11, 15)),
+    *(f"after-ref-update:{n}" for n in (1, 5, 9, 14)),
 ]
 
 
