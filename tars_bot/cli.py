@@ -150,6 +150,19 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    results = ExecutionSystem(args.repo).validate(args.execution_id, args.sessions)
+    if args.format == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+    else:
+        console = _console()
+        for result in results:
+            style = "green" if result.passed else "red"
+            cached = " (cached)" if result.cached else f" in {result.duration_s:.1f}s"
+            console.print(f"[{style}]{escape(result.describe())}[/{style}]{cached}")
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     failed = 0
@@ -251,6 +264,18 @@ def _parser() -> argparse.ArgumentParser:
         "--cascade", action="store_true", help="with --step: also revert the steps built on it"
     )
     rollback.set_defaults(func=cmd_rollback)
+
+    validate = verbs.add_parser(
+        "validate",
+        parents=[common],
+        help="run checks on an execution's result again (cached per tree)",
+    )
+    validate.add_argument("--execution-id", required=True, metavar="ID")
+    validate.add_argument(
+        "--sessions", nargs="+", metavar="S", help="nox sessions or tag:NAME (default: final)"
+    )
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.set_defaults(func=cmd_validate)
 
     recover = verbs.add_parser(
         "recover",

@@ -12,6 +12,8 @@ from tars_bot.config import Config
 from tars_bot.git import Worktree
 from tars_bot.models import ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
+from tars_bot.quickchecks import quick_checks
+from tars_bot.validator import Validator
 
 MEMORY_HINTS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc")
 
@@ -23,6 +25,7 @@ class StepContext:
     config: Config
     improvement_file: Path
     git_dir: Path
+    validator: Validator
     on_output: Callable[[bytes], None] | None = None
 
 
@@ -109,11 +112,18 @@ def apply_step(
             reason = f"changed {lines} lines, over the limit of {step.limits.max_changed_lines}"
         else:
             commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
+    checks = []
+    if commit:
+        checks = quick_checks(space.repo, tree, sorted(changes or {}))
+        checks += ctx.validator.run(commit, step.checks)
+        if failed := next((c for c in checks if not c.passed), None):
+            reason = f"per-step check: {failed.describe()}"
     log = details.pop("log", b"")
     result = StepResult(
         number=step.number,
         name=step.name,
         state="failed" if reason else ("applied" if commit else "skipped"),
+        checks=checks,
         commit=commit,
         changed_files=sorted(changes or {}) if commit else [],
         changed_lines=lines,

@@ -158,6 +158,12 @@ class Repo:
             ) from None
         faults.point("after-ref-update")
 
+    def blob(self, blob_id: str) -> bytes:
+        return self._repo[blob_id].data  # type: ignore[attr-defined]
+
+    def create_blob(self, data: bytes) -> str:
+        return str(self._repo.create_blob(data))
+
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._repo[commit].peel(pygit2.Commit).tree_id), path)  # type: ignore[attr-defined]
 
@@ -287,6 +293,15 @@ class Worktree:
         """Paths that differ from the index, untracked ones included; ignored files are not
         changes."""
         return sorted(self._repo.status(untracked_files="all", ignored=False))
+
+    def move_to(self, commit: str) -> None:
+        """Check out `commit`, detached; only files that differ are rewritten."""
+        if str(self._repo.head.target) == commit:
+            return
+        strategy = pygit2.enums.CheckoutStrategy
+        target = self._repo[commit].peel(pygit2.Commit)
+        self._repo.checkout_tree(target.tree, strategy=strategy.FORCE | strategy.REMOVE_UNTRACKED)
+        self._repo.set_head(target.id)
 
     def moved_to(self, commit: str, paths: list[str], detached: bool) -> None:
         """Record that `commit` now holds the worktree's changes to `paths`."""

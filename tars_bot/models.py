@@ -155,6 +155,9 @@ class Validation(Model):
         default_factory=list, description="nox sessions (or tag:NAME) run on the final tree."
     )
     strategy: Literal["bisect", "each"] = "bisect"
+    api: list[NonEmpty] = Field(
+        default_factory=list, description="Packages whose public API must stay compatible."
+    )
 
 
 class Limits(Model):
@@ -242,6 +245,43 @@ ExecutionState = Literal[
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
 
 
+class CheckResult(Model):
+    """One check on one tree. A failure is a result, not an exception."""
+
+    check: str  # a nox session, tag:NAME, "ruff check", "ruff format", "compile" or "api"
+    status: Literal["passed", "failed", "error"]  # error: the check itself could not run
+    tree: str
+    duration_s: float
+    summary: str = ""  # e.g. "2 failed, 40 passed"
+    output: str = ""  # the tail
+    cached: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def describe(self) -> str:
+        kind = "nox session " if self.check not in QUICK_CHECKS else ""
+        verdict = (
+            "passed" if self.passed else ("could not run" if self.status == "error" else "failed")
+        )
+        return f"{kind}{self.check} {verdict}" + (f" ({self.summary})" if self.summary else "")
+
+
+QUICK_CHECKS = ("ruff check", "ruff format", "compile", "api")
+
+
+class BenefitResult(Model):
+    name: str
+    measure: str
+    expected: str | None  # the target, e.g. "-15%"
+    before: float
+    after: float
+    change: float  # relative: -0.2 is 20% less
+    met: bool | None  # None without a target
+    required: bool = False
+
+
 class StepResult(Model):
     number: int
     name: str
@@ -254,7 +294,7 @@ class StepResult(Model):
     cpu_s: float | None = None
     exit_code: int | None = None
     network: Literal["isolated", "allowed", "unavailable"] | None = None
-    checks: list[str] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list)
     reason: str | None = None
     revert_commit: str | None = None
 
@@ -272,8 +312,8 @@ class Execution(Model):
     started_at: str
     finished_at: str | None = None
     steps: list[StepResult]
-    checks: list[str] = Field(default_factory=list)
-    benefits: list[str] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list)
+    benefits: list[BenefitResult] = Field(default_factory=list)
     failure_reason: str | None = None
     pull_request: str | None = None
     pid: int | None = None

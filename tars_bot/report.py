@@ -107,6 +107,25 @@ def execution_renderable(execution: Execution) -> Group:
             f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
         )
     lines.append(table)
+    for check in execution.checks:
+        style = "green" if check.passed else "red"
+        cached = ", cached" if check.cached else ""
+        lines.append(
+            Text.assemble(
+                ("check ", "dim"), (check.describe(), style), f" ({check.duration_s:.1f}s{cached})"
+            )
+        )
+    for benefit in execution.benefits:
+        verdict = {True: ("met", "green"), False: ("not met", "red"), None: ("", "")}[benefit.met]
+        target = f" (target {benefit.expected})" if benefit.expected else ""
+        lines.append(
+            Text.assemble(
+                ("benefit ", "dim"),
+                f"{benefit.name}: {benefit.before:g} -> {benefit.after:g} {benefit.measure}, "
+                f"{benefit.change:+.1%}{target} ",
+                verdict,
+            )
+        )
     if execution.failure_reason:
         lines.append(Text.assemble(("reason: ", "red bold"), execution.failure_reason))
     return Group(*lines)

@@ -200,17 +200,25 @@ def rollback_steps(repo: Repo, execution_id: str, number: int, *, cascade: bool)
     record = journal.Record.resume(repo, execution_id)
     execution = record.execution
     _refuse_unless_rollbackable(execution)
-    results = {s.number: s for s in execution.steps}
-    if number not in results:
-        raise TarsError(f"execution {execution.id} has no step {number} (1 to {len(results)})")
-    if results[number].state != "applied":
-        raise TarsError(f"step {number} is {results[number].state}: there is nothing to revert")
     branch_ref = f"refs/heads/{execution.branch}"
     if repo.ref(branch_ref) != execution.head_commit:
         raise TarsError(
             f"branch {execution.branch} is not at {(execution.head_commit or '')[:10]}, where "
             "this execution left it; step rollback works on tars-bot's own commits only"
         )
+    with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
+        return revert_steps(repo, record, number, cascade=cascade)
+
+
+def revert_steps(repo: Repo, record: journal.Record, number: int, *, cascade: bool) -> Execution:
+    """The step rollback, for a caller holding the improvement's lock (also used by the
+    validator's drop-step)."""
+    execution = record.execution
+    results = {s.number: s for s in execution.steps}
+    if number not in results:
+        raise TarsError(f"execution {execution.id} has no step {number} (1 to {len(results)})")
+    if results[number].state != "applied":
+        raise TarsError(f"step {number} is {results[number].state}: there is nothing to revert")
     steps = _Steps(journal.load_plan(repo, execution.id), results)
     dependents = steps.dependents({number})
     targets = {number} | dependents if cascade else {number}
@@ -219,17 +227,16 @@ def rollback_steps(repo: Repo, execution_id: str, number: int, *, cascade: bool)
     expected = replay(repo, steps.plan, execution, targets)
     if head is None or expected != repo.tree_of(head):
         names = ", ".join(f'{n} "{results[n].name}"' for n in sorted(dependents))
-        names = names or "none"
         if cascade or not dependents:
             raise TarsError(f"step {number} cannot be reverted cleanly; nothing was changed")
         raise TarsError(
             f"step {number} cannot be reverted alone: later steps build on it ({names}); "
             "add --cascade to revert them too. Nothing was changed."
         )
-    with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
-        record.save(execution.model_copy(update={"pending": f"revert:{head}"}))
-        repo.update_ref(branch_ref, head, execution.head_commit)
-        return _finish_revert(repo, record, head)
+    record.save(execution.model_copy(update={"pending": f"revert:{head}"}))
+    if execution.branch:
+        repo.update_ref(f"refs/heads/{execution.branch}", head, execution.head_commit)
+    return _finish_revert(repo, record, head)
 
 
 def _revert_commits(repo: Repo, execution: Execution, steps: list[StepResult]) -> str | None:
@@ -276,12 +283,13 @@ def recover(repo: Repo) -> list[str]:
         except TarsError as e:
             done.append(f"could not recover {execution.id}: {e}")
     ours = journal.execution_ids(repo) - running
-    for name in set(repo.worktree_names()) & ours:
-        repo.remove_worktree(name, worktree_path(repo, name))
-        done.append(f"removed worktree {name}")
+    for name in repo.worktree_names():  # named <execution id> or <execution id>+<purpose>
+        if name.split("+")[0] in ours:
+            repo.remove_worktree(name, worktree_path(repo, name))
+            done.append(f"removed worktree {name}")
     orphans = worktree_path(repo, "x").parent
     for directory in orphans.iterdir() if orphans.is_dir() else []:
-        if directory.name not in running:
+        if directory.name.split("+")[0] not in running:
             shutil.rmtree(directory, ignore_errors=True)
             done.append(f"removed orphan worktree directory {directory.name}")
     done += [f"pruned worktree record {name}" for name in repo.prune_worktrees()]

@@ -11,11 +11,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tars_bot import executor, journal, loader, planner, rollback, workspace
+from tars_bot import executor, final, journal, loader, planner, rollback, workspace
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
-from tars_bot.models import Execution, ExecutionPlan, Improvement, PlannedStep, StepResult
+from tars_bot.models import (
+    Benefit,
+    BenefitResult,
+    CheckResult,
+    Execution,
+    ExecutionPlan,
+    Improvement,
+    PlannedStep,
+    StepResult,
+)
+from tars_bot.validator import Validator
 
 
 @dataclass(frozen=True)
@@ -25,7 +35,8 @@ class ExecutionResult:
     execution_id: str
     branch: str | None
     steps: list[StepResult]
-    actual_benefits: list[str] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    actual_benefits: list[BenefitResult] = field(default_factory=list)
     diff: str | None = None  # the combined change, for dry runs
 
 
@@ -86,6 +97,8 @@ class ExecutionSystem:
             execution_id=execution.id,
             branch=execution.branch if execution.state == "succeeded" else None,
             steps=execution.steps,
+            checks=execution.checks,
+            actual_benefits=execution.benefits,
             diff=diff,
         )
 
@@ -100,6 +113,25 @@ class ExecutionSystem:
     def recover(self) -> list[str]:
         """Finish or undo what killed processes left behind; returns what was done."""
         return rollback.recover(self.repo)
+
+    def validate(self, execution_id: str, checks: list[str] | None = None) -> list[CheckResult]:
+        """Run checks (default: the plan's final ones) on the execution's result again; results
+        already known for that tree come from the cache."""
+        record = journal.Record.resume(self.repo, execution_id)
+        execution = record.execution
+        if execution.state in ("running", "validating") or execution.head_commit is None:
+            raise TarsError(f"execution {execution_id} has no finished result to validate")
+        plan = journal.load_plan(self.repo, execution_id)
+        checks = checks or plan.validation.final
+        if not checks:
+            raise TarsError("nothing to validate: the plan has no final checks; name --sessions")
+        config = self.config(plan.base.commit)
+        name = f"{execution_id}+validate"
+        with workspace.Workspace(self.repo, name, execution.head_commit, None) as space:
+            validator = Validator(self.repo, config, config.limits, space.checkout)
+            results = validator.run(execution.head_commit, checks)
+        record.save(execution.model_copy(update={"checks": results}))
+        return results
 
     def status(self, execution_id: str) -> Execution:
         return journal.load(self.repo, execution_id)
@@ -155,40 +187,59 @@ class ExecutionSystem:
     def _run_steps(
         self, plan: ExecutionPlan, record: journal.Record, dry_run: bool, progress: Progress
     ) -> tuple[Execution, str | None]:
+        """Steps, then final checks and benefits; every result journaled as it comes."""
         execution = record.execution
+        config = self.config(plan.base.commit)
+        limits = config.limits.model_copy(
+            update=plan.improvement.limits.model_dump(exclude_none=True)
+        )
         branch = None if dry_run else plan.branch
-        diff = None
         with (
             workspace.Workspace(self.repo, execution.id, plan.base.commit, branch) as space,
             _improvement_file(plan) as improvement_file,
         ):
+            validator = Validator(self.repo, config, limits, space.checkout, progress.output)
             ctx = executor.StepContext(
                 plan=plan,
                 execution_id=execution.id,
-                config=self.config(plan.base.commit),
+                config=config,
                 improvement_file=improvement_file,
                 git_dir=self.repo.git_dir,
+                validator=validator,
                 on_output=progress.output,
             )
-            for step in plan.steps:
-                progress.step_started(step)
-                running = StepResult(number=step.number, name=step.name, state="running")
-                execution = _with_step(execution, running)
-                record.save(execution)  # the intent, before anything changes
-                result, log = executor.apply_step(ctx, space, step)
-                execution = _with_step(execution, result)
-                execution = execution.model_copy(update={"head_commit": space.head})
-                record.save(execution, {f"logs/step-{step.number}.log": log} if log else None)
-                progress.step_finished(result)
-                if result.state == "failed":
-                    break
-            if dry_run:
-                diff = self.repo.diff(plan.base.commit, space.head)
-        failed = next((s for s in execution.steps if s.state == "failed"), None)
-        if failed is None:
+            failure = self._apply_steps(ctx, space, record, progress)
+            if failure is None and _needs_validation(plan):
+                record.save(record.execution.model_copy(update={"state": "validating"}))
+                failure = final.validate(validator, plan, record, space)
+                if failure is None:
+                    results, failure = final.measure_benefits(plan, space, config, limits)
+                    record.save(record.execution.model_copy(update={"benefits": results}))
+            diff = self.repo.diff(plan.base.commit, space.head) if dry_run else None
+        if failure is None:
             return self._finish(record, "succeeded", None), diff
-        reason = f'step {failed.number} "{failed.name}": {failed.reason}'
-        return self._finish(record, "rolled_back", reason), diff
+        return self._finish(record, "rolled_back", failure), diff
+
+    def _apply_steps(
+        self,
+        ctx: executor.StepContext,
+        space: workspace.Workspace,
+        record: journal.Record,
+        progress: Progress,
+    ) -> str | None:
+        """Apply the steps in order; the reason the first failing one failed, or None."""
+        for step in ctx.plan.steps:
+            progress.step_started(step)
+            running = StepResult(number=step.number, name=step.name, state="running")
+            record.save(_with_step(record.execution, running))  # the intent, before any change
+            result, log = executor.apply_step(ctx, space, step)
+            execution = _with_step(record.execution, result)
+            execution = execution.model_copy(update={"head_commit": space.head})
+            record.save(execution, {f"logs/step-{step.number}.log": log} if log else None)
+            progress.step_finished(result)
+            if result.state == "failed":
+                return f'step {step.number} "{step.name}": {result.reason}'
+        return None
 
     def _finish(self, record: journal.Record, state: str, reason: str | None) -> Execution:
         execution = record.execution
@@ -202,6 +253,11 @@ class ExecutionSystem:
         )
         record.save(finished)
         return finished
+
+
+def _needs_validation(plan: ExecutionPlan) -> bool:
+    measured = any(isinstance(b, Benefit) for b in plan.improvement.expected_benefits)
+    return bool(plan.validation.final or plan.validation.api or measured)
 
 
 def _with_step(execution: Execution, result: StepResult) -> Execution:

@@ -43,6 +43,7 @@ class Workspace:
         self.repo, self.execution_id, self.head = repo, execution_id, base
         self.branch_ref = f"refs/heads/{branch}" if branch else None
         self.worktree: Worktree | None = None
+        self._extra: list[tuple[str, Path]] = []
 
     def __enter__(self) -> Workspace:
         if self.branch_ref and not self.repo.create_ref(self.branch_ref, self.head):
@@ -52,6 +53,15 @@ class Workspace:
     def __exit__(self, *exc: object) -> None:
         if self.worktree is not None:
             self.repo.remove_worktree(self.execution_id, self.worktree.path)
+        for name, path in self._extra:
+            self.repo.remove_worktree(name, path)
+
+    def extra_checkout(self, label: str, commit: str) -> Worktree:
+        """Another detached checkout for this execution (e.g. of the base, to compare)."""
+        name = f"{self.execution_id}+{label}"
+        path = self.repo.git_dir / "tars-bot" / "worktrees" / name
+        self._extra.append((name, path))
+        return self.repo.add_worktree(name, path, None, commit)
 
     def checkout(self) -> Worktree:
         if self.worktree is None:
@@ -152,7 +162,7 @@ class _Output:
 
 
 def run_process(
-    command: str,
+    command: str | list[str],
     cwd: Path,
     env: dict[str, str],
     limits: Limits,
@@ -160,9 +170,9 @@ def run_process(
     allow_network: bool = False,
     on_output: Callable[[bytes], None] | None = None,
 ) -> ProcessResult:
-    """Run a shell command in its own process group under the limits; never raises for the
-    command's own failure."""
-    argv = ["/bin/sh", "-c", command]
+    """Run a shell command (or an argv list) in its own process group under the limits; never
+    raises for the command's own failure."""
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else command
     network = "allowed"
     if not allow_network:
         network = "isolated" if network_isolation_available() else "unavailable"
