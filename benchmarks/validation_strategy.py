@@ -90,8 +90,9 @@ def main() -> None:
     print(f"{args.steps} steps; tests session ~{args.session_seconds:g}s; bad step {bad_step}")
     for plan in ("all good", "one bad"):
         each, bisect = median[(plan, "each")], median[(plan, "bisect")]
+        ratio = bisect / each
         print(
-            f"{plan:9} each {each:7.2f} s   bisect {bisect:7.2f} s   ratio bisect/each {bisect / each:5.2f}"
+            f"{plan:9} each {each:7.2f} s   bisect {bisect:7.2f} s   ratio bisect/each {ratio:5.2f}"
         )
     hit, miss = statistics.median(cache["hit"]), statistics.median(cache["miss"])
     print(
