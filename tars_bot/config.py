@@ -27,6 +27,9 @@ class Config(Model):
         description="Environment variables (or globs) passed to run steps; secrets only by name.",
     )
     allow_network: bool = Field(False, description="Let run steps reach the network.")
+    worktree_pool: int = Field(
+        2, ge=0, le=32, description="Worktrees kept for reuse, reset between executions."
+    )
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",

@@ -245,6 +245,13 @@ class Repo:
             worktree._repo.set_head(pygit2.Oid(hex=commit))
         return worktree
 
+    def open_worktree(self, path: Path) -> Worktree | None:
+        """A worktree made earlier, or None when it is gone or broken."""
+        try:
+            return Worktree(path)
+        except (pygit2.GitError, OSError):
+            return None
+
     def remove_worktree(self, name: str, path: Path) -> None:
         """Delete the worktree's files and git's record of it; missing parts are fine."""
         shutil.rmtree(path, ignore_errors=True)
@@ -302,6 +309,23 @@ class Worktree:
         target = self._repo[commit].peel(pygit2.Commit)
         self._repo.checkout_tree(target.tree, strategy=strategy.FORCE | strategy.REMOVE_UNTRACKED)
         self._repo.set_head(target.id)
+
+    def reset_to(self, commit: str, branch_ref: str | None) -> None:
+        """Make a used worktree a clean checkout of `commit`: files that differ are rewritten,
+        untracked and ignored files removed; HEAD on `branch_ref`, or detached."""
+        strategy = pygit2.enums.CheckoutStrategy
+        target = self._repo[commit].peel(pygit2.Commit)
+        clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
+        self._repo.checkout_tree(target.tree, strategy=clean)
+        if branch_ref:
+            self._repo.set_head(branch_ref)
+        else:
+            self._repo.set_head(target.id)
+
+    def detach(self) -> None:
+        """Leave the branch (so git lets users check it out or delete it)."""
+        if not self._repo.head_is_detached and not self._repo.head_is_unborn:
+            self._repo.set_head(self._repo.head.target)
 
     def moved_to(self, commit: str, paths: list[str], detached: bool) -> None:
         """Record that `commit` now holds the worktree's changes to `paths`."""

@@ -23,6 +23,7 @@ from tars_bot.models import Execution, ExecutionPlan
 
 EXECUTIONS = "refs/tars-bot/executions/"
 LOCKS = "refs/tars-bot/locks/"
+POOL = "refs/tars-bot/pool/"  # one lock per pooled worktree slot
 
 
 class LockHeld(TarsError):
@@ -136,34 +137,37 @@ def process_alive(pid: object, host: object) -> bool:
 def release_stale_locks(repo: Repo) -> list[str]:
     """Delete locks whose owner process is gone; returns the improvements they locked."""
     released = []
-    for name, target in repo.refs(LOCKS).items():
-        owner = _owner(repo, name)
-        if not process_alive(owner.get("pid"), owner.get("host")):
-            repo.clear_stale_ref_lock(name)
-            repo.update_ref(name, None, target)
-            released.append(name.removeprefix(LOCKS))
-    # a lock being created when its process died: no owner to ask, so recover assumes that
-    # no tars-bot command is starting while it runs
-    for lock_file in (repo.git_dir / LOCKS).glob("**/*.lock"):
-        name = str(lock_file.relative_to(repo.git_dir)).removesuffix(".lock")
-        if repo.ref(name) is None and repo.clear_stale_ref_lock(name):
-            released.append(name.removeprefix(LOCKS))
+    for prefix in (LOCKS, POOL):
+        for name, target in repo.refs(prefix).items():
+            owner = _owner(repo, name)
+            if not process_alive(owner.get("pid"), owner.get("host")):
+                repo.clear_stale_ref_lock(name)
+                repo.update_ref(name, None, target)
+                released.append(name.removeprefix("refs/tars-bot/"))
+        # a lock being created when its process died: no owner to ask, so recover assumes that
+        # no tars-bot command is starting while it runs
+        for lock_file in (repo.git_dir / prefix).glob("**/*.lock"):
+            name = str(lock_file.relative_to(repo.git_dir)).removesuffix(".lock")
+            if repo.ref(name) is None and repo.clear_stale_ref_lock(name):
+                released.append(name.removeprefix("refs/tars-bot/"))
     return released
+
+
+def try_hold(repo: Repo, name: str, owner_id: str) -> str | None:
+    """Create lock ref `name` atomically, naming this process; its commit, or None if held."""
+    owner = {"execution": owner_id, "pid": os.getpid(), "host": socket.gethostname()}
+    owner["started_at"] = now()
+    tree = repo.build_tree(None, {"owner.json": NewContent(json.dumps(owner).encode())})
+    commit = repo.create_commit(tree, [], f"lock {name}")
+    return commit if repo.create_ref(name, commit) else None
 
 
 @contextlib.contextmanager
 def lock(repo: Repo, improvement_id: str, execution_id: str) -> Iterator[None]:
     """Hold the improvement's lock: a ref created atomically, naming its owner."""
     name = LOCKS + improvement_id
-    owner = {
-        "execution": execution_id,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started_at": now(),
-    }
-    tree = repo.build_tree(None, {"owner.json": NewContent(json.dumps(owner).encode())})
-    commit = repo.create_commit(tree, [], f"lock {name}")
-    if not repo.create_ref(name, commit):
+    commit = try_hold(repo, name, execution_id)
+    if commit is None:
         held = _owner(repo, name)
         alive = process_alive(held.get("pid"), held.get("host"))
         gone = "" if alive else "; that process is gone: run `tars-bot recover`"

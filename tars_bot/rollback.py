@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import actions, faults, journal
+from tars_bot import actions, faults, journal, workspace
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
@@ -271,6 +271,7 @@ def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
 def recover(repo: Repo) -> list[str]:
     """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
     done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
+    done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
     running = set()
     for execution in journal.history(repo):
         if execution.state not in ("running", "validating") and not execution.pending:

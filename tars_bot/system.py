@@ -127,7 +127,10 @@ class ExecutionSystem:
             raise TarsError("nothing to validate: the plan has no final checks; name --sessions")
         config = self.config(plan.base.commit)
         name = f"{execution_id}+validate"
-        with workspace.Workspace(self.repo, name, execution.head_commit, None) as space:
+        space = workspace.Workspace(
+            self.repo, name, execution.head_commit, None, config.worktree_pool
+        )
+        with space:
             validator = Validator(self.repo, config, config.limits, space.checkout)
             results = validator.run(execution.head_commit, checks)
         record.save(execution.model_copy(update={"checks": results}))
@@ -195,7 +198,9 @@ class ExecutionSystem:
         )
         branch = None if dry_run else plan.branch
         with (
-            workspace.Workspace(self.repo, execution.id, plan.base.commit, branch) as space,
+            workspace.Workspace(
+                self.repo, execution.id, plan.base.commit, branch, config.worktree_pool
+            ) as space,
             _improvement_file(plan) as improvement_file,
         ):
             validator = Validator(self.repo, config, limits, space.checkout, progress.output)

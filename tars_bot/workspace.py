@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import faults
+from tars_bot import faults, journal
 from tars_bot.actions import Files, TreeFiles
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
@@ -32,18 +32,31 @@ KILL_GRACE_S = 5
 OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a step's output
 
 
+@dataclass
+class _Held:
+    worktree: Worktree
+    name: str
+    slot: tuple[str, str] | None  # (pool slot lock ref, lock commit) for a pooled worktree
+
+
 class Workspace:
     """Where one execution's steps happen: in memory, on a commit's tree, until a step needs
-    files on disk; then in a worktree of its own under the git dir, removed at the end.
+    files on disk; then in a worktree of its own under the git dir.
 
-    Each step becomes a commit; the branch (None for a dry run) follows by compare-and-swap.
+    Worktrees come from a pool kept per repository (reset to the new commit, untracked and
+    ignored files removed, so nothing leaks from one execution to the next), or are made fresh
+    and removed at the end when the pool is busy. Each step becomes a commit; the branch (None
+    for a dry run) follows by compare-and-swap.
     """
 
-    def __init__(self, repo: Repo, execution_id: str, base: str, branch: str | None) -> None:
+    def __init__(
+        self, repo: Repo, execution_id: str, base: str, branch: str | None, pool_size: int = 2
+    ) -> None:
         self.repo, self.execution_id, self.head = repo, execution_id, base
         self.branch_ref = f"refs/heads/{branch}" if branch else None
+        self.pool_size = pool_size
         self.worktree: Worktree | None = None
-        self._extra: list[tuple[str, Path]] = []
+        self._held: list[_Held] = []
 
     def __enter__(self) -> Workspace:
         if self.branch_ref and not self.repo.create_ref(self.branch_ref, self.head):
@@ -51,26 +64,41 @@ class Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.worktree is not None:
-            self.repo.remove_worktree(self.execution_id, self.worktree.path)
-        for name, path in self._extra:
-            self.repo.remove_worktree(name, path)
+        for held in self._held:
+            if held.slot is None:
+                self.repo.remove_worktree(held.name, held.worktree.path)
+            else:
+                held.worktree.detach()
+                self.repo.update_ref(held.slot[0], None, held.slot[1])
+
+    def checkout(self) -> Worktree:
+        """The execution's worktree, at the head, on the branch; made on first use."""
+        if self.worktree is None:
+            self.worktree = self._acquire("main", self.branch_ref, self.head)
+            faults.point("after-worktree-add")
+        return self.worktree
 
     def extra_checkout(self, label: str, commit: str) -> Worktree:
         """Another detached checkout for this execution (e.g. of the base, to compare)."""
-        name = f"{self.execution_id}+{label}"
-        path = self.repo.git_dir / "tars-bot" / "worktrees" / name
-        self._extra.append((name, path))
-        return self.repo.add_worktree(name, path, None, commit)
+        return self._acquire(label, None, commit)
 
-    def checkout(self) -> Worktree:
-        if self.worktree is None:
-            path = self.repo.git_dir / "tars-bot" / "worktrees" / self.execution_id
-            self.worktree = self.repo.add_worktree(
-                self.execution_id, path, self.branch_ref, self.head
-            )
-            faults.point("after-worktree-add")
-        return self.worktree
+    def _acquire(self, label: str, ref: str | None, commit: str) -> Worktree:
+        for n in range(self.pool_size):
+            slot = f"{journal.POOL}{n}"
+            lock = journal.try_hold(self.repo, slot, f"{self.execution_id}+{label}")
+            if lock is not None:
+                try:
+                    worktree = _reuse(self.repo, n, ref, commit)
+                except BaseException:
+                    self.repo.update_ref(slot, None, lock)
+                    raise
+                self._held.append(_Held(worktree, f"pool-{n}", (slot, lock)))
+                return worktree
+        name = self.execution_id if label == "main" else f"{self.execution_id}+{label}"
+        path = self.repo.git_dir / "tars-bot" / "worktrees" / name
+        worktree = self.repo.add_worktree(name, path, ref, commit)
+        self._held.append(_Held(worktree, name, None))
+        return worktree
 
     def files(self) -> Files:
         if self.worktree is None:
@@ -92,6 +120,31 @@ class Workspace:
             self.worktree.moved_to(commit, paths, detached=self.branch_ref is None)
         self.head = commit
         return commit
+
+
+def _pool_path(repo: Repo, n: int | str) -> Path:
+    return repo.git_dir / "tars-bot" / "pool" / str(n)
+
+
+def _reuse(repo: Repo, n: int, ref: str | None, commit: str) -> Worktree:
+    """Pool slot n's worktree, reset to `commit`; made (again) when missing or broken."""
+    name, path = f"pool-{n}", _pool_path(repo, n)
+    if name in repo.worktree_names() and (worktree := repo.open_worktree(path)) is not None:
+        worktree.reset_to(commit, ref)
+        return worktree
+    repo.remove_worktree(name, path)
+    return repo.add_worktree(name, path, ref, commit)
+
+
+def clear_pool(repo: Repo) -> list[str]:
+    """Remove the pooled worktrees no live execution holds (for `recover`)."""
+    pool = _pool_path(repo, "x").parent
+    removed = []
+    for path in sorted(pool.iterdir()) if pool.is_dir() else []:
+        if repo.ref(f"{journal.POOL}{path.name}") is None:
+            repo.remove_worktree(f"pool-{path.name}", path)
+            removed.append(f"pool-{path.name}")
+    return removed
 
 
 def step_environment(pass_env: list[str], extra: dict[str, str], home: Path) -> dict[str, str]:

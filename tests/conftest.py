@@ -47,6 +47,17 @@ def commit_files(repo: Path, files: dict[str, str], message: str = "change") -> 
     return git(repo, "rev-parse", "HEAD")
 
 
+def leftover_worktrees(repo: Path) -> list[str]:
+    """Worktrees other than the main one and the idle pool (detached, no slot held)."""
+    entries = git(repo, "worktree", "list", "--porcelain").split("\n\n")[1:]
+    held = git(repo, "for-each-ref", "--format=%(refname)", "refs/tars-bot/pool")
+    return [
+        entry
+        for entry in entries
+        if "/.git/tars-bot/pool/" not in entry or "detached" not in entry or held
+    ]
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """A real git repository with one commit holding `files` (dedented)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, write_files
+from tests.conftest import commit_files, git, leftover_worktrees, write_files
 from tests.test_plan_cli import add_improvement
 
 FILES = {
@@ -119,7 +119,7 @@ def check_recovery(repo: Path, before: dict[str, str]) -> None:
     assert user_state(repo) == before
     history = json.loads(run(repo, "history", "--format", "json").stdout)
     assert all(e["state"] not in ("running", "validating") and not e["pending"] for e in history)
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # pool cleared
     assert not (repo / ".git" / "tars-bot" / "worktrees").exists() or not any(
         (repo / ".git" / "tars-bot" / "worktrees").iterdir()
     )
@@ -183,4 +183,4 @@ def test_eight_concurrent_executions(make_repo):
     for n in range(8):
         assert git(repo, "show", f"tars-bot/c{n}:src/r{n}.txt") == str(n)
         assert git(repo, "show", f"tars-bot/c{n}:src/c{n}.py") == f"N = {n}"
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert leftover_worktrees(repo) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, write_files
+from tests.conftest import commit_files, git, leftover_worktrees, write_files
 from tests.test_plan_cli import add_improvement
 
 SOURCE = {
@@ -106,7 +106,7 @@ def test_three_steps_make_three_commits_with_trailers(cli, make_repo):
     assert data["steps"][0]["changed_files"] == ["src/pkg/enc.py"]
     assert data["steps"][0]["peak_memory_mb"] > 0
     # the journal keeps every step commit reachable, and nothing is left behind
-    assert git(repo, "worktree", "list").count("\n") == 0
+    assert leftover_worktrees(repo) == []
     assert git(repo, "for-each-ref", "refs/tars-bot/locks") == ""
 
 
@@ -180,7 +180,7 @@ def test_failing_step_rolls_back_and_names_the_reason(cli, make_repo, case):
     assert execution["state"] == "rolled_back"
     assert execution["failure_reason"] == reason
     assert git(repo, "branch", "--list", "tars-bot/*") == ""
-    assert git(repo, "worktree", "list").count("\n") == 0
+    assert leftover_worktrees(repo) == []
     assert snapshot(repo) == before
 
 
@@ -394,3 +394,38 @@ def test_status_text(cli, make_repo):
     assert result.code == 0
     assert f"Execution {execution['id']} of imp: succeeded" in result.out
     assert "Generate module" in result.out and "tars-bot/imp" in result.out
+
+
+def test_a_pooled_worktree_leaks_nothing_between_executions(cli, make_repo):
+    repo = make_repo({**SOURCE, ".gitignore": "*.log\n"})
+    add_improvement(
+        repo,
+        "title: a\nsteps: [{name: dirty, run: 'echo $TARS_WORKSPACE > src/ws-a.txt && "
+        "echo leak > src/ignored.log && mkdir -p build && echo x > build/out.log && "
+        "echo changed >> src/pkg/io.py && chmod +x src/pkg/io.py'}]\n",
+        "a.yaml",
+    )
+    add_improvement(
+        repo, "title: f\nsteps: [{name: fail, run: 'echo junk > src/junk.txt; exit 1'}]\n", "f.yaml"
+    )
+    add_improvement(
+        repo,
+        "title: b\nsteps: [{name: look, run: 'echo $TARS_WORKSPACE > src/ws-b.txt && "
+        "find . -path ./.git -prune -o -print | sort > src/listing.txt && "
+        "stat -c %a src/pkg/io.py > src/mode.txt'}]\n",
+        "b.yaml",
+    )
+    assert cli("execute", "--repo", repo, "--improvement-id", "a").code == 0
+    assert cli("execute", "--repo", repo, "--improvement-id", "f").code == 1
+    assert cli("execute", "--repo", repo, "--improvement-id", "b").code == 0
+
+    assert git(repo, "show", "tars-bot/b:src/ws-b.txt") == git(
+        repo, "show", "tars-bot/a:src/ws-a.txt"
+    )
+    listing = git(repo, "show", "tars-bot/b:src/listing.txt").splitlines()
+    for leaked in ("./src/ignored.log", "./build", "./src/junk.txt", "./src/ws-a.txt"):
+        assert leaked not in listing
+    assert git(repo, "show", "tars-bot/b:src/pkg/io.py") == git(repo, "show", "main:src/pkg/io.py")
+    assert git(repo, "show", "tars-bot/b:src/mode.txt") == "644"
+    assert leftover_worktrees(repo) == []
+    git(repo, "branch", "-D", "tars-bot/a")  # the pool does not keep branches checked out
