@@ -18,14 +18,14 @@ import textwrap
 import time
 from pathlib import Path
 
-from tars_bot.git import create_repository
+from generate import make_repo
 
 SCRIPT = textwrap.dedent("""\
     set -e
     wt="$1"; shift
     git worktree add -q -b "bench/script-$$" "$wt" HEAD
     for n in "$@"; do
-      f="$wt/src/pkg$((n % 50))/mod$n.py"
+      f="$wt/src/pkg$((n % 100))/mod$n.py"
       sed -i "s/return x + $n\\$/return x - $n/" "$f"
       git -C "$wt" commit -q -a -m "step $n"
     done
@@ -34,25 +34,18 @@ SCRIPT = textwrap.dedent("""\
     """)
 
 
-def build(root: Path, files: int) -> None:
-    content = {
-        f"src/pkg{i % 50}/mod{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(files)
-    }
-    create_repository(root, content, "generated")
-
-
 def improvement(numbers: list[int], as_commands: bool) -> str:
     """Edits as `edit` actions (done on the commit's tree in memory), or as `run: sed` commands
     (which need a checkout, as the script does)."""
     if as_commands:
         steps = [
             f"  - {{name: step {n}, run: \"sed -i 's/return x + {n}$/return x - {n}/' "
-            f'src/pkg{n % 50}/mod{n}.py"}}'
+            f'src/pkg{n % 100}/mod{n}.py"}}'
             for n in numbers
         ]
     else:
         steps = [
-            f"  - {{name: step {n}, edit: {{path: src/pkg{n % 50}/mod{n}.py, "
+            f"  - {{name: step {n}, edit: {{path: src/pkg{n % 100}/mod{n}.py, "
             f'search: "return x + {n}", replace: "return x - {n}"}}}}'
             for n in numbers
         ]
@@ -65,40 +58,48 @@ def timed(argv: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def measure(tmp: Path, files: int, steps: int, repeat: int) -> dict[str, float]:
+    """Median seconds of the script and of tars-bot with the edits as edit and as run steps."""
+    numbers = [i * (files // steps) + 7 for i in range(steps)]
+    root = make_repo(tmp / "repo", files)
+    improvements = root / ".tars" / "improvements"
+    improvements.mkdir(parents=True)
+    (improvements / "edits.yaml").write_text(improvement(numbers, as_commands=False))
+    (improvements / "commands.yaml").write_text(improvement(numbers, as_commands=True))
+    script = tmp / "baseline.sh"
+    script.write_text(SCRIPT)
+    baseline = ["bash", str(script), str(tmp / "wt"), *map(str, numbers)]
+    times: dict[str, list[float]] = {"script": [], "edits": [], "commands": []}
+    for _ in range(repeat):
+        times["script"].append(timed(baseline, root))
+        for variant in ("edits", "commands"):
+            tars = [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", variant]
+            times[variant].append(timed(tars, root))
+            subprocess.run(
+                ["git", "branch", "-q", "-D", f"tars-bot/{variant}"], cwd=root, check=True
+            )
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report(median: dict[str, float]) -> None:
+    print(f"  shell script: worktree add, sed, commit -a     {median['script']:8.3f} s")
+    for variant, label in (("edits", "edit steps"), ("commands", "run steps (sed)")):
+        ratio = median[variant] / median["script"]
+        print(
+            f"  tars-bot execute, {label:27} {median[variant]:8.3f} s   ratio {ratio:5.2f} (<= 1.0)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    numbers = [i * (args.files // args.steps) + 7 for i in range(args.steps)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "repo"
-        build(root, args.files)
-        improvements = root / ".tars" / "improvements"
-        improvements.mkdir(parents=True)
-        (improvements / "edits.yaml").write_text(improvement(numbers, as_commands=False))
-        (improvements / "commands.yaml").write_text(improvement(numbers, as_commands=True))
-        script = Path(tmp) / "baseline.sh"
-        script.write_text(SCRIPT)
-        baseline = ["bash", str(script), str(Path(tmp) / "wt"), *map(str, numbers)]
-        times: dict[str, list[float]] = {"script": [], "edits": [], "commands": []}
-        for _ in range(args.repeat):
-            times["script"].append(timed(baseline, root))
-            for variant in ("edits", "commands"):
-                tars = [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", variant]
-                times[variant].append(timed(tars, root))
-                delete = ["git", "branch", "-q", "-D", f"tars-bot/{variant}"]
-                subprocess.run(delete, cwd=root, check=True)
-    median = {name: statistics.median(values) for name, values in times.items()}
+        medians = measure(Path(tmp), args.files, args.steps, args.repeat)
     print(f"repository: {args.files} files; plan: {args.steps} edits; repeat {args.repeat}")
-    print(f"shell script: worktree add, sed, commit -a (median): {median['script']:7.3f} s")
-    for variant, label in (("edits", "edit steps"), ("commands", "run steps (sed)")):
-        ratio = median[variant] / median["script"]
-        print(
-            f"tars-bot execute, {label:16} (median): {median[variant]:7.3f} s"
-            f"   ratio {ratio:5.2f} (target <= 1.0)"
-        )
+    report(medians)
 
 
 if __name__ == "__main__":

@@ -60,45 +60,53 @@ def execute(root: Path, seconds: float, imp: Improvement) -> tuple[float, Execut
     return time.perf_counter() - start, system, result.execution_id
 
 
+def measure(tmp: Path, steps: int, session_seconds: float, repeat: int) -> dict:
+    """Median seconds per (plan, strategy), and of a validation that hits the cache."""
+    bad_step = steps * 2 // 3
+    variants = [
+        (plan, strategy) for plan in ("all good", "one bad") for strategy in ("each", "bisect")
+    ]
+    times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    hits, misses = [], []
+    for r in range(repeat):
+        for plan, strategy in variants:
+            bad = bad_step if plan == "one bad" else None
+            root = tmp / f"{r}-{plan}-{strategy}".replace(" ", "-")
+            seconds, system, execution_id = execute(
+                root, session_seconds, improvement(steps, bad, strategy)
+            )
+            times[(plan, strategy)].append(seconds)
+            if plan == "all good" and strategy == "bisect":
+                start = time.perf_counter()
+                system.validate(execution_id)
+                hits.append(time.perf_counter() - start)
+                misses.append(seconds)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    return {"times": medians, "hit": statistics.median(hits), "miss": statistics.median(misses)}
+
+
+def report(result: dict) -> None:
+    for plan in ("all good", "one bad"):
+        each, bisect = result["times"][(plan, "each")], result["times"][(plan, "bisect")]
+        ratio = bisect / each
+        target = "(target <= 0.25)" if plan == "all good" else ""
+        print(f"  {plan:9} each {each:7.2f} s  bisect {bisect:7.2f} s  ratio {ratio:5.2f} {target}")
+    hit, miss = result["hit"], result["miss"]
+    print(
+        f"  validate again: cache hit {hit:6.3f} s vs miss {miss:6.2f} s   ratio {hit / miss:6.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--session-seconds", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    bad_step = args.steps * 2 // 3
-    variants = [
-        (plan, strategy) for plan in ("all good", "one bad") for strategy in ("each", "bisect")
-    ]
-    times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
-    cache = {"miss": [], "hit": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeat):
-            for plan, strategy in variants:
-                bad = bad_step if plan == "one bad" else None
-                root = Path(tmp) / f"{r}-{plan}-{strategy}".replace(" ", "-")
-                seconds, system, execution_id = execute(
-                    root, args.session_seconds, improvement(args.steps, bad, strategy)
-                )
-                times[(plan, strategy)].append(seconds)
-                if plan == "all good" and strategy == "bisect":
-                    start = time.perf_counter()
-                    system.validate(execution_id)
-                    cache["hit"].append(time.perf_counter() - start)
-                    cache["miss"].append(seconds)
-    median = {key: statistics.median(values) for key, values in times.items()}
-    print(f"{args.steps} steps; tests session ~{args.session_seconds:g}s; bad step {bad_step}")
-    for plan in ("all good", "one bad"):
-        each, bisect = median[(plan, "each")], median[(plan, "bisect")]
-        ratio = bisect / each
-        print(
-            f"{plan:9} each {each:7.2f} s   bisect {bisect:7.2f} s   ratio bisect/each {ratio:5.2f}"
-        )
-    hit, miss = statistics.median(cache["hit"]), statistics.median(cache["miss"])
-    print(
-        f"validate again (cache hit) {hit:6.3f} s vs execute with validation (miss) {miss:6.2f} s"
-    )
-    print(f"ratio hit/miss {hit / miss:5.3f}   (target for all good: bisect/each <= 0.25)")
+        result = measure(Path(tmp), args.steps, args.session_seconds, args.repeat)
+    print(f"{args.steps} steps; tests session ~{args.session_seconds:g}s")
+    report(result)
 
 
 if __name__ == "__main__":

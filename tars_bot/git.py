@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ _KINDS: dict[int, EntryKind] = {
     pygit2.GIT_FILEMODE_COMMIT: "submodule",
 }
 _MODES = {kind: mode for mode, kind in _KINDS.items()}
+_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 _TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$", re.MULTILINE)
 
 
@@ -215,35 +217,56 @@ class Repo:
         return str(self._repo.create_commit(None, author, author, message, tree, parents))
 
     def revert(self, commit: str, onto: str) -> str | None:
-        """The tree of `onto` with `commit`'s change undone; None when that conflicts."""
-        index = self._repo.revert_commit(self._repo[commit], self._repo[onto])
-        return None if index.conflicts is not None else str(index.write_tree(self._repo))
+        """The tree of `onto` with `commit`'s change undone; None when a file it changed has
+        changed again since."""
+        return self._transplant(commit, self.tree_of(onto), undo=True)
 
     def cherry_pick(self, commit: str, onto_tree: str) -> str | None:
-        """`onto_tree` with `commit`'s change applied; None when that conflicts."""
+        """`onto_tree` with `commit`'s change applied; None when a file it changes differs
+        from what the change expects."""
+        return self._transplant(commit, onto_tree, undo=False)
+
+    def _transplant(self, commit: str, onto_tree: str, *, undo: bool) -> str | None:
+        # File by file rather than a three-way merge: the cost follows the size of the change,
+        # not of the repository (libgit2's revert and merge index the whole tree).
         picked = self._repo[commit].peel(pygit2.Commit)
-        index = self._repo.merge_trees(picked.parents[0].tree, self._repo[onto_tree], picked.tree)
-        return None if index.conflicts is not None else str(index.write_tree(self._repo))
+        changes = {}
+        for delta in picked.parents[0].tree.diff_to_tree(picked.tree).deltas:
+            old = None if delta.status == pygit2.GIT_DELTA_ADDED else delta.old_file
+            new = None if delta.status == pygit2.GIT_DELTA_DELETED else delta.new_file
+            expected, target = (new, old) if undo else (old, new)
+            path = _path(delta.new_file)  # without rename detection, old and new paths agree
+            current = self._entry(onto_tree, path)
+            if (current.id if current else None) != (expected.id if expected else None):
+                return None
+            changes[path] = (
+                NewContent(None)
+                if target is None
+                else NewContent(self._repo[target.id].data, _KINDS.get(target.mode))  # type: ignore[attr-defined]
+            )
+        return self.build_tree(onto_tree, changes)
 
     def is_ancestor(self, ancestor: str, commit: str) -> bool:
         return ancestor == commit or self._repo.descendant_of(commit, ancestor)
 
-    def add_worktree(self, name: str, path: Path, ref: str | None, commit: str) -> Worktree:
-        """Check out existing branch `ref` at `path`, or `commit` detached when ref is None."""
+    def add_worktree(self, path: Path, ref: str | None, commit: str) -> Worktree:
+        """Check out existing branch `ref` at `path`, or `commit` detached when ref is None.
+        The worktree is named after the last part of `path`."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        # libgit2 checks out a worktree only from a branch: detached ones start on a scratch ref.
-        scratch = f"refs/heads/tars-bot-scratch/{name}"
-        if ref is None and not self.create_ref(scratch, commit):
-            raise RefConflict(f"{scratch} exists")
-        try:
-            self._repo.add_worktree(name, str(path), self._repo.references[ref or scratch])
-        finally:
-            if ref is None:
-                self.update_ref(scratch, None, commit)
-        worktree = Worktree(path)
-        if ref is None:
-            worktree._repo.set_head(pygit2.Oid(hex=commit))
-        return worktree
+        # git, not libgit2: git's checkout is about 4x faster on large trees (1.9 s vs 7.4 s
+        # for 20,000 files, benchmarks/run.py), and checkout is an execution's costliest part.
+        # Hooks are off: the user's post-checkout hook must not run in tars-bot's worktree.
+        target = (
+            [str(path), ref.removeprefix("refs/heads/")] if ref else ["--detach", str(path), commit]
+        )
+        command = ["git", "-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", *target]
+        env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
+        proc = subprocess.run(
+            command, cwd=self.workdir, env=env, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise TarsError(f"git worktree add {path.name}: {proc.stderr.strip()}")
+        return Worktree(path)
 
     def open_worktree(self, path: Path) -> Worktree | None:
         """A worktree made earlier, or None when it is gone or broken."""

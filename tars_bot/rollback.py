@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 from tars_bot import actions, faults, journal, workspace
 from tars_bot.errors import TarsError
@@ -16,10 +15,6 @@ from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
 
 USER_REFS = ("refs/heads/", "refs/tags/")
-
-
-def worktree_path(repo: Repo, execution_id: str) -> Path:
-    return repo.git_dir / "tars-bot" / "worktrees" / execution_id
 
 
 def _user_refs(repo: Repo, except_branch: str | None) -> dict[str, str]:
@@ -83,7 +78,7 @@ def _rollback_locked(
     if execution.branch:
         _delete_branch(repo, execution)
     faults.point("mid-rollback")
-    repo.remove_worktree(execution.id, worktree_path(repo, execution.id))
+    repo.remove_worktree(execution.id, workspace.worktree_path(repo, execution.id))
     done = record.execution.model_copy(
         update={
             "state": "rolled_back",
@@ -119,7 +114,10 @@ def verify_full_rollback(repo: Repo, execution: Execution, user_refs: dict[str, 
     journal_head = repo.ref(journal.EXECUTIONS + execution.id)
     if journal_head is None or not repo.is_ancestor(execution.base_commit, journal_head):
         problems.append(f"base {execution.base_commit[:10]} is not reachable from the journal")
-    if execution.id in repo.worktree_names() or worktree_path(repo, execution.id).exists():
+    if (
+        execution.id in repo.worktree_names()
+        or workspace.worktree_path(repo, execution.id).exists()
+    ):
         problems.append(f"worktree {execution.id} remains")
     if journal.lock_owner(repo, execution.improvement).get("execution") == execution.id:
         problems.append(f"lock of {execution.improvement} is still held by this execution")
@@ -286,17 +284,14 @@ def recover(repo: Repo) -> list[str]:
     ours = journal.execution_ids(repo) - running
     for name in repo.worktree_names():  # named <execution id> or <execution id>+<purpose>
         if name.split("+")[0] in ours:
-            repo.remove_worktree(name, worktree_path(repo, name))
+            repo.remove_worktree(name, workspace.worktree_path(repo, name))
             done.append(f"removed worktree {name}")
-    orphans = worktree_path(repo, "x").parent
+    orphans = workspace.worktree_path(repo, "x").parent
     for directory in orphans.iterdir() if orphans.is_dir() else []:
-        if directory.name.split("+")[0] not in running:
+        if directory.name.split("+")[0] not in running and not directory.name.startswith("pool-"):
             shutil.rmtree(directory, ignore_errors=True)
             done.append(f"removed orphan worktree directory {directory.name}")
     done += [f"pruned worktree record {name}" for name in repo.prune_worktrees()]
-    for name, target in repo.refs("refs/heads/tars-bot-scratch/").items():
-        repo.update_ref(name, None, target)
-        done.append(f"deleted scratch branch {name.removeprefix('refs/heads/')}")
     return done
 
 

@@ -95,8 +95,7 @@ class Workspace:
                 self._held.append(_Held(worktree, f"pool-{n}", (slot, lock)))
                 return worktree
         name = self.execution_id if label == "main" else f"{self.execution_id}+{label}"
-        path = self.repo.git_dir / "tars-bot" / "worktrees" / name
-        worktree = self.repo.add_worktree(name, path, ref, commit)
+        worktree = self.repo.add_worktree(worktree_path(self.repo, name), ref, commit)
         self._held.append(_Held(worktree, name, None))
         return worktree
 
@@ -122,28 +121,28 @@ class Workspace:
         return commit
 
 
-def _pool_path(repo: Repo, n: int | str) -> Path:
-    return repo.git_dir / "tars-bot" / "pool" / str(n)
+def worktree_path(repo: Repo, name: str) -> Path:
+    """Where tars-bot's worktree `name` lives: under the git dir, invisible to `git status`."""
+    return repo.git_dir / "tars-bot" / "worktrees" / name
 
 
 def _reuse(repo: Repo, n: int, ref: str | None, commit: str) -> Worktree:
     """Pool slot n's worktree, reset to `commit`; made (again) when missing or broken."""
-    name, path = f"pool-{n}", _pool_path(repo, n)
-    if name in repo.worktree_names() and (worktree := repo.open_worktree(path)) is not None:
+    path = worktree_path(repo, f"pool-{n}")
+    if path.name in repo.worktree_names() and (worktree := repo.open_worktree(path)):
         worktree.reset_to(commit, ref)
         return worktree
-    repo.remove_worktree(name, path)
-    return repo.add_worktree(name, path, ref, commit)
+    repo.remove_worktree(path.name, path)
+    return repo.add_worktree(path, ref, commit)
 
 
 def clear_pool(repo: Repo) -> list[str]:
     """Remove the pooled worktrees no live execution holds (for `recover`)."""
-    pool = _pool_path(repo, "x").parent
     removed = []
-    for path in sorted(pool.iterdir()) if pool.is_dir() else []:
-        if repo.ref(f"{journal.POOL}{path.name}") is None:
-            repo.remove_worktree(f"pool-{path.name}", path)
-            removed.append(f"pool-{path.name}")
+    for name in sorted(repo.worktree_names()):
+        if name.startswith("pool-") and repo.ref(f"{journal.POOL}{name[5:]}") is None:
+            repo.remove_worktree(name, worktree_path(repo, name))
+            removed.append(name)
     return removed
 
 

@@ -54,7 +54,7 @@ def leftover_worktrees(repo: Path) -> list[str]:
     return [
         entry
         for entry in entries
-        if "/.git/tars-bot/pool/" not in entry or "detached" not in entry or held
+        if "/.git/tars-bot/worktrees/pool-" not in entry or "detached" not in entry or held
     ]
 
 

@@ -123,7 +123,7 @@ def check_recovery(repo: Path, before: dict[str, str]) -> None:
     assert not (repo / ".git" / "tars-bot" / "worktrees").exists() or not any(
         (repo / ".git" / "tars-bot" / "worktrees").iterdir()
     )
-    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/heads/tars-bot-scratch") == ""
+    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
     again = run(repo, "recover").stdout
     assert again.strip() == "nothing to recover"
 
