@@ -10,6 +10,8 @@ import pytest
 
 from tars_bot.cli import main
 
+pytest_plugins = ["tests.fake_github"]  # the `fake_github` fixture: a GitHub REST API on loopback
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(

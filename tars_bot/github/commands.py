@@ -1,0 +1,165 @@
+"""Comment commands (`/tars-bot VERB ...` on the first line of a comment) and who may give them."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from tars_bot.errors import TarsError
+
+PREFIX = "/tars-bot"
+MARKER = "<!-- tars-bot"  # starts the hidden marker in every comment tars-bot writes
+DEFAULT_ALLOWED = frozenset({"admin", "maintain", "write"})
+ROLES = ("read", "triage", "write", "maintain", "admin")  # weakest first
+USAGE = """\
+usage: /tars-bot plan
+       /tars-bot execute [--dry-run]
+       /tars-bot status
+       /tars-bot rollback [--step N] [--cascade]
+       /tars-bot history
+       /tars-bot help"""
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    dry_run: bool = False
+    step: int | None = None
+    cascade: bool = False
+
+
+class CommandError(TarsError):
+    """A comment that starts with /tars-bot but is not a command; the message ends with usage."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}\n\n{USAGE}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(message)
+
+
+def _step_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a step number from 1, found {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    options: dict[str, Any] = {"add_help": False, "allow_abbrev": False}
+    parser = _Parser(prog=PREFIX, **options)
+    verbs = parser.add_subparsers(dest="verb", metavar="command", required=True)
+    verbs.add_parser("plan", **options)
+    verbs.add_parser("execute", **options).add_argument("--dry-run", action="store_true")
+    verbs.add_parser("status", **options)
+    rollback = verbs.add_parser("rollback", **options)
+    rollback.add_argument("--step", type=_step_number)
+    rollback.add_argument("--cascade", action="store_true")
+    verbs.add_parser("history", **options)
+    verbs.add_parser("help", **options)
+    return parser
+
+
+def parse_command(body: str) -> Command | None:
+    """The command on the first line of `body`; None when the comment is not addressed to us."""
+    lines = body.strip().splitlines()
+    first = lines[0] if lines else ""
+    if first.split(maxsplit=1)[:1] != [PREFIX]:
+        return None
+    try:
+        words = shlex.split(first)[1:]
+    except ValueError as e:
+        raise CommandError(f"cannot read the command: {e}") from e
+    if not words:
+        raise CommandError("missing command")
+    args = _parser().parse_args(words)
+    if getattr(args, "cascade", False) and args.step is None:
+        raise CommandError("--cascade needs --step N")
+    return Command(
+        verb=args.verb,
+        dry_run=getattr(args, "dry_run", False),
+        step=getattr(args, "step", None),
+        cascade=getattr(args, "cascade", False),
+    )
+
+
+@dataclass(frozen=True)
+class CommentEvent:
+    """The fields of an `issue_comment` webhook payload that decide what to do."""
+
+    action: str
+    comment_id: int
+    body: str
+    user_login: str
+    user_type: str
+    issue_number: int
+    is_pull_request: bool
+    repository: str
+    sender: str
+    installation_id: int | None = None
+
+
+def parse_event(payload: Mapping[str, Any]) -> CommentEvent:
+    try:
+        comment, issue = payload["comment"], payload["issue"]
+        return CommentEvent(
+            action=payload["action"],
+            comment_id=comment["id"],
+            body=comment["body"] or "",
+            user_login=comment["user"]["login"],
+            user_type=comment["user"]["type"],
+            issue_number=issue["number"],
+            is_pull_request=issue.get("pull_request") is not None,
+            repository=payload["repository"]["full_name"],
+            sender=payload["sender"]["login"],
+            installation_id=(payload.get("installation") or {}).get("id"),
+        )
+    except (KeyError, TypeError) as e:
+        raise TarsError(f"not an issue_comment event: no {e} in the payload") from e
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # for the log
+    reply: str | None = None  # for the commenter; None: stay silent
+
+
+class PermissionLookup(Protocol):
+    def permission(self, user: str) -> str: ...
+
+
+def authorize(
+    client: PermissionLookup, event: CommentEvent, allowed: Collection[str] = DEFAULT_ALLOWED
+) -> Decision:
+    """Whether to obey the comment. Permission comes from the API, not `author_association`,
+    which says nothing about team or organization grants."""
+    if event.action != "created":
+        return Decision(False, f"comment {event.comment_id} was {event.action}, not created")
+    if event.user_type == "Bot":
+        return Decision(False, f"comment {event.comment_id} is by a bot, {event.user_login}")
+    if MARKER in event.body:
+        return Decision(False, f"comment {event.comment_id} is tars-bot's own")
+    permission = client.permission(event.user_login)
+    if permission in allowed:
+        return Decision(True, f"{event.user_login} has {permission} permission")
+    reason = f"{event.user_login} has {permission} permission, needs {_either(allowed)}"
+    return Decision(False, reason, _refusal(event.user_login, permission, allowed))
+
+
+def _refusal(login: str, permission: str, allowed: Collection[str]) -> str:
+    held = "no" if permission == "none" else permission
+    return (
+        f"Sorry @{login}, tars-bot only takes commands from people with {_either(allowed)} "
+        f"permission on this repository, and you have {held} permission. A maintainer can run "
+        f"the command for you.\n\n{MARKER}:refusal -->"
+    )
+
+
+def _either(roles: Collection[str]) -> str:
+    ordered = sorted(roles, key=lambda r: (ROLES.index(r) if r in ROLES else len(ROLES), r))
+    return "".join(ordered) if len(ordered) <= 1 else f"{', '.join(ordered[:-1])} or {ordered[-1]}"
