@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.markup import escape
 from tars_bot import __version__, demo, report
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler
 from tars_bot.loader import validation_problems
-from tars_bot.models import ExecutionPlan, Improvement
+from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
 
 LOG_TAIL_LINES = 20
@@ -85,6 +86,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
     if result.success:
         where = f"on branch {result.branch}" if result.branch else "and left no branch"
         console.print(f"[green]succeeded[/green] {where} (execution {result.execution_id})")
+        if result.branch and (args.push or args.open_pr):
+            _publish(system, result.execution_id, args, console)
         return EXIT_OK
     console.print(f"[red]rolled back[/red]: {escape(result.failure_reason or '')}")
     failed = next((s for s in result.steps if s.state == "failed"), None)
@@ -95,6 +98,22 @@ def cmd_execute(args: argparse.Namespace) -> int:
         console.out("\n".join(tail), highlight=False)
     console.print(f"details: tars-bot status --execution-id {result.execution_id}")
     return EXIT_FAILED
+
+
+def _publish(
+    system: ExecutionSystem, execution_id: str, args: argparse.Namespace, console: Console
+) -> None:
+    token = os.environ.get("GITHUB_TOKEN")
+    if not args.open_pr:
+        system.push(execution_id, args.remote, token)
+        console.print(f"pushed to {args.remote}")
+        return
+    from tars_bot.github import publish  # imported here: only --open-pr needs PyGithub
+    from tars_bot.github.client import GitHubClient
+
+    with GitHubClient.from_env(os.environ) as client:
+        url = publish.publish(system, client, execution_id, token, args.remote)
+    console.print(f"pull request: {url}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -126,8 +145,12 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     if args.cascade and args.step is None:
         raise TarsError("--cascade goes with --step N")
-    execution = ExecutionSystem(args.repo).rollback(args.execution_id, args.step, args.cascade)
+    token = os.environ.get("GITHUB_TOKEN")
+    system = ExecutionSystem(args.repo)
+    execution = system.rollback(args.execution_id, args.step, args.cascade, token=token)
     console = _console()
+    if execution.pull_request and os.environ.get("GITHUB_REPOSITORY"):
+        _follow_pull_request(system, execution, args.step is None)
     if args.step is None:
         console.print(f"rolled back execution {execution.id}: branch {execution.branch} deleted")
     else:
@@ -139,6 +162,26 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             )
     console.print("verified", style="green")
     return EXIT_OK
+
+
+def _follow_pull_request(system: ExecutionSystem, execution: Execution, closed: bool) -> None:
+    from tars_bot.github import publish
+    from tars_bot.github.client import GitHubClient
+
+    with GitHubClient.from_env(os.environ) as client:
+        if closed:
+            number = int((execution.pull_request or "").rstrip("/").rsplit("/", 1)[-1])
+            client.close_pull_request(
+                number, f"Rolled back by tars-bot (execution {execution.id})."
+            )
+        else:
+            publish.update_pull_request(system, client, execution.id)
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    from tars_bot.github import action
+
+    return action.run(os.environ, args.repo)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -238,6 +281,15 @@ def _parser() -> argparse.ArgumentParser:
     execute.add_argument(
         "--dry-run", action="store_true", help="apply in a throwaway worktree, print the diff"
     )
+    execute.add_argument(
+        "--push", action="store_true", help="push the branch and its journal (GITHUB_TOKEN)"
+    )
+    execute.add_argument(
+        "--open-pr",
+        action="store_true",
+        help="push, then open or update a pull request (GITHUB_REPOSITORY, GITHUB_TOKEN)",
+    )
+    execute.add_argument("--remote", default="origin", help="where to push (default: origin)")
     execute.set_defaults(func=cmd_execute)
 
     status = verbs.add_parser("status", parents=[common], help="show one execution")
@@ -283,6 +335,13 @@ def _parser() -> argparse.ArgumentParser:
         help="finish or undo what killed processes left: executions, worktrees, locks",
     )
     recover.set_defaults(func=cmd_recover)
+
+    action_parser = verbs.add_parser(
+        "action",
+        parents=[common],
+        help="the GitHub Action entrypoint (reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH)",
+    )
+    action_parser.set_defaults(func=cmd_action)
 
     check = verbs.add_parser(
         "check",

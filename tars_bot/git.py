@@ -268,6 +268,40 @@ class Repo:
             raise TarsError(f"git worktree add {path.name}: {proc.stderr.strip()}")
         return Worktree(path)
 
+    def _remote(self, remote: str) -> pygit2.Remote:
+        try:
+            return self._repo.remotes[remote]
+        except KeyError:
+            return self._repo.remotes.create_anonymous(remote)  # a URL or path given directly
+
+    def remote_refs(self, remote: str, token: str | None = None) -> dict[str, str]:
+        """The refs the remote has now: name -> commit id."""
+        callbacks = _Callbacks(token)
+        try:
+            heads = self._remote(remote).list_heads(callbacks=callbacks)
+        except pygit2.GitError as e:
+            raise TarsError(f"cannot reach remote {remote}: {e}") from None
+        return {head.name: str(head.oid) for head in heads}
+
+    def push(self, remote: str, refspecs: list[str], token: str | None = None) -> None:
+        callbacks = _Callbacks(token)
+        try:
+            self._remote(remote).push(refspecs, callbacks=callbacks)
+        except pygit2.GitError as e:
+            raise TarsError(f"push to {remote} failed: {e}") from None
+        if callbacks.rejected:
+            refused = "; ".join(f"{ref}: {why}" for ref, why in callbacks.rejected.items())
+            raise TarsError(f"push to {remote} refused: {refused}")
+
+    def fetch(self, remote: str, refspecs: list[str], token: str | None = None) -> None:
+        try:
+            self._remote(remote).fetch(refspecs, callbacks=_Callbacks(token))
+        except pygit2.GitError as e:
+            raise TarsError(f"fetch from {remote} failed: {e}") from None
+
+    def has_object(self, oid: str) -> bool:
+        return oid in self._repo
+
     def open_worktree(self, path: Path) -> Worktree | None:
         """A worktree made earlier, or None when it is gone or broken."""
         try:
@@ -310,6 +344,24 @@ class Repo:
         """`git diff old new` as text (commits or trees)."""
         old_tree, new_tree = self._repo[self.tree_of(old)], self._repo[self.tree_of(new)]
         return old_tree.diff_to_tree(new_tree).patch or ""  # type: ignore[attr-defined]
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Token credentials (as GitHub takes them over HTTPS) and per-ref push results."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self.token = token
+        self.rejected: dict[str, str] = {}
+
+    def credentials(self, url: str, username: str | None, allowed: int) -> pygit2.UserPass:
+        if self.token is None:
+            raise pygit2.GitError(f"{url} asks for credentials; set GITHUB_TOKEN")
+        return pygit2.UserPass("x-access-token", self.token)
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            self.rejected[refname] = message
 
 
 class Worktree:

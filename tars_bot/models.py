@@ -316,6 +316,7 @@ class Execution(Model):
     benefits: list[BenefitResult] = Field(default_factory=list)
     failure_reason: str | None = None
     pull_request: str | None = None
+    pushed_to: str | None = Field(None, description="The remote the branch was pushed to.")
     pid: int | None = None
     host: str | None = None
     pending: str | None = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -185,3 +187,91 @@ class LiveProgress:
     def output(self, chunk: bytes) -> None:
         if self.verbose:
             self.progress.console.out(chunk.decode(errors="replace"), end="", highlight=False)
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def marker(execution_id: str) -> str:
+    return f"<!-- tars-bot:execution={execution_id} -->"
+
+
+def execution_markdown(
+    execution: Execution, plan: ExecutionPlan, logs: dict[int, str] | None = None
+) -> str:
+    """The pull request body / status comment for an execution, as GitHub Markdown. The hidden
+    marker comes last: bodies too long for GitHub are cut at the start, never the end."""
+    improvement = plan.improvement
+    lines = [f"**tars-bot** executed improvement `{improvement.id}`: {improvement.title}", ""]
+    if improvement.description:
+        lines += [improvement.description, ""]
+    state = execution.state.replace("_", " ")
+    lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
+    if execution.failure_reason:
+        lines += [f"> {_md(execution.failure_reason)}", ""]
+    lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
+    for step in execution.steps:
+        commit = f"`{step.commit[:10]}`" if step.commit else "-"
+        checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
+        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
+        cells = [str(step.number), _md(step.name), step.state, commit, checks, duration]
+        lines.append(f"| {' | '.join(cells)} |")
+    lines.append("")
+    if execution.checks:
+        lines += ["**Final checks**", ""]
+        lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
+        lines.append("")
+    lines += _benefits_markdown(plan, execution)
+    for number, log in (logs or {}).items():
+        fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", log)))
+        summary = f"<details><summary>Output of step {number}</summary>"
+        lines += [summary, "", fence, log, fence, "</details>", ""]
+    lines += [
+        "**Rollback**: comment `/tars-bot rollback` (everything) or `/tars-bot rollback --step N`,",
+        f"or run `tars-bot rollback --execution-id {execution.id} [--step N]`.",
+        "",
+        marker(execution.id),
+    ]
+    return "\n".join(lines)
+
+
+def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
+    texts = [b for b in plan.improvement.expected_benefits if isinstance(b, str)]
+    if not texts and not execution.benefits:
+        return []
+    lines = ["**Benefits**", ""]
+    lines += [f"- expected: {_md(text)}" for text in texts]
+    for b in execution.benefits:
+        verdict = {True: " ✅ met", False: " ❌ not met", None: ""}[b.met]
+        target = f" (target {b.expected})" if b.expected else ""
+        change = f"{b.before:g} → {b.after:g} {b.measure}, {b.change:+.1%}"
+        lines.append(f"- {_md(b.name)}: {change}{target}{verdict}")
+    return [*lines, ""]
+
+
+PLAN_MARKER = "<!-- tars-bot:plan -->"
+
+
+def plan_markdown(plan: ExecutionPlan, source: str) -> str:
+    """A plan as GitHub Markdown, for pull requests that add or change improvement files."""
+    improvement = plan.improvement
+    lines = [
+        f"**tars-bot plan** for `{improvement.id}` ({_md(source)}): {_md(improvement.title)}",
+        "",
+        f"Base `{plan.base.commit[:10]}`, branch `{plan.branch}`, digest `{plan.digest[:19]}`",
+        "",
+        "| # | step | action | changes | after |",
+        "|---|---|---|---|---|",
+    ]
+    for step in plan.steps:
+        after = ", ".join(map(str, step.depends_on)) or "-"
+        lines.append(
+            f"| {step.number} | {_md(step.name)} | {step.action.kind} | "
+            f"{_md(_changes(step))} | {after} |"
+        )
+    final = ", ".join(plan.validation.final) or "none"
+    lines += ["", f"Final checks: {final} ({plan.validation.strategy})", ""]
+    lines += [f"- ⚠️ {_md(w)}" for w in plan.warnings]
+    return "\n".join(lines)

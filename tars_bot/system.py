@@ -103,12 +103,74 @@ class ExecutionSystem:
         )
 
     def rollback(
-        self, execution_id: str, step: int | None = None, cascade: bool = False
+        self,
+        execution_id: str,
+        step: int | None = None,
+        cascade: bool = False,
+        token: str | None = None,
     ) -> Execution:
-        """Undo a whole execution, or one step (and, with cascade, the steps built on it)."""
+        """Undo a whole execution, or one step (and, with cascade, the steps built on it).
+        When the branch was pushed, the remote follows: its branch deleted, or updated."""
+        before = journal.load(self.repo, execution_id)
         if step is None:
-            return rollback.rollback_execution(self.repo, execution_id)
-        return rollback.rollback_steps(self.repo, execution_id, step, cascade=cascade)
+            execution = rollback.rollback_execution(self.repo, execution_id)
+        else:
+            execution = rollback.rollback_steps(self.repo, execution_id, step, cascade=cascade)
+        if execution.pushed_to and execution.branch:
+            self._update_remote(execution, before.head_commit, token)
+        return execution
+
+    def _update_remote(self, execution: Execution, old_tip: str | None, token: str | None) -> None:
+        remote, branch_ref = execution.pushed_to or "origin", f"refs/heads/{execution.branch}"
+        theirs = self.repo.remote_refs(remote, token).get(branch_ref)
+        journal_ref = journal.EXECUTIONS + execution.id
+        specs = [f"+{journal_ref}:{journal_ref}"]
+        if theirs is not None and (theirs == old_tip or self._ours(theirs, execution)):
+            deleted = execution.state == "rolled_back"
+            specs.append(f":{branch_ref}" if deleted else f"+{branch_ref}:{branch_ref}")
+        self.repo.push(remote, specs, token)
+
+    def push(
+        self, execution_id: str, remote: str = "origin", token: str | None = None
+    ) -> Execution:
+        """Push the branch and the journal. A remote branch holding commits tars-bot did not
+        make is never overwritten."""
+        record = journal.Record.resume(self.repo, execution_id)
+        execution = record.execution
+        if execution.state != "succeeded" or not execution.branch or not execution.head_commit:
+            raise TarsError(f"execution {execution_id} is {execution.state}: nothing to push")
+        branch_ref = f"refs/heads/{execution.branch}"
+        theirs = self.repo.remote_refs(remote, token).get(branch_ref)
+        if theirs not in (None, execution.head_commit) and not self._ours(theirs, execution):
+            raise TarsError(
+                f"{remote} has {execution.branch} at {theirs[:10]}, with commits tars-bot did not "
+                "make; not overwriting it. Move that branch or merge it first."
+            )
+        record.save(execution.model_copy(update={"pushed_to": remote}))  # before: recorded intent
+        journal_ref = journal.EXECUTIONS + execution_id
+        specs = [f"+{branch_ref}:{branch_ref}", f"+{journal_ref}:{journal_ref}"]
+        self.repo.push(remote, specs, token)
+        return record.execution
+
+    def record_pull_request(
+        self, execution_id: str, url: str, remote: str = "origin", token: str | None = None
+    ) -> None:
+        record = journal.Record.resume(self.repo, execution_id)
+        record.save(record.execution.model_copy(update={"pull_request": url}))
+        journal_ref = journal.EXECUTIONS + execution_id
+        self.repo.push(remote, [f"+{journal_ref}:{journal_ref}"], token)
+
+    def fetch_journal(self, remote: str = "origin", token: str | None = None) -> None:
+        """Bring the executions recorded elsewhere (e.g. by CI) into this repository."""
+        spec = f"+{journal.EXECUTIONS}*:{journal.EXECUTIONS}*"
+        self.repo.fetch(remote, [spec], token)
+
+    def plan_of(self, execution_id: str) -> ExecutionPlan:
+        return journal.load_plan(self.repo, execution_id)
+
+    def _ours(self, commit: str, execution: Execution) -> bool:
+        made_by = self.repo.trailers(commit) if self.repo.has_object(commit) else {}
+        return made_by.get("Tars-Improvement") == execution.improvement
 
     def recover(self) -> list[str]:
         """Finish or undo what killed processes left behind; returns what was done."""

@@ -106,6 +106,7 @@ class Issue:
     head_sha: str | None = None
     head_repo: str | None = None  # full name of the head's repository; a fork's differs
     base_ref: str | None = None
+    files: list[str] = field(default_factory=list)  # what a pull request changes
 
     @property
     def is_pull(self) -> bool:
@@ -741,6 +742,17 @@ def _create_pull(call: _Call) -> Response:
 @_route("GET", REPO + r"/pulls/(?P<number>\d+)")
 def _get_pull(call: _Call) -> Response:
     return Response(200, call.gh.pull_json(call.repo, call.issue(pulls_only=True)))
+
+
+@_route("GET", REPO + r"/pulls/(?P<number>\d+)/files")
+def _pull_files(call: _Call) -> Response:
+    pull = call.issue(pulls_only=True)
+    files = [
+        {"sha": _sha(path), "filename": path, "status": "modified", "additions": 1,
+         "deletions": 0, "changes": 1}
+        for path in pull.files
+    ]  # fmt: skip
+    return call.page(files)
 
 
 @_route("PATCH", REPO + r"/pulls/(?P<number>\d+)")

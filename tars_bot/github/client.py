@@ -292,6 +292,11 @@ class GitHubClient:
                 pull.add_to_labels(*labels)
             return pull.number, pull.html_url
 
+    def changed_files(self, number: int) -> list[str]:
+        """The paths a pull request changes."""
+        with _api(f"list the files of #{number}"):
+            return [f.filename for f in self._repo.get_pull(number).get_files()]
+
     def close_pull_request(self, number: int, comment: str | None = None) -> None:
         if comment:
             self.comment(number, comment)

@@ -1,0 +1,267 @@
+"""`tars-bot action`: the GitHub Action entrypoint, dispatching on the workflow's event.
+
+issue_comment      `/tars-bot ...` commands on issues (the improvement is the issue's first
+                   fenced yaml block) and on tars-bot's pull requests (found by their marker)
+workflow_dispatch  inputs `improvement-id` and `command`, or `issue-number` and `comment-id`
+                   (how the webhook app hands over a comment it authorized)
+pull_request       comments the plan of improvement files the pull request adds or changes
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tars_bot import loader, report
+from tars_bot.errors import TarsError
+from tars_bot.github import publish
+from tars_bot.github.client import GitHubClient, Issue
+from tars_bot.github.commands import (
+    DEFAULT_ALLOWED,
+    USAGE,
+    Command,
+    CommandError,
+    CommentEvent,
+    authorize,
+    parse_command,
+    parse_event,
+)
+from tars_bot.models import Execution, Improvement
+from tars_bot.system import ExecutionSystem
+
+YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+EXECUTION_MARKER = re.compile(r"<!-- tars-bot:execution=([\w.-]+) -->")
+IMPROVEMENT_FILE = re.compile(r"^\.tars/improvements/[^/]+\.(ya?ml|toml|json)$")
+ClientFactory = Callable[[Mapping[str, str]], GitHubClient]
+
+
+@dataclass(frozen=True)
+class Context:
+    environ: Mapping[str, str]
+    client: GitHubClient
+    system: ExecutionSystem
+    payload: dict
+
+    @property
+    def token(self) -> str | None:
+        return self.environ.get("GITHUB_TOKEN")
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        given = self.environ.get("TARS_BOT_ALLOWED_PERMISSIONS", "")
+        return frozenset(given.replace(",", " ").split()) or DEFAULT_ALLOWED
+
+    @property
+    def allow_forks(self) -> bool:
+        return self.environ.get("TARS_BOT_ALLOW_FORKS", "").lower() in ("1", "true", "yes")
+
+
+def run(
+    environ: Mapping[str, str], repo: Path | str = ".", client_factory: ClientFactory | None = None
+) -> int:
+    """Handle the event GitHub Actions describes in `environ`; the exit code of the job."""
+    event_name = environ.get("GITHUB_EVENT_NAME", "")
+    handler = {"issue_comment": _on_comment, "workflow_dispatch": _on_dispatch}.get(event_name)
+    handler = handler or {"pull_request": _on_pull_request}.get(event_name)
+    if handler is None:
+        print(f"tars-bot: nothing to do for a {event_name or 'missing'} event")
+        return 0
+    try:
+        payload = json.loads(Path(environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+    except (KeyError, OSError, ValueError) as e:
+        raise TarsError(f"GITHUB_EVENT_PATH: cannot read the event payload: {e}") from None
+    with (client_factory or GitHubClient.from_env)(environ) as client:
+        return handler(Context(environ, client, ExecutionSystem(repo), payload))
+
+
+def _on_comment(ctx: Context) -> int:
+    event = parse_event(ctx.payload)
+    try:
+        if parse_command(event.body.splitlines()[0] if event.body else "") is None:
+            return 0  # not addressed to tars-bot
+    except CommandError:
+        pass  # addressed to tars-bot but malformed: an authorized commenter gets the usage
+    decision = authorize(ctx.client, event, ctx.allowed)
+    if not decision.allowed:
+        if decision.reply:
+            ctx.client.comment(event.issue_number, decision.reply)
+        print(f"tars-bot: not acting: {decision.reason}")
+        return 0
+    return _handle(ctx, event)
+
+
+def _on_dispatch(ctx: Context) -> int:
+    inputs = ctx.payload.get("inputs") or {}
+    if inputs.get("issue-number") and inputs.get("comment-id"):
+        # handed over by the webhook app, which authorized the commenter; GitHub only lets
+        # people with write access start a workflow by hand
+        number, comment_id = int(inputs["issue-number"]), int(inputs["comment-id"])
+        issue = ctx.client.issue(number)
+        event = CommentEvent(
+            action="created",
+            comment_id=comment_id,
+            body=inputs.get("command", ""),
+            user_login=ctx.payload.get("sender", {}).get("login", ""),
+            user_type="User",
+            issue_number=number,
+            is_pull_request=issue.is_pull_request,
+            repository=ctx.client.repository,
+            sender=ctx.payload.get("sender", {}).get("login", ""),
+        )
+        return _handle(ctx, event)
+    improvement_id = inputs.get("improvement-id")
+    if not improvement_id:
+        raise TarsError("workflow_dispatch needs the input improvement-id (or issue-number)")
+    command = parse_command(f"/tars-bot {inputs.get('command') or 'execute'}")
+    assert command is not None
+    path = ctx.system.improvement_file(improvement_id)
+    improvement = ctx.system.load_improvement(path)
+    ok, body = _execute(ctx, improvement, command.dry_run)
+    print(body)
+    return 0 if ok else 1
+
+
+def _handle(ctx: Context, event: CommentEvent) -> int:
+    """Acknowledge, run the command, and always finish with a reaction and a status comment."""
+    number = event.issue_number
+    handled = f"<!-- tars-bot:comment={event.comment_id} -->"
+    if ctx.client.find_comment(number, handled) is not None:
+        print(f"tars-bot: comment {event.comment_id} was handled already")
+        return 0
+    ctx.client.add_reaction(event.comment_id, "eyes")
+    first_line = event.body.splitlines()[0].strip()
+    status = ctx.client.comment(number, f"⏳ `{first_line}`: working on it…\n\n{handled}")
+    try:
+        command = parse_command(first_line)
+        assert command is not None
+        ok, body = _dispatch(ctx, command, ctx.client.issue(number))
+    except CommandError as e:
+        problem, _, usage = str(e).partition("\n\n")
+        ok, body = False, f"❌ {problem}\n\n```\n{usage}\n```"
+    except TarsError as e:
+        ok, body = False, f"❌ `{first_line}` failed:\n\n```\n{e}\n```"
+    except Exception as e:  # the bot must never acknowledge and then go silent
+        traceback.print_exc()
+        ok, body = (
+            False,
+            f"❌ `{first_line}` failed with an internal error: {type(e).__name__}: {e}",
+        )
+    ctx.client.edit_comment(status, f"{body}\n\n{handled}")
+    ctx.client.add_reaction(event.comment_id, "+1" if ok else "-1")
+    return 0 if ok else 1
+
+
+def _dispatch(ctx: Context, command: Command, issue: Issue) -> tuple[bool, str]:
+    if issue.from_fork and not ctx.allow_forks:
+        return False, "❌ tars-bot does not act on pull requests from forks here."
+    ctx.system.fetch_journal("origin", ctx.token)
+    if command.verb == "help":
+        return True, f"```\n{USAGE}\n```"
+    if command.verb == "history":
+        return True, _history_markdown(ctx.system.history(10))
+    if command.verb == "plan":
+        improvement = _improvement_from(ctx, issue)
+        plan = ctx.system.plan(improvement, source=f"issue #{issue.number}")
+        return True, report.plan_markdown(plan, f"#{issue.number}")
+    if command.verb == "execute":
+        head = issue.head_sha
+        improvement = _improvement_from(ctx, issue)
+        if issue.is_pull_request and ctx.client.issue(issue.number).head_sha != head:
+            return False, "❌ the pull request changed since the command; comment again."
+        return _execute(ctx, improvement, command.dry_run)
+    execution = _execution_for(ctx, issue)
+    if command.verb == "status":
+        return True, publish.status_markdown(ctx.system, execution.id)
+    return _rollback(ctx, execution, command)
+
+
+def _improvement_from(ctx: Context, issue: Issue) -> Improvement:
+    """An issue's first yaml block, or the improvement of the execution behind a pull request."""
+    if issue.is_pull_request:
+        return ctx.system.plan_of(_execution_for(ctx, issue).id).improvement
+    block = YAML_BLOCK.search(issue.body)
+    if block is None:
+        raise TarsError(f"issue #{issue.number} has no ```yaml block describing the improvement")
+    source = f"issue #{issue.number}"
+    data = loader.parse_text(block.group(1), source, ".yaml")
+    if isinstance(data, dict):
+        data.setdefault("title", issue.title)
+    return loader.improvement_from_data(data, source, f"issue-{issue.number}")
+
+
+def _execution_for(ctx: Context, issue: Issue) -> Execution:
+    found = EXECUTION_MARKER.search(issue.body)
+    if found:
+        return ctx.system.status(found.group(1))
+    improvement_id = f"issue-{issue.number}"
+    latest = next((e for e in ctx.system.history() if e.improvement == improvement_id), None)
+    if latest is None:
+        raise TarsError(f"#{issue.number} has no tars-bot execution yet")
+    return latest
+
+
+def _execute(ctx: Context, improvement: Improvement, dry_run: bool) -> tuple[bool, str]:
+    plan = ctx.system.plan(improvement)
+    result = ctx.system.execute(plan, dry_run=dry_run)
+    if result.success and not dry_run:
+        url = publish.publish(ctx.system, ctx.client, result.execution_id, ctx.token)
+        return True, f"✅ Executed: {url}\n\n" + publish.status_markdown(
+            ctx.system, result.execution_id
+        )
+    body = publish.status_markdown(ctx.system, result.execution_id)
+    if dry_run and result.diff is not None:
+        body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
+    return result.success, body
+
+
+def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[bool, str]:
+    rolled = ctx.system.rollback(execution.id, command.step, command.cascade, token=ctx.token)
+    if command.step is None and rolled.pull_request:
+        number = int(rolled.pull_request.rstrip("/").rsplit("/", 1)[-1])
+        ctx.client.close_pull_request(number, f"Rolled back by tars-bot (execution {rolled.id}).")
+    elif rolled.pull_request:
+        publish.update_pull_request(ctx.system, ctx.client, rolled.id)
+    return True, publish.status_markdown(ctx.system, rolled.id)
+
+
+def _history_markdown(executions: list[Execution]) -> str:
+    lines = ["| execution | improvement | state | steps | pull request |", "|---|---|---|---|---|"]
+    for e in executions:
+        applied = sum(s.state == "applied" for s in e.steps)
+        pull = e.pull_request or "-"
+        lines.append(
+            f"| `{e.id}` | {e.improvement} | {e.state} | {applied}/{len(e.steps)} | {pull} |"
+        )
+    return "\n".join(lines) if executions else "No executions yet."
+
+
+def _on_pull_request(ctx: Context) -> int:
+    pull = ctx.payload.get("pull_request") or {}
+    number = int(pull.get("number") or ctx.payload.get("number") or 0)
+    changed = [p for p in ctx.client.changed_files(number) if IMPROVEMENT_FILE.match(p)]
+    if not changed:
+        return 0
+    # config and noxfile come from the base branch: planning never runs the pull request's code
+    base = pull.get("base", {}).get("sha") or "HEAD"
+    sections, ok = [], True
+    for path in changed:
+        file = ctx.system.repo.workdir / path
+        if not file.is_file():
+            continue  # deleted by the pull request
+        try:
+            plan = ctx.system.plan(ctx.system.load_improvement(file), base=base, source=path)
+            sections.append(report.plan_markdown(plan, path))
+        except TarsError as e:
+            ok = False
+            sections.append(f"❌ `{path}` cannot be planned:\n\n```\n{e}\n```")
+    body = "\n\n---\n\n".join(sections) + f"\n\n{report.PLAN_MARKER}"
+    existing = ctx.client.find_comment(number, report.PLAN_MARKER)
+    if existing is None:
+        ctx.client.comment(number, body)
+    else:
+        ctx.client.edit_comment(existing, body)
+    return 0 if ok else 1

@@ -1,0 +1,254 @@
+"""The GitHub Action (`tars-bot action`) and publishing, against the fake GitHub REST server and a
+local bare repository acting as `origin`."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tars_bot.github import action
+from tars_bot.github.client import GitHubClient
+from tests.conftest import git
+
+PAYLOAD = json.loads((Path(__file__).parent / "data" / "issue_comment.json").read_text())
+IMPROVEMENT = """\
+Please make the IO code read UTF-8.
+
+```yaml
+steps:
+  - {name: encoding, edit: {path: src/io.py, search: "open(path)", replace: "open(path, encoding='utf-8')"}}
+  - {name: notes, write: {path: NOTES.md, content: "UTF-8 everywhere\\n"}}
+```
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, fake_github):
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(origin), str(seed))
+    (seed / "src").mkdir()
+    (seed / "src" / "io.py").write_text("def load(path):\n    return open(path).read()\n")
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "initial")
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    checkout = tmp_path / "checkout"  # what actions/checkout leaves for the job
+    git(tmp_path, "clone", "-q", str(origin), str(checkout))
+    repo = fake_github.add_repo("octo/app", clone_url=str(origin))
+    repo.add_collaborator("writer", "write")
+    repo.add_collaborator("reader", "read")
+    return checkout, origin, repo
+
+
+def environ(fake_github, tmp_path: Path, event: str, payload: dict) -> dict[str, str]:
+    path = tmp_path / f"event-{len(list(tmp_path.glob('event-*')))}.json"
+    path.write_text(json.dumps(payload))
+    return {
+        "GITHUB_API_URL": fake_github.url,
+        "GITHUB_TOKEN": fake_github.token,
+        "GITHUB_REPOSITORY": "octo/app",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(path),
+    }
+
+
+def comment_payload(repo, number: int, body: str, user: str = "writer", **changes) -> dict:
+    comment = repo.add_comment(number, body, user)
+    payload = json.loads(json.dumps(PAYLOAD))
+    payload["comment"].update(
+        id=comment.id, body=body, user={**payload["comment"]["user"], "login": user}
+    )
+    payload["issue"]["number"] = number
+    if not repo.issues[number].is_pull:
+        payload["issue"]["pull_request"] = None
+    payload["repository"]["full_name"] = "octo/app"
+    payload.update(changes)
+    return payload
+
+
+def run_action(fake_github, tmp_path, checkout, event, payload) -> int:
+    env = environ(fake_github, tmp_path, event, payload)
+    return action.run(
+        env, checkout, lambda e: GitHubClient.from_env(e, sleep=lambda s: None, pace=False)
+    )
+
+
+def reactions(repo, comment_id: int) -> list[str]:
+    return [r.content for r in repo.comments[comment_id].reactions]
+
+
+def test_execute_from_an_issue_opens_a_pull_request(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    payload = comment_payload(repo, issue.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+
+    comment_id = payload["comment"]["id"]
+    assert reactions(repo, comment_id) == ["eyes", "+1"]
+    [pull] = repo.pulls()
+    assert pull.title == "tars-bot: UTF-8 IO" and pull.head_ref == "tars-bot/issue-1"
+    assert "tars-bot" in pull.labels
+    assert "<!-- tars-bot:execution=" in pull.body and "| 1 | encoding | applied |" in pull.body
+    assert pull.body.rstrip().endswith("-->")  # the marker last: long bodies are cut at the top
+    assert "encoding='utf-8'" in git(origin, "show", "tars-bot/issue-1:src/io.py")
+    assert git(origin, "for-each-ref", "refs/tars-bot/executions") != ""
+    [status] = [c for c in repo.comments_on(issue.number) if c.user != "writer"]
+    assert (
+        status.body.startswith("✅ Executed: ") and f"tars-bot:comment={comment_id}" in status.body
+    )
+
+    # the same comment delivered again does nothing
+    before = len(fake_github.requests)
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    assert not [r for r in fake_github.requests[before:] if r.method != "GET"]
+
+
+def test_commands_on_the_pull_request_roll_back(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    run_action(
+        fake_github,
+        tmp_path,
+        checkout,
+        "issue_comment",
+        comment_payload(repo, issue.number, "/tars-bot execute"),
+    )
+    [pull] = repo.pulls()
+    tip = git(origin, "rev-parse", "tars-bot/issue-1")
+
+    status = comment_payload(repo, pull.number, "/tars-bot status")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", status) == 0
+    assert "State: **succeeded**" in repo.comments_on(pull.number)[-1].body
+
+    step = comment_payload(repo, pull.number, "/tars-bot rollback --step 2")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", step) == 0
+    assert git(origin, "rev-parse", "tars-bot/issue-1~1") == tip  # a revert commit was pushed
+    assert git(origin, "ls-tree", "--name-only", "tars-bot/issue-1") == "src"
+    assert "| 2 | notes | reverted |" in pull.body and "| 1 | encoding | applied |" in pull.body
+
+    full = comment_payload(repo, pull.number, "/tars-bot rollback")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", full) == 0
+    assert git(origin, "branch", "--list", "tars-bot/*") == ""
+    assert pull.state == "closed"
+    assert any("Rolled back by tars-bot" in c.body for c in repo.comments_on(pull.number))
+
+
+def test_readers_are_refused_politely(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    payload = comment_payload(repo, issue.number, "/tars-bot execute", user="reader")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    assert repo.pulls() == [] and reactions(repo, payload["comment"]["id"]) == []
+    reply = repo.comments_on(issue.number)[-1]
+    assert "write" in reply.body and reply.user != "reader"
+    assert git(origin, "branch", "--list", "tars-bot/*") == ""
+
+
+def test_bad_commands_and_bad_improvements_always_get_an_outcome(setup, fake_github, tmp_path):
+    checkout, _, repo = setup
+    issue = repo.add_issue("no yaml here", "just words")
+    unknown = comment_payload(repo, issue.number, "/tars-bot frobnicate")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", unknown) == 1
+    assert reactions(repo, unknown["comment"]["id"]) == ["eyes", "-1"]
+    assert "usage: /tars-bot plan" in repo.comments_on(issue.number)[-1].body
+
+    execute = comment_payload(repo, issue.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", execute) == 1
+    assert reactions(repo, execute["comment"]["id"]) == ["eyes", "-1"]
+    assert "has no ```yaml block" in repo.comments_on(issue.number)[-1].body
+
+    help_ = comment_payload(repo, issue.number, "/tars-bot help")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", help_) == 0
+    assert "/tars-bot rollback [--step N] [--cascade]" in repo.comments_on(issue.number)[-1].body
+
+
+def test_plan_command_and_forks(setup, fake_github, tmp_path):
+    checkout, _, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    plan = comment_payload(repo, issue.number, "/tars-bot plan")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", plan) == 0
+    body = repo.comments_on(issue.number)[-1].body
+    assert "**tars-bot plan** for `issue-1`" in body and "| 2 | notes | write | NOTES.md |" in body
+
+    fork = repo.add_pull("from a fork", "feature", head_repo="stranger/app")
+    payload = comment_payload(repo, fork.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 1
+    assert "forks" in repo.comments_on(fork.number)[-1].body
+
+
+def test_pull_requests_adding_improvements_get_their_plan(setup, fake_github, tmp_path):
+    checkout, _, repo = setup
+    improvements = checkout / ".tars" / "improvements"
+    improvements.mkdir(parents=True)
+    (improvements / "notes.yaml").write_text(
+        "title: notes\nsteps: [{name: n, write: {path: N.md, content: x}}]\n"
+    )
+    (improvements / "broken.yaml").write_text(
+        "title: broken\nsteps: [{name: e, edit: {path: nope.py, search: a, replace: b}}]\n"
+    )
+    pull = repo.add_pull("add improvements", "improvements")
+    pull.files = [".tars/improvements/notes.yaml", ".tars/improvements/broken.yaml", "README.md"]
+    payload = {
+        "action": "opened",
+        "number": pull.number,
+        "pull_request": {
+            "number": pull.number,
+            "base": {"sha": git(checkout, "rev-parse", "HEAD")},
+        },
+    }
+    assert run_action(fake_github, tmp_path, checkout, "pull_request", payload) == 1
+    [comment] = repo.comments_on(pull.number)
+    assert "**tars-bot plan** for `notes`" in comment.body
+    assert "`.tars/improvements/broken.yaml` cannot be planned" in comment.body
+    (improvements / "broken.yaml").unlink()
+    pull.files = [".tars/improvements/notes.yaml"]
+    assert run_action(fake_github, tmp_path, checkout, "pull_request", payload) == 0
+    [comment] = repo.comments_on(pull.number)  # edited in place
+    assert "broken" not in comment.body
+
+
+def test_workflow_dispatch_executes_an_improvement_file(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    improvements = checkout / ".tars" / "improvements"
+    improvements.mkdir(parents=True)
+    (improvements / "notes.yaml").write_text(
+        textwrap.dedent("title: notes\nsteps: [{name: n, write: {path: N.md, content: x}}]\n")
+    )
+    payload = {
+        "inputs": {"improvement-id": "notes", "command": "execute"},
+        "sender": {"login": "writer"},
+    }
+    assert run_action(fake_github, tmp_path, checkout, "workflow_dispatch", payload) == 0
+    assert git(origin, "show", "tars-bot/notes:N.md") == "x"
+    assert [p.head_ref for p in repo.pulls()] == ["tars-bot/notes"]
+
+
+def test_cli_push_never_overwrites_foreign_commits(setup, fake_github, tmp_path, cli, monkeypatch):
+    checkout, origin, _ = setup
+    improvements = checkout / ".tars" / "improvements"
+    improvements.mkdir(parents=True)
+    (improvements / "notes.yaml").write_text(
+        "title: notes\nsteps: [{name: n, write: {path: N.md, content: x}}]\n"
+    )
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(origin), str(other))
+    (other / "human.txt").write_text("mine\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-qm", "human work")
+    git(other, "push", "-q", "origin", "HEAD:refs/heads/tars-bot/notes")
+
+    result = cli("execute", "--repo", checkout, "--improvement-id", "notes", "--push")
+    assert result.code == 2 and "commits tars-bot did not make" in result.err
+    assert git(origin, "show", "tars-bot/notes:human.txt") == "mine"
+
+    git(origin, "branch", "-D", "tars-bot/notes")
+    for name, value in environ(fake_github, tmp_path, "none", {}).items():
+        monkeypatch.setenv(name, value)
+    result = cli("execute", "--repo", checkout, "--improvement-id", "notes", "--open-pr")
+    assert result.code == 0, result.err
+    assert "pull request: " in result.out
+    assert git(origin, "show", "tars-bot/notes:N.md") == "x"
