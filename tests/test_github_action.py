@@ -252,3 +252,26 @@ def test_cli_push_never_overwrites_foreign_commits(setup, fake_github, tmp_path,
     assert result.code == 0, result.err
     assert "pull request: " in result.out
     assert git(origin, "show", "tars-bot/notes:N.md") == "x"
+
+
+def test_action_yml_wires_its_inputs_to_the_entrypoint():
+    import yaml
+
+    root = Path(__file__).parent.parent
+    spec = yaml.safe_load((root / "action.yml").read_text())
+    assert spec["runs"]["using"] == "composite"
+    run_step = spec["runs"]["steps"][-1]
+    assert run_step["run"] == "tars-bot action"
+    env = run_step["env"]
+    for name, variable in (
+        ("github-token", "GITHUB_TOKEN"),
+        ("allowed-permissions", "TARS_BOT_ALLOWED_PERMISSIONS"),
+        ("allow-forks", "TARS_BOT_ALLOW_FORKS"),
+    ):
+        assert name in spec["inputs"]
+        assert env[variable] == f"${{{{ inputs.{name} }}}}"
+        assert variable in Path(action.__file__).read_text() or variable == "GITHUB_TOKEN"
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "tars-bot.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read"}  # jobs ask for more, one by one
+    steps = workflow["jobs"]["tars-bot"]["steps"]
+    assert steps[0]["with"]["persist-credentials"] is False
