@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tars_bot import git
+from tars_bot.errors import TarsError
 from tars_bot.git import FilePatch, Hunk
 
 _HEADER = re.compile(r"^(---|\+\+\+) (\S+|\"[^\"]*\")(?:\t.*)?$")
@@ -56,7 +57,7 @@ def parse(text: str) -> list[FilePatch]:
         text += "\n"
     try:
         patches = git.parse_diff(text)
-    except git.TarsError as e:
+    except TarsError as e:
         raise PatchProblem(str(e)) from None
     if not patches:
         raise PatchProblem("contains no file changes")

@@ -1,4 +1,4 @@
-"""The thin pygit2 layer. No other module imports pygit2; its errors become TarsError here."""
+"""The repository: refs (compare-and-swap), objects, trees, worktrees, remotes."""
 
 from __future__ import annotations
 
@@ -7,50 +7,19 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pygit2
 
 from tars_bot import faults
 from tars_bot.errors import TarsError
+from tars_bot.git.diff import diff_file_path
+from tars_bot.git.objects import KINDS, MODES, EntryKind, NewContent, signature
+from tars_bot.git.remote import Callbacks
+from tars_bot.git.worktree import Worktree
 
-EntryKind = Literal["file", "executable", "symlink", "dir", "submodule"]
-_KINDS: dict[int, EntryKind] = {
-    pygit2.GIT_FILEMODE_BLOB: "file",
-    pygit2.GIT_FILEMODE_BLOB_EXECUTABLE: "executable",
-    pygit2.GIT_FILEMODE_LINK: "symlink",
-    pygit2.GIT_FILEMODE_TREE: "dir",
-    pygit2.GIT_FILEMODE_COMMIT: "submodule",
-}
-_MODES = {kind: mode for mode, kind in _KINDS.items()}
 _GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 _TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class NewContent:
-    """What a path holds after a step: data (None: deleted) and mode (None: keep)."""
-
-    data: bytes | None
-    mode: EntryKind | None = None
-
-
-@dataclass(frozen=True)
-class Hunk:
-    old_start: int
-    old: list[bytes]
-    new: list[bytes]
-
-
-@dataclass(frozen=True)
-class FilePatch:
-    old_path: str | None  # None: the patch creates the file
-    new_path: str | None  # None: the patch deletes the file
-    hunks: list[Hunk]
-    binary: bool
-    executable: bool
 
 
 class RefConflict(TarsError):
@@ -94,7 +63,7 @@ class Repo:
 
     def kind(self, tree_id: str, path: str) -> EntryKind | None:
         entry = self._entry(tree_id, path)
-        return None if entry is None else _KINDS.get(entry.filemode)
+        return None if entry is None else KINDS.get(entry.filemode)
 
     def read(self, tree_id: str, path: str) -> bytes | None:
         entry = self._entry(tree_id, path)
@@ -199,7 +168,7 @@ class Repo:
                 entry = None
             else:
                 keep = existing.filemode if existing and existing.type_str == "blob" else None
-                mode = _MODES.get(change.mode) or keep or pygit2.GIT_FILEMODE_BLOB  # type: ignore[union-attr]
+                mode = MODES.get(change.mode) or keep or pygit2.GIT_FILEMODE_BLOB  # type: ignore[union-attr]
                 entry = (self._repo.create_blob(change.data), mode)  # type: ignore[union-attr]
             if existing is not None:
                 builder.remove(name)
@@ -235,14 +204,16 @@ class Repo:
             old = None if delta.status == pygit2.GIT_DELTA_ADDED else delta.old_file
             new = None if delta.status == pygit2.GIT_DELTA_DELETED else delta.new_file
             expected, target = (new, old) if undo else (old, new)
-            path = _path(delta.new_file)  # without rename detection, old and new paths agree
+            path = diff_file_path(
+                delta.new_file
+            )  # without rename detection, old and new paths agree
             current = self._entry(onto_tree, path)
             if (current.id if current else None) != (expected.id if expected else None):
                 return None
             changes[path] = (
                 NewContent(None)
                 if target is None
-                else NewContent(self._repo[target.id].data, _KINDS.get(target.mode))  # type: ignore[attr-defined]
+                else NewContent(self._repo[target.id].data, KINDS.get(target.mode))  # type: ignore[attr-defined]
             )
         return self.build_tree(onto_tree, changes)
 
@@ -276,7 +247,7 @@ class Repo:
 
     def remote_refs(self, remote: str, token: str | None = None) -> dict[str, str]:
         """The refs the remote has now: name -> commit id."""
-        callbacks = _Callbacks(token)
+        callbacks = Callbacks(token)
         try:
             heads = self._remote(remote).list_heads(callbacks=callbacks)
         except pygit2.GitError as e:
@@ -284,7 +255,7 @@ class Repo:
         return {head.name: str(head.oid) for head in heads}
 
     def push(self, remote: str, refspecs: list[str], token: str | None = None) -> None:
-        callbacks = _Callbacks(token)
+        callbacks = Callbacks(token)
         try:
             self._remote(remote).push(refspecs, callbacks=callbacks)
         except pygit2.GitError as e:
@@ -295,7 +266,7 @@ class Repo:
 
     def fetch(self, remote: str, refspecs: list[str], token: str | None = None) -> None:
         try:
-            self._remote(remote).fetch(refspecs, callbacks=_Callbacks(token))
+            self._remote(remote).fetch(refspecs, callbacks=Callbacks(token))
         except pygit2.GitError as e:
             raise TarsError(f"fetch from {remote} failed: {e}") from None
 
@@ -346,87 +317,6 @@ class Repo:
         return old_tree.diff_to_tree(new_tree).patch or ""  # type: ignore[attr-defined]
 
 
-class _Callbacks(pygit2.RemoteCallbacks):
-    """Token credentials (as GitHub takes them over HTTPS) and per-ref push results."""
-
-    def __init__(self, token: str | None) -> None:
-        super().__init__()
-        self.token = token
-        self.rejected: dict[str, str] = {}
-
-    def credentials(self, url: str, username: str | None, allowed: int) -> pygit2.UserPass:
-        if self.token is None:
-            raise pygit2.GitError(f"{url} asks for credentials; set GITHUB_TOKEN")
-        return pygit2.UserPass("x-access-token", self.token)
-
-    def push_update_reference(self, refname: str, message: str | None) -> None:
-        if message:
-            self.rejected[refname] = message
-
-
-class Worktree:
-    """A checkout made for one execution. Every change here is tars-bot's own."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._repo = pygit2.Repository(str(path))
-
-    def changed_paths(self) -> list[str]:
-        """Paths that differ from the index, untracked ones included; ignored files are not
-        changes."""
-        return sorted(self._repo.status(untracked_files="all", ignored=False))
-
-    def move_to(self, commit: str) -> None:
-        """Check out `commit`, detached; only files that differ are rewritten."""
-        if str(self._repo.head.target) == commit:
-            return
-        strategy = pygit2.enums.CheckoutStrategy
-        target = self._repo[commit].peel(pygit2.Commit)
-        self._repo.checkout_tree(target.tree, strategy=strategy.FORCE | strategy.REMOVE_UNTRACKED)
-        self._repo.set_head(target.id)
-
-    def reset_to(self, commit: str, branch_ref: str | None) -> None:
-        """Make a used worktree a clean checkout of `commit`: files that differ are rewritten,
-        untracked and ignored files removed; HEAD on `branch_ref`, or detached."""
-        strategy = pygit2.enums.CheckoutStrategy
-        target = self._repo[commit].peel(pygit2.Commit)
-        clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
-        self._repo.checkout_tree(target.tree, strategy=clean)
-        if branch_ref:
-            self._repo.set_head(branch_ref)
-        else:
-            self._repo.set_head(target.id)
-
-    def detach(self) -> None:
-        """Leave the branch (so git lets users check it out or delete it)."""
-        if not self._repo.head_is_detached and not self._repo.head_is_unborn:
-            self._repo.set_head(self._repo.head.target)
-
-    def moved_to(self, commit: str, paths: list[str], detached: bool) -> None:
-        """Record that `commit` now holds the worktree's changes to `paths`."""
-        index = self._repo.index
-        index.read()
-        for path in paths:
-            if os.path.lexists(self.path / path):
-                index.add(path)
-            else:
-                index.remove_all([path])
-        index.write()
-        if detached:
-            self._repo.set_head(pygit2.Oid(hex=commit))
-
-
-FALLBACK_IDENTITY = ("tars-bot", "tars-bot@users.noreply.github.com")
-
-
-def signature(repo: pygit2.Repository) -> pygit2.Signature:
-    """The configured git identity, or tars-bot's own when git has none."""
-    try:
-        return repo.default_signature
-    except (KeyError, pygit2.GitError):
-        return pygit2.Signature(*FALLBACK_IDENTITY)
-
-
 def create_repository(path: Path, files: dict[str, str], message: str) -> str:
     """A new repository at `path` whose first commit holds `files`; returns the commit id."""
     repo = pygit2.init_repository(str(path), initial_head="main")
@@ -443,45 +333,3 @@ def create_repository(path: Path, files: dict[str, str], message: str) -> str:
 
 def is_valid_branch_name(name: str) -> bool:
     return pygit2.reference_is_valid_name(f"refs/heads/{name}")
-
-
-def _path(diff_file: pygit2.DiffFile) -> str:
-    return diff_file.raw_path.decode("utf-8", "surrogateescape")
-
-
-def parse_diff(text: str) -> list[FilePatch]:
-    """Parse a git-style diff (with `diff --git` headers) into plain records."""
-    try:
-        diff = pygit2.Diff.parse_diff(text)
-    except (pygit2.GitError, KeyError) as e:
-        raise TarsError(f"not a valid diff: {e}") from None
-    return [_file_patch(patch) for patch in diff]
-
-
-def _file_patch(patch: pygit2.Patch) -> FilePatch:
-    delta = patch.delta
-    hunks = []
-    for hunk in patch.hunks:
-        old: list[bytes] = []
-        new: list[bytes] = []
-        last = " "
-        for line in hunk.lines:
-            if line.origin in "=<>":  # "\ No newline at end of file" after the line it belongs to
-                if last in " -":
-                    old[-1] = old[-1].removesuffix(b"\n")
-                if last in " +":
-                    new[-1] = new[-1].removesuffix(b"\n")
-                continue
-            if line.origin in " -":
-                old.append(line.raw_content)
-            if line.origin in " +":
-                new.append(line.raw_content)
-            last = line.origin
-        hunks.append(Hunk(hunk.old_start, old, new))
-    return FilePatch(
-        old_path=None if delta.status == pygit2.GIT_DELTA_ADDED else _path(delta.old_file),
-        new_path=None if delta.status == pygit2.GIT_DELTA_DELETED else _path(delta.new_file),
-        hunks=hunks,
-        binary=delta.is_binary,
-        executable=delta.new_file.mode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE,
-    )
