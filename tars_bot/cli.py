@@ -184,6 +184,20 @@ def cmd_action(args: argparse.Namespace) -> int:
     return action.run(os.environ, args.repo)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tars_bot.github import app, local
+
+    run_local = local.runner(os.environ, local.default_cache()) if args.local_workers else None
+    settings = app.AppSettings.from_env(
+        os.environ,
+        workflow_file=args.workflow,
+        local_workers=args.local_workers,
+        run_local=run_local,
+    )
+    app.serve(settings, args.host, args.port)
+    return EXIT_OK
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     done = ExecutionSystem(args.repo).recover()
     for line in done:
@@ -342,6 +356,25 @@ def _parser() -> argparse.ArgumentParser:
         help="the GitHub Action entrypoint (reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH)",
     )
     action_parser.set_defaults(func=cmd_action)
+
+    serve = verbs.add_parser(
+        "serve",
+        help="receive GitHub webhooks (TARS_BOT_WEBHOOK_SECRET) and hand commands to Actions",
+        description="A GitHub App webhook receiver: verifies each delivery's signature, answers "
+        "at once, and dispatches authorized /tars-bot commands to the repository's tars-bot "
+        "workflow, or runs them here with --local-workers.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--local-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run commands on this host, N repositories at once (default: dispatch to Actions)",
+    )
+    serve.add_argument("--workflow", default="tars-bot.yml", help="the workflow to dispatch")
+    serve.set_defaults(func=cmd_serve)
 
     check = verbs.add_parser(
         "check",

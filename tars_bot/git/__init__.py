@@ -3,7 +3,13 @@ TarsError here."""
 
 from tars_bot.git.diff import FilePatch, Hunk, parse_diff
 from tars_bot.git.objects import EntryKind, NewContent
-from tars_bot.git.repo import RefConflict, Repo, create_repository, is_valid_branch_name
+from tars_bot.git.repo import (
+    RefConflict,
+    Repo,
+    create_repository,
+    is_valid_branch_name,
+    sync_clone,
+)
 from tars_bot.git.worktree import Worktree
 
 __all__ = [
@@ -17,4 +23,5 @@ __all__ = [
     "create_repository",
     "is_valid_branch_name",
     "parse_diff",
+    "sync_clone",
 ]

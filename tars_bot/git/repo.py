@@ -331,5 +331,23 @@ def create_repository(path: Path, files: dict[str, str], message: str) -> str:
     return str(repo.create_commit("HEAD", author, author, message, tree, []))
 
 
+def sync_clone(url: str, path: Path, branch: str, token: str | None) -> Repo:
+    """A clone at `path`, made or fetched, whose working tree is the remote's `branch`. Only for
+    clones tars-bot owns (the webhook app's local workers): it resets them."""
+    callbacks = Callbacks(token)
+    try:
+        if not (path / ".git").exists():
+            pygit2.clone_repository(url, str(path), callbacks=callbacks)
+        repo = pygit2.Repository(str(path))
+        repo.remotes["origin"].fetch(callbacks=callbacks)
+        target = repo.references[f"refs/remotes/origin/{branch}"].target
+    except (pygit2.GitError, KeyError) as e:
+        raise TarsError(f"cannot sync {url} ({branch}) into {path.name}: {e}") from None
+    repo.references.create(f"refs/heads/{branch}", target, force=True)
+    repo.set_head(f"refs/heads/{branch}")
+    repo.reset(target, pygit2.enums.ResetMode.HARD)
+    return Repo(path)
+
+
 def is_valid_branch_name(name: str) -> bool:
     return pygit2.reference_is_valid_name(f"refs/heads/{name}")

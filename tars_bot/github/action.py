@@ -91,7 +91,7 @@ def _on_comment(ctx: Context) -> int:
             ctx.client.comment(event.issue_number, decision.reply)
         print(f"tars-bot: not acting: {decision.reason}")
         return 0
-    return _handle(ctx, event)
+    return handle_comment(ctx, event)
 
 
 def _on_dispatch(ctx: Context) -> int:
@@ -112,7 +112,7 @@ def _on_dispatch(ctx: Context) -> int:
             repository=ctx.client.repository,
             sender=ctx.payload.get("sender", {}).get("login", ""),
         )
-        return _handle(ctx, event)
+        return handle_comment(ctx, event, inputs.get("head-sha") or None)
     improvement_id = inputs.get("improvement-id")
     if not improvement_id:
         raise TarsError("workflow_dispatch needs the input improvement-id (or issue-number)")
@@ -125,8 +125,9 @@ def _on_dispatch(ctx: Context) -> int:
     return 0 if ok else 1
 
 
-def _handle(ctx: Context, event: CommentEvent) -> int:
-    """Acknowledge, run the command, and always finish with a reaction and a status comment."""
+def handle_comment(ctx: Context, event: CommentEvent, head_sha: str | None = None) -> int:
+    """Acknowledge, run the command, and always finish with a reaction and a status comment.
+    `head_sha`: the pull request's head when the command was authorized, if known."""
     number = event.issue_number
     handled = f"<!-- tars-bot:comment={event.comment_id} -->"
     if ctx.client.find_comment(number, handled) is not None:
@@ -138,7 +139,8 @@ def _handle(ctx: Context, event: CommentEvent) -> int:
     try:
         command = parse_command(first_line)
         assert command is not None
-        ok, body = _dispatch(ctx, command, ctx.client.issue(number))
+        issue = ctx.client.issue(number)
+        ok, body = _dispatch(ctx, command, issue, head_sha or issue.head_sha)
     except CommandError as e:
         problem, _, usage = str(e).partition("\n\n")
         ok, body = False, f"❌ {problem}\n\n```\n{usage}\n```"
@@ -155,7 +157,9 @@ def _handle(ctx: Context, event: CommentEvent) -> int:
     return 0 if ok else 1
 
 
-def _dispatch(ctx: Context, command: Command, issue: Issue) -> tuple[bool, str]:
+def _dispatch(
+    ctx: Context, command: Command, issue: Issue, head_sha: str | None
+) -> tuple[bool, str]:
     if issue.from_fork and not ctx.allow_forks:
         return False, "❌ tars-bot does not act on pull requests from forks here."
     ctx.system.fetch_journal("origin", ctx.token)
@@ -168,9 +172,8 @@ def _dispatch(ctx: Context, command: Command, issue: Issue) -> tuple[bool, str]:
         plan = ctx.system.plan(improvement, source=f"issue #{issue.number}")
         return True, report.plan_markdown(plan, f"#{issue.number}")
     if command.verb == "execute":
-        head = issue.head_sha
         improvement = _improvement_from(ctx, issue)
-        if issue.is_pull_request and ctx.client.issue(issue.number).head_sha != head:
+        if issue.is_pull_request and ctx.client.issue(issue.number).head_sha != head_sha:
             return False, "❌ the pull request changed since the command; comment again."
         return _execute(ctx, improvement, command.dry_run)
     execution = _execution_for(ctx, issue)

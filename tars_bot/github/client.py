@@ -218,6 +218,16 @@ class GitHubClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def token(self) -> str | None:
+        """The token requests carry (for an App, a fresh installation token), for git pushes."""
+        auth = self._github.requester.auth
+        return getattr(auth, "token", None) if auth is not None else None
+
+    def clone_url(self) -> str:
+        with _api(f"read {self.repository}"):
+            return self._repo.clone_url
+
     def default_branch(self) -> str:
         with _api(f"read {self.repository}"):
             return self._repo.default_branch

@@ -1,0 +1,401 @@
+"""The webhook receiver behind `tars-bot serve`: checks and dedupes GitHub's deliveries, answers at
+once, and hands each comment command to the repository's tars-bot workflow (or a local worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Lifespan
+
+from tars_bot.errors import TarsError
+from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
+from tars_bot.github.commands import (
+    DEFAULT_ALLOWED,
+    MARKER,
+    CommandError,
+    CommentEvent,
+    authorize,
+    parse_command,
+    parse_event,
+)
+
+log = logging.getLogger(__name__)
+
+SECRET_VARIABLE = "TARS_BOT_WEBHOOK_SECRET"
+MAX_BODY = 25 * 1024 * 1024  # GitHub does not send payloads over 25 MB
+DELIVERIES_REMEMBERED = 10_000
+RESPONDERS = 8  # repositories whose comments are answered at once
+STOPPED = "tars-bot stopped before the command could run; comment it again to retry"
+
+ClientFactory = Callable[[str, int | None], GitHubClient]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSettings:
+    """`client_for(repository, installation_id)` opens a client acting for that installation;
+    `run_local(event)` runs a command on this host when `local_workers` > 0."""
+
+    webhook_secret: bytes
+    api_url: str = DEFAULT_API_URL
+    client_for: ClientFactory
+    workflow_file: str = "tars-bot.yml"
+    allowed_permissions: frozenset[str] = DEFAULT_ALLOWED
+    local_workers: int = 0
+    run_local: Callable[[CommentEvent], None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.webhook_secret:
+            raise TarsError("the webhook secret is empty: anyone could send commands")
+        if self.local_workers < 0:
+            raise TarsError(f"local workers must be 0 or more, found {self.local_workers}")
+        if self.local_workers and self.run_local is None:
+            raise TarsError("local workers need a run_local function to call")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **options: Any) -> AppSettings:
+        """Settings from TARS_BOT_WEBHOOK_SECRET and GITHUB_API_URL, with clients as
+        `environment_clients` makes them; `options` sets the other fields."""
+        secret = environ.get(SECRET_VARIABLE, "")
+        if not secret:
+            raise TarsError(f"{SECRET_VARIABLE} must hold the webhook secret set on GitHub")
+        api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+        clients = environment_clients(environ, api_url)
+        return cls(webhook_secret=secret.encode(), api_url=api_url, client_for=clients, **options)
+
+
+def environment_clients(environ: Mapping[str, str], api_url: str) -> ClientFactory:
+    """Clients acting as the App installation a delivery names (TARS_BOT_APP_ID and
+    TARS_BOT_APP_PRIVATE_KEY in `environ`), or as GITHUB_TOKEN when no App is configured."""
+
+    def client_for(repository: str, installation_id: int | None) -> GitHubClient:
+        env = {**environ, "GITHUB_API_URL": api_url, "GITHUB_REPOSITORY": repository}
+        if installation_id is not None:
+            env["TARS_BOT_INSTALLATION_ID"] = str(installation_id)
+        return GitHubClient.from_env(env)
+
+    return client_for
+
+
+def create_app(settings: AppSettings) -> Starlette:
+    receiver = _Receiver(settings.webhook_secret)
+    routes = [
+        Route("/webhook", receiver.webhook, methods=["POST"]),
+        Route("/", receiver.webhook, methods=["POST"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=_lifespan(settings))
+
+
+def make_server(settings: AppSettings, host: str, port: int, **config: Any) -> uvicorn.Server:
+    """The server `serve` runs; `config` adds uvicorn settings."""
+    app = create_app(settings)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", **config))
+
+
+def serve(settings: AppSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Receive webhooks until SIGINT or SIGTERM, then finish the accepted work and stop."""
+    log.info("answering webhooks for %s on %s:%s", settings.api_url, host, port)
+    make_server(settings, host, port).run()
+
+
+# -- receiving -------------------------------------------------------------------------------------
+class _Receiver:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        # only the event loop's thread touches it (the endpoint is async): no lock needed
+        self._deliveries = RecentIds(DELIVERIES_REMEMBERED)
+
+    async def webhook(self, request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # no one is left to answer
+            return _error(400, "the body ended early")
+        if body is None:
+            return _error(413, f"the body is over GitHub's limit of {MAX_BODY:,} bytes")
+        if not _signed(self._secret, body, request.headers.get("x-hub-signature-256")):
+            client = request.client.host if request.client else "an unknown address"
+            log.warning("refused a delivery from %s: bad signature", client)
+            return _error(401, "missing or wrong X-Hub-Signature-256")
+        delivery = request.headers.get("x-github-delivery")
+        if delivery and not self._deliveries.add(delivery):
+            return _status(200, "duplicate")
+        kind = request.headers.get("x-github-event", "")
+        response = _handle(kind, body, request.state.background)
+        log.info("delivery %s (%s): %s", delivery, kind, bytes(response.body).decode())
+        return response
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None as soon as it is known to be over the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
+def _signed(secret: bytes, body: bytes, signature: str | None) -> bool:
+    expected = b"sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest().encode()
+    # as bytes: compare_digest refuses str with non-ASCII characters
+    return signature is not None and hmac.compare_digest(expected, signature.encode("latin-1"))
+
+
+def _handle(kind: str, body: bytes, background: _Background) -> JSONResponse:
+    if kind == "ping":
+        return _status(200, "pong")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _error(400, "the body is not JSON: set the webhook's content type to JSON")
+    if not isinstance(payload, dict):
+        return _error(400, f"the body is JSON but not an object: {type(payload).__name__}")
+    if kind != "issue_comment":
+        return _status(202, "ignored", f"tars-bot does not act on {kind or 'unnamed'} events")
+    try:
+        event = parse_event(payload)
+    except TarsError as e:
+        return _error(400, str(e))
+    if not _addressed_to_us(event.body):
+        return _status(202, "ignored", "not a /tars-bot command")
+    background.accept(event)
+    return _status(202, "accepted")
+
+
+def _addressed_to_us(body: str) -> bool:
+    try:
+        return parse_command(body) is not None
+    except CommandError:
+        return True  # a mistyped command deserves an answer, with the usage
+
+
+def _status(code: int, status: str, reason: str | None = None) -> JSONResponse:
+    content = {"status": status} | ({"reason": reason} if reason else {})
+    return JSONResponse(content, status_code=code)
+
+
+def _error(code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=code)
+
+
+async def _healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+class RecentIds:
+    """The last `size` ids seen: enough to spot GitHub's redeliveries, bounded in memory."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, id_: str) -> bool:
+        """Remember `id_`; False if it was already remembered."""
+        if id_ in self._ids:
+            self._ids.move_to_end(id_)
+            return False
+        self._ids[id_] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+# -- working ---------------------------------------------------------------------------------------
+def _lifespan(settings: AppSettings) -> Lifespan[Starlette]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, _Background]]:
+        background = _Background(settings)
+        try:
+            yield {"background": background}
+        finally:
+            await run_in_threadpool(background.close)
+
+    return lifespan
+
+
+class _Background:
+    """What a command leads to, done after GitHub has its answer: GitHub gives up on a delivery
+    after 10 seconds, and a command takes longer."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self._settings = settings
+        self._runs: SerialQueues[CommentEvent] | None = None
+        if settings.local_workers:
+            self._runs = SerialQueues(settings.local_workers, self._run, "tars-bot-run")
+        # in order per repository, so that its commands reach the workers in the order given
+        self._answers = SerialQueues(RESPONDERS, self._answer, "tars-bot-answer")
+
+    def accept(self, event: CommentEvent) -> None:
+        self._answers.put(event.repository, event)
+
+    def close(self) -> None:
+        self._answers.close()  # answering is quick: finish it, which may queue more runs
+        if self._runs is not None:
+            self._runs.close(cancel=lambda event: _report(self._settings, event, STOPPED))
+
+    def _answer(self, event: CommentEvent) -> None:
+        with _failure_reported(self._settings, event):
+            _answer(self._settings, event, self._runs)
+
+    def _run(self, event: CommentEvent) -> None:
+        assert self._settings.run_local is not None  # AppSettings checks it
+        with _failure_reported(self._settings, event):
+            self._settings.run_local(event)
+
+
+def _answer(
+    settings: AppSettings, event: CommentEvent, runs: SerialQueues[CommentEvent] | None
+) -> None:
+    with settings.client_for(event.repository, event.installation_id) as client:
+        decision = authorize(client, event, settings.allowed_permissions)
+        log.info("%s: %s", _where(event), decision.reason)
+        if decision.reply:
+            client.comment(event.issue_number, decision.reply)
+        if not decision.allowed:
+            return
+        client.add_reaction(event.comment_id, "eyes")
+        if runs is not None:
+            runs.put(event.repository, event)
+            return
+        inputs = {
+            "command": _command_line(event),
+            "issue-number": str(event.issue_number),
+            "comment-id": str(event.comment_id),
+        }
+        if event.is_pull_request:  # the workflow refuses to execute if the head moves after this
+            inputs["head-sha"] = client.issue(event.issue_number).head_sha or ""
+        client.dispatch_workflow(settings.workflow_file, client.default_branch(), inputs)
+
+
+@contextlib.contextmanager
+def _failure_reported(settings: AppSettings, event: CommentEvent) -> Iterator[None]:
+    """A bot that acknowledges a command and then goes silent is the top complaint about
+    comment bots: every failure gets a -1 and a comment saying why."""
+    try:
+        yield
+    except Exception as e:  # background work has no caller to raise to: report it instead
+        log.exception("%s failed", _where(event))
+        reason = str(e) if isinstance(e, TarsError) else f"internal error: {type(e).__name__}: {e}"
+        _report(settings, event, reason)
+
+
+def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
+    command = _command_line(event).replace("`", "'")
+    body = (
+        f"@{event.user_login} tars-bot could not run `{command}`: {_one_line(reason)}\n\n"
+        f"{MARKER}:failure -->"
+    )
+    try:
+        with settings.client_for(event.repository, event.installation_id) as client:
+            client.add_reaction(event.comment_id, "-1")
+            client.comment(event.issue_number, body)
+    except Exception:  # nothing is left to tell but the log
+        log.exception("%s: cannot report the failure on GitHub", _where(event))
+
+
+def _command_line(event: CommentEvent) -> str:
+    return event.body.strip().splitlines()[0].strip()
+
+
+def _one_line(text: str, width: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _where(event: CommentEvent) -> str:
+    return f"comment {event.comment_id} on {event.repository}#{event.issue_number}"
+
+
+class SerialQueues(Generic[T]):
+    """Items run by `workers` threads, one at a time and in order for each key, so at most
+    `workers` keys are served at once. `run` must not raise."""
+
+    def __init__(self, workers: int, run: Callable[[T], None], name: str) -> None:
+        self._run = run
+        self._waiting: dict[str, deque[T]] = {}  # a key is here while it has work or a worker
+        self._ready: deque[str] = deque()  # keys with work waiting and no worker
+        self._changed = threading.Condition()
+        self._closed = False
+        # daemons: uvicorn skips the shutdown on a second Ctrl-C, and must still exit
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+            for n in range(1, workers + 1)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def put(self, key: str, item: T) -> None:
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the queues are closed")
+            if key in self._waiting:
+                self._waiting[key].append(item)
+                return
+            self._waiting[key] = deque([item])
+            self._ready.append(key)
+            self._changed.notify()
+
+    def close(self, cancel: Callable[[T], None] | None = None) -> None:
+        """Stop taking items and wait for the workers: they finish all items, or, with
+        `cancel`, only those started, and each other item is passed to `cancel`."""
+        with self._changed:
+            self._closed = True
+            dropped = self._drop() if cancel is not None else []
+            self._changed.notify_all()
+        if cancel is not None:
+            for item in dropped:
+                cancel(item)
+        for thread in self._threads:
+            thread.join()
+
+    def _drop(self) -> list[T]:
+        dropped = [item for items in self._waiting.values() for item in items]
+        for items in self._waiting.values():
+            items.clear()
+        for key in self._ready:
+            del self._waiting[key]
+        self._ready.clear()
+        return dropped
+
+    def _work(self) -> None:
+        while (claimed := self._claim()) is not None:
+            key, item = claimed
+            try:
+                self._run(item)
+            finally:
+                self._release(key)
+
+    def _claim(self) -> tuple[str, T] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._ready or self._closed)
+            if not self._ready:
+                return None
+            key = self._ready.popleft()
+            return key, self._waiting[key].popleft()
+
+    def _release(self, key: str) -> None:
+        with self._changed:
+            if self._waiting[key]:
+                self._ready.append(key)
+                self._changed.notify()
+            else:
+                del self._waiting[key]
