@@ -301,3 +301,37 @@ def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_p
     run(parse_event(comment_payload(repo, issue.number, "/tars-bot plan")))
     assert git(clone, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
     assert "**tars-bot plan** for `issue-1`" in repo.comments_on(issue.number)[-1].body
+
+
+@pytest.mark.parametrize(
+    ("user", "user_type", "event_action", "runs"),
+    [
+        ("admin", "User", "created", True),
+        ("maintainer", "User", "created", True),
+        ("writer", "User", "created", True),
+        ("reader", "User", "created", False),
+        ("stranger", "User", "created", False),
+        ("writer", "User", "edited", False),
+        ("writer", "User", "deleted", False),
+        ("dependabot[bot]", "Bot", "created", False),
+    ],
+)
+def test_only_authorized_new_comments_run_anything(
+    setup, fake_github, tmp_path, user, user_type, event_action, runs
+):
+    checkout, origin, repo = setup
+    repo.add_collaborator("admin", "admin")
+    repo.add_collaborator("maintainer", "maintain")
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    payload = comment_payload(
+        repo, issue.number, "/tars-bot execute --dry-run", user=user, action=event_action
+    )
+    payload["comment"]["user"]["type"] = user_type
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    ran = reactions(repo, payload["comment"]["id"]) == ["eyes", "+1"]
+    assert ran is runs
+    executions = git(checkout, "for-each-ref", "refs/tars-bot/executions")
+    assert (executions != "") is runs
+    replies = [c for c in repo.comments_on(issue.number) if c.id != payload["comment"]["id"]]
+    refused = user in ("reader", "stranger")
+    assert bool(replies) is (runs or refused)  # a status comment, or a polite refusal
