@@ -319,7 +319,7 @@ def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_p
 def test_only_authorized_new_comments_run_anything(
     setup, fake_github, tmp_path, user, user_type, event_action, runs
 ):
-    checkout, origin, repo = setup
+    checkout, _, repo = setup
     repo.add_collaborator("admin", "admin")
     repo.add_collaborator("maintainer", "maintain")
     issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
