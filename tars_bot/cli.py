@@ -62,11 +62,12 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
     if args.plan_file:
         path = Path(args.plan_file)
         try:
-            return ExecutionPlan.model_validate_json(path.read_bytes())
+            plan = ExecutionPlan.model_validate_json(path.read_bytes())
         except OSError as e:
             raise TarsError(f"{args.plan_file}: cannot read: {e.strerror}") from None
         except ValidationError as e:
             raise TarsError(*validation_problems(e, args.plan_file)) from None
+        return system.rebase(plan) if args.rebase else plan
     path = system.improvement_file(args.improvement_id)
     return system.plan(system.load_improvement(path), source=system.display_path(path))
 
@@ -304,6 +305,11 @@ def _parser() -> argparse.ArgumentParser:
         help="push, then open or update a pull request (GITHUB_REPOSITORY, GITHUB_TOKEN)",
     )
     execute.add_argument("--remote", default="origin", help="where to push (default: origin)")
+    execute.add_argument(
+        "--rebase",
+        action="store_true",
+        help="with --plan-file: plan its improvement again where its base ref is now",
+    )
     execute.set_defaults(func=cmd_execute)
 
     status = verbs.add_parser("status", parents=[common], help="show one execution")

@@ -72,6 +72,12 @@ class ExecutionSystem:
     ) -> ExecutionPlan:
         return planner.plan(self.repo, improvement, base_ref=base, source=source)
 
+    def rebase(self, plan: ExecutionPlan) -> ExecutionPlan:
+        """The plan's improvement planned again on where its base ref is now."""
+        if not plan.is_sealed:
+            raise TarsError("plan: its digest does not match its content (edited?); plan again")
+        return self.plan(plan.improvement, base=plan.base.ref)
+
     def execute(
         self, plan: ExecutionPlan, dry_run: bool = False, progress: Progress | None = None
     ) -> ExecutionResult:
@@ -221,7 +227,7 @@ class ExecutionSystem:
         if commit != plan.base.commit:
             raise TarsError(
                 f"plan: base {plan.base.ref} moved from {plan.base.commit[:10]} to {commit[:10]} "
-                "since planning; plan again"
+                "since planning; plan again, or execute with --rebase"
             )
 
     def _take_over_branch(self, plan: ExecutionPlan, execution_id: str) -> None:

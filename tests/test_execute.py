@@ -258,6 +258,9 @@ def test_plan_file_with_wrong_digest_or_moved_base_is_refused(cli, make_repo, tm
     result = cli("execute", "--repo", repo, "--plan-file", plan_file)
     assert result.code == 2 and "base HEAD moved from" in result.err
     assert git(repo, "branch", "--list", "tars-bot/*") == ""
+    rebased = cli("execute", "--repo", repo, "--plan-file", plan_file, "--rebase", "--dry-run")
+    assert rebased.code == 0, rebased.err
+    assert "+- UTF-8 everywhere" in rebased.out
 
     plan_file.write_text("{not json")
     result = cli("execute", "--repo", repo, "--plan-file", plan_file)
