@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from tars_bot import git
@@ -50,7 +51,8 @@ def _strip_prefixes(old: str, new: str) -> tuple[str | None, str | None]:
     return old_path, new_path
 
 
-def parse(text: str) -> list[FilePatch]:
+@functools.lru_cache(maxsize=64)  # the planner reads each patch for its paths, then applies it
+def parse(text: str) -> tuple[FilePatch, ...]:
     if "diff --git " not in text:
         text = _headerless_to_git(text)
     if not text.endswith("\n"):
@@ -66,7 +68,7 @@ def parse(text: str) -> list[FilePatch]:
             raise PatchProblem(
                 f"binary patch for {patch.new_path or patch.old_path} is not supported"
             )
-    return patches
+    return tuple(patches)
 
 
 def _lines(data: bytes) -> list[bytes]:
