@@ -16,11 +16,12 @@ from pathlib import Path
 from tars_bot import workspace
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
-from tars_bot.git import Repo, Worktree
+from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
 
 NOXFILE = "noxfile.py"
-CACHE = "refs/tars-bot/checks/"
+CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json
+CACHE_ATTEMPTS = 8
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
@@ -85,6 +86,11 @@ def list_sessions(repo: Repo, tree: str) -> NoxSessions | None:
     return NoxSessions(frozenset(names), frozenset(tags))
 
 
+def _cache_path(tree: str, check: str) -> str:
+    runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}"
+    return f"{tree[:2]}/{tree}/{hashlib.sha256(runner.encode()).hexdigest()[:20]}.json"
+
+
 def _summary(output: str) -> str:
     found = _PYTEST_SUMMARY.findall(output)
     return found[-1].strip() if found else ""
@@ -109,16 +115,29 @@ class Validator:
     def run(self, commit: str, checks: list[str]) -> list[CheckResult]:
         return [self._check(commit, check) for check in checks]
 
-    def _key(self, tree: str, check: str) -> str:
-        runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}"
-        return f"{CACHE}{tree}/{hashlib.sha256(runner.encode()).hexdigest()[:20]}"
-
     def cached(self, tree: str, check: str) -> CheckResult | None:
-        blob = self.repo.ref(self._key(tree, check))
-        data = self.repo.blob(blob) if blob else None
+        head = self.repo.ref(CACHE)
+        data = self.repo.commit_file(head, _cache_path(tree, check)) if head else None
         if data is None:
             return None
         return CheckResult.model_validate_json(data).model_copy(update={"cached": True})
+
+    def _store(self, result: CheckResult) -> None:
+        """Add the result to the cache: one ref whose tree holds every result, moved by
+        compare-and-swap (retried when another execution stored one meanwhile)."""
+        change = {
+            _cache_path(result.tree, result.check): NewContent(result.model_dump_json().encode())
+        }
+        for _ in range(CACHE_ATTEMPTS):
+            head = self.repo.ref(CACHE)
+            tree = self.repo.build_tree(self.repo.tree_of(head) if head else None, change)
+            # no parent: only the latest tree matters, and old ones may be collected
+            commit = self.repo.create_commit(tree, [], "tars-bot check results")
+            try:
+                self.repo.update_ref(CACHE, commit, head)
+                return
+            except RefConflict:
+                continue
 
     def _check(self, commit: str, check: str) -> CheckResult:
         tree = self.repo.tree_of(commit)
@@ -126,8 +145,7 @@ class Validator:
             return hit
         result = self._run_nox(commit, tree, check)
         if result.status != "error":  # a check that could not run says nothing of the tree
-            blob = self.repo.create_blob(result.model_dump_json().encode())
-            self.repo.create_ref(self._key(tree, check), blob)
+            self._store(result)
         return result
 
     def _envdir(self, tree: str) -> Path:

@@ -129,12 +129,6 @@ class Repo:
             ) from None
         faults.point("after-ref-update")
 
-    def blob(self, blob_id: str) -> bytes:
-        return self._repo[blob_id].data  # type: ignore[attr-defined]
-
-    def create_blob(self, data: bytes) -> str:
-        return str(self._repo.create_blob(data))
-
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._repo[commit].peel(pygit2.Commit).tree_id), path)  # type: ignore[attr-defined]
 
