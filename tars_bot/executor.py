@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tars_bot import actions, workspace
 from tars_bot.config import Config
-from tars_bot.git import Worktree
+from tars_bot.git import NewContent, Worktree
 from tars_bot.models import ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
 from tars_bot.quickchecks import quick_checks
@@ -75,7 +75,9 @@ def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, details: dict) -> 
     return guard.tampered() or tree.changed_paths()
 
 
-def _apply(ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict):
+def _apply(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
+) -> tuple[dict[str, NewContent] | None, str | None]:
     """Change the files: (changes, None) or (None, why the step failed)."""
     if isinstance(step.action, RunAction):
         outcome = _run(ctx, space.checkout(), step, details)

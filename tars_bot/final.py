@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from tars_bot import benefits, journal, rollback
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
-from tars_bot.models import Benefit, CheckResult, Execution, ExecutionPlan, Limits
+from tars_bot.models import Benefit, BenefitResult, CheckResult, Execution, ExecutionPlan, Limits
 from tars_bot.validator import Validator
 from tars_bot.workspace import Workspace
 
@@ -80,7 +80,7 @@ def validate(
 
 def measure_benefits(
     plan: ExecutionPlan, space: Workspace, config: Config, limits: Limits
-) -> tuple[list, str | None]:
+) -> tuple[list[BenefitResult], str | None]:
     """Measured benefits and the API check, base vs tip; (benefit results, failure or None)."""
     measured = [b for b in plan.improvement.expected_benefits if isinstance(b, Benefit)]
     packages = plan.validation.api

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tars_bot import executor, final, journal, loader, planner, rollback, workspace
 from tars_bot.config import Config, parse_config
@@ -40,12 +41,25 @@ class ExecutionResult:
     diff: str | None = None  # the combined change, for dry runs
 
 
-class Progress:
-    """Hooks for a live display; the default shows nothing."""
+class Progress(Protocol):
+    """Hooks for a live display (the CLI's is `report.LiveProgress`)."""
 
     def step_started(self, step: PlannedStep) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def output(self, chunk: bytes) -> None: ...
+
+
+class Silent:
+    """Progress that shows nothing: the library's default."""
+
+    def step_started(self, step: PlannedStep) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        pass
+
+    def output(self, chunk: bytes) -> None:
+        pass
 
 
 class ExecutionSystem:
@@ -82,7 +96,7 @@ class ExecutionSystem:
         self, plan: ExecutionPlan, dry_run: bool = False, progress: Progress | None = None
     ) -> ExecutionResult:
         """Run the plan's steps as commits on a new branch in a worktree of their own."""
-        progress = progress or Progress()
+        progress = progress or Silent()
         self._check_plan(plan, dry_run)
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
