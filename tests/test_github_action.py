@@ -100,6 +100,10 @@ def test_execute_from_an_issue_opens_a_pull_request(setup, fake_github, tmp_path
     assert (
         status.body.startswith("✅ Executed: ") and f"tars-bot:comment={comment_id}" in status.body
     )
+    path = f"/repos/octo/app/issues/comments/{status.id}"
+    edits = [r.json["body"] for r in fake_github.requests if r.method == "PATCH" and r.path == path]
+    assert "✅ step 1 encoding: applied" in edits[0]  # shown live, step by step
+    assert "✅ step 2 notes: applied" in edits[1] and len(edits) == 3
 
     # the same comment delivered again does nothing
     before = len(fake_github.requests)

@@ -30,8 +30,8 @@ from tars_bot.github.commands import (
     parse_command,
     parse_event,
 )
-from tars_bot.models import Execution, Improvement
-from tars_bot.system import ExecutionSystem
+from tars_bot.models import Execution, Improvement, PlannedStep, StepResult
+from tars_bot.system import ExecutionSystem, Progress
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 EXECUTION_MARKER = re.compile(r"<!-- tars-bot:execution=([\w.-]+) -->")
@@ -140,7 +140,8 @@ def handle_comment(ctx: Context, event: CommentEvent, head_sha: str | None = Non
         command = parse_command(first_line)
         assert command is not None
         issue = ctx.client.issue(number)
-        ok, body = _dispatch(ctx, command, issue, head_sha or issue.head_sha)
+        progress = CommentProgress(ctx.client, status, first_line, handled)
+        ok, body = _dispatch(ctx, command, issue, head_sha or issue.head_sha, progress)
     except CommandError as e:
         problem, _, usage = str(e).partition("\n\n")
         ok, body = False, f"❌ {problem}\n\n```\n{usage}\n```"
@@ -158,7 +159,7 @@ def handle_comment(ctx: Context, event: CommentEvent, head_sha: str | None = Non
 
 
 def _dispatch(
-    ctx: Context, command: Command, issue: Issue, head_sha: str | None
+    ctx: Context, command: Command, issue: Issue, head_sha: str | None, progress: Progress
 ) -> tuple[bool, str]:
     if issue.from_fork and not ctx.allow_forks:
         return False, "❌ tars-bot does not act on pull requests from forks here."
@@ -175,7 +176,7 @@ def _dispatch(
         improvement = _improvement_from(ctx, issue)
         if issue.is_pull_request and ctx.client.issue(issue.number).head_sha != head_sha:
             return False, "❌ the pull request changed since the command; comment again."
-        return _execute(ctx, improvement, command.dry_run)
+        return _execute(ctx, improvement, command.dry_run, progress)
     execution = _execution_for(ctx, issue)
     if command.verb == "status":
         return True, publish.status_markdown(ctx.system, execution.id)
@@ -207,9 +208,35 @@ def _execution_for(ctx: Context, issue: Issue) -> Execution:
     return latest
 
 
-def _execute(ctx: Context, improvement: Improvement, dry_run: bool) -> tuple[bool, str]:
+class CommentProgress:
+    """Edits the status comment as each step finishes: the thread shows the execution live."""
+
+    def __init__(self, client: GitHubClient, comment_id: int, title: str, marker: str) -> None:
+        self.client, self.comment_id, self.title, self.marker = client, comment_id, title, marker
+        self.lines: list[str] = []
+
+    def step_started(self, step: PlannedStep) -> None:
+        pass
+
+    def step_finished(self, result: StepResult) -> None:
+        icon = {"applied": "✅", "skipped": "⏭️", "failed": "❌"}.get(result.state, "•")
+        reason = f": {result.reason}" if result.reason else ""
+        self.lines.append(f"- {icon} step {result.number} {result.name}: {result.state}{reason}")
+        body = f"⏳ `{self.title}`: running…\n\n" + "\n".join(self.lines) + f"\n\n{self.marker}"
+        try:
+            self.client.edit_comment(self.comment_id, body)
+        except TarsError as e:  # a missed progress update must not stop the execution
+            print(f"tars-bot: could not update the status comment: {e}")
+
+    def output(self, chunk: bytes) -> None:
+        pass
+
+
+def _execute(
+    ctx: Context, improvement: Improvement, dry_run: bool, progress: Progress | None = None
+) -> tuple[bool, str]:
     plan = ctx.system.plan(improvement)
-    result = ctx.system.execute(plan, dry_run=dry_run)
+    result = ctx.system.execute(plan, dry_run=dry_run, progress=progress)
     if result.success and not dry_run:
         url = publish.publish(ctx.system, ctx.client, result.execution_id, ctx.token)
         return True, f"✅ Executed: {url}\n\n" + publish.status_markdown(
