@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
-from pathlib import Path
 
+from tars_bot import workspace
 from tars_bot.config import Config
 from tars_bot.errors import PlanError
 from tars_bot.git import Repo
@@ -23,10 +21,12 @@ def generate_steps(
             f"{source}: steps: the improvement has no steps and no generator is configured "
             "(set `generator` in [tool.tars-bot] or write the steps)"
         )
-    with tempfile.TemporaryDirectory(prefix="tars-bot-gen-") as tmp:
-        improvement_file = Path(tmp) / "improvement.json"
+    with workspace.step_home() as home:
+        improvement_file = home / "improvement.json"
         improvement_file.write_text(improvement.model_dump_json(exclude_none=True))
-        env = {**os.environ, "TARS_IMPROVEMENT_FILE": str(improvement_file)}
+        # the same scrubbed environment as run steps: secrets only when named in pass_env
+        extra = {"TARS_IMPROVEMENT_FILE": str(improvement_file)}
+        env = workspace.step_environment(config.pass_env, extra, home)
         try:
             proc = subprocess.run(
                 config.generator,

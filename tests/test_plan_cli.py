@@ -298,19 +298,23 @@ def test_validation_defaults_come_from_config_and_need_a_noxfile(cli, make_repo)
     assert "[tool.tars-bot].validation.final[0]: the base commit has no noxfile.py" in err
 
 
-def test_generator_writes_missing_steps(cli, make_repo):
+def test_generator_writes_missing_steps(cli, make_repo, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+    monkeypatch.setenv("AGENT_API_KEY", "agent-key")
     files = dict(SOURCE)
     files["gen.py"] = """\
         import json, os
         improvement = json.load(open(os.environ["TARS_IMPROVEMENT_FILE"]))
-        print(json.dumps([{"name": "generated", "write": {"path": "g.txt", "content": improvement["title"]}}]))
+        seen = [os.environ.get(name, "-") for name in ("GITHUB_TOKEN", "AGENT_API_KEY")]
+        print(json.dumps([{"name": "generated", "write": {"path": "g.txt", "content": improvement["title"] + " " + " ".join(seen)}}]))
         """
-    files["pyproject.toml"] += 'generator = "python gen.py"\n'
+    files["pyproject.toml"] += 'generator = "python gen.py"\npass_env = ["AGENT_API_KEY"]\n'
     repo = make_repo(files)
     add_improvement(repo, "title: from the generator\n")
     plan = plan_json(cli, repo, "--improvement-id", "imp")
     assert plan["steps"][0]["name"] == "generated"
-    assert plan["steps"][0]["action"]["content"] == "from the generator"
+    # secrets reach a generator only when named in pass_env
+    assert plan["steps"][0]["action"]["content"] == "from the generator - agent-key"
 
 
 def test_repo_config_errors_name_the_setting(cli, make_repo):
