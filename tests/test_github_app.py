@@ -29,12 +29,11 @@ from tars_bot.github.app import (
     STOPPED,
     AppSettings,
     ClientFactory,
-    RecentIds,
-    SerialQueues,
     make_server,
 )
 from tars_bot.github.client import GitHubClient
 from tars_bot.github.commands import CommentEvent
+from tars_bot.github.queues import RecentIds, SerialQueues
 from tests.fake_github import Comment, Dispatch, FakeGitHub, Repo
 
 PAYLOAD = Path(__file__).parent / "data" / "issue_comment.json"
