@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Lifespan
 
 from tars_bot.errors import TarsError
-from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
+from tars_bot.github.client import DEFAULT_API_URL, GitHubClient, one_line
 from tars_bot.github.commands import (
     DEFAULT_ALLOWED,
     MARKER,
@@ -282,7 +282,7 @@ def _failure_reported(settings: AppSettings, event: CommentEvent) -> Iterator[No
 def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
     command = _command_line(event).replace("`", "'")
     body = (
-        f"@{event.user_login} tars-bot could not run `{command}`: {_one_line(reason)}\n\n"
+        f"@{event.user_login} tars-bot could not run `{command}`: {one_line(reason, 300)}\n\n"
         f"{MARKER}:failure -->"
     )
     try:
@@ -295,11 +295,6 @@ def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
 
 def _command_line(event: CommentEvent) -> str:
     return event.body.strip().splitlines()[0].strip()
-
-
-def _one_line(text: str, width: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _where(event: CommentEvent) -> str:

@@ -121,7 +121,7 @@ def _api(action: str) -> Iterator[None]:
     except GithubException as e:
         raise TarsError(f"GitHub API: cannot {action}: {e.status} {_message(e.data)}") from e
     except requests.RequestException as e:
-        raise TarsError(f"GitHub API: cannot {action}: {_one_line(e, 300)}") from e
+        raise TarsError(f"GitHub API: cannot {action}: {one_line(e, 300)}") from e
 
 
 def _message(data: Any) -> str:
@@ -129,15 +129,16 @@ def _message(data: Any) -> str:
     if isinstance(data, bytes):  # GithubRetry passes on a 403 body it could not parse
         data = data.decode(errors="replace")
     if not isinstance(data, dict):
-        return _one_line(data)
+        return one_line(data)
     errors = data.get("errors") or []
     details = [e["message"] for e in errors if isinstance(e, dict) and "message" in e]
     # PyGithub keeps a body that is not JSON (a proxy's error page) under "data"
-    message = _one_line(data.get("message") or data.get("data") or data)
+    message = one_line(data.get("message") or data.get("data") or data)
     return f"{message} ({'; '.join(details)})" if details else message
 
 
-def _one_line(value: Any, width: int = 200) -> str:
+def one_line(value: Any, width: int = 200) -> str:
+    """`value` as one line of at most `width` characters."""
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
