@@ -339,3 +339,41 @@ def test_only_authorized_new_comments_run_anything(
     replies = [c for c in repo.comments_on(issue.number) if c.id != payload["comment"]["id"]]
     refused = user in ("reader", "stranger")
     assert bool(replies) is (runs or refused)  # a status comment, or a polite refusal
+
+
+def test_execute_is_refused_when_the_pull_request_moved_after_authorization(
+    setup, fake_github, tmp_path
+):
+    checkout, origin, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    run_action(
+        fake_github,
+        tmp_path,
+        checkout,
+        "issue_comment",
+        comment_payload(repo, issue.number, "/tars-bot execute"),
+    )
+    [pull] = repo.pulls()
+    comment = repo.add_comment(pull.number, "/tars-bot execute", "writer")
+    authorized = pull.head_sha
+    pull.head_sha = "f" * 40  # someone pushed after the webhook app authorized the command
+    payload = {
+        "inputs": {
+            "command": "/tars-bot execute",
+            "issue-number": str(pull.number),
+            "comment-id": str(comment.id),
+            "head-sha": authorized,
+        },
+        "sender": {"login": "writer"},
+    }
+    tip = git(origin, "rev-parse", "tars-bot/issue-1")
+    assert run_action(fake_github, tmp_path, checkout, "workflow_dispatch", payload) == 1
+    assert "changed since the command" in repo.comments_on(pull.number)[-1].body
+    assert reactions(repo, comment.id) == ["eyes", "-1"]
+    assert git(origin, "rev-parse", "tars-bot/issue-1") == tip
+
+    payload["inputs"]["head-sha"] = pull.head_sha  # authorized against the current head: runs
+    comment2 = repo.add_comment(pull.number, "/tars-bot execute", "writer")
+    payload["inputs"]["comment-id"] = str(comment2.id)
+    assert run_action(fake_github, tmp_path, checkout, "workflow_dispatch", payload) == 0
+    assert reactions(repo, comment2.id) == ["eyes", "+1"]
