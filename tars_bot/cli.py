@@ -52,7 +52,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(plan_json)
     else:
         console = _console()
-        report.print_plan(plan, console)
+        report.print_plan(plan, console, args.verbose)
         if args.output_file:
             console.print(f"plan written to {args.output_file}")
     return EXIT_OK

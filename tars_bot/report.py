@@ -19,7 +19,7 @@ def _changes(step: PlannedStep) -> str:
     return ", ".join(step.files or [])
 
 
-def plan_renderable(plan: ExecutionPlan) -> Group:
+def plan_renderable(plan: ExecutionPlan, verbose: bool = False) -> Group:
     improvement = plan.improvement
     header = Text.assemble(
         ("Plan ", "bold"),
@@ -57,13 +57,26 @@ def plan_renderable(plan: ExecutionPlan) -> Group:
     final = ", ".join(plan.validation.final)
     strategy = f" ({plan.validation.strategy})" if final else ""
     parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
+    if verbose:
+        parts += [_step_details(step) for step in plan.steps]
+        parts.append(Text.assemble(("digest ", "dim"), plan.digest))
     for warning in plan.warnings:
         parts.append(Text.assemble(("warning: ", "yellow bold"), warning))
     return Group(*parts)
 
 
-def print_plan(plan: ExecutionPlan, console: Console) -> None:
-    console.print(plan_renderable(plan))
+def _step_details(step: PlannedStep) -> Text:
+    limits = step.limits
+    return Text.assemble(
+        (f"step {step.number} ", "dim"),
+        f"scope {', '.join(step.scope)}; checks {', '.join(step.checks) or 'none'}; "
+        f"timeout {limits.step_timeout} s, memory {limits.memory_mb} MB, "
+        f"<= {limits.max_changed_lines} changed lines, files <= {limits.max_file_mb:g} MB",
+    )
+
+
+def print_plan(plan: ExecutionPlan, console: Console, verbose: bool = False) -> None:
+    console.print(plan_renderable(plan, verbose))
 
 
 STATE_STYLE = {
@@ -95,6 +108,10 @@ def execution_renderable(execution: Execution) -> Group:
         ("started", execution.started_at),
         ("finished", execution.finished_at or "-"),
     ]
+    if execution.pushed_to:
+        details.append(("pushed to", execution.pushed_to))
+    if execution.pull_request:
+        details.append(("pull req.", execution.pull_request))
     lines += [Text.assemble((f"{key:9}", "dim"), value) for key, value in details]
     table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "step", "state", "commit", "files", "time"):

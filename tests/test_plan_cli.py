@@ -134,6 +134,9 @@ def test_text_summary_and_output_file(cli, make_repo, tmp_path):
     assert "Add encoding" in result.out and "tars-bot/imp" in result.out
     assert "warning:" in result.out
     assert json.loads(out.read_text())["steps"][0]["name"] == "Add encoding"
+    verbose = cli("plan", "--repo", repo, "--improvement-id", "imp", "--verbose")
+    assert "step 2 scope src/**; checks none; timeout 600 s, memory 4096 MB" in verbose.out
+    assert "digest sha256:" in verbose.out
 
 
 def test_digest_covers_the_plan(make_repo):
