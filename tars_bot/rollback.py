@@ -302,20 +302,22 @@ def _recover_execution(repo: Repo, execution: Execution) -> str:
         f"refs/heads/{execution.branch}",
     ):
         repo.clear_stale_ref_lock(ref)
-    pending = execution.pending or ""
-    if pending.startswith("revert:"):
-        record = journal.Record.resume(repo, execution.id)
-        tip = repo.ref(f"refs/heads/{execution.branch}")
-        if tip == pending.removeprefix("revert:"):
-            _finish_revert(repo, record, tip)
-            return f"completed the step rollback of {execution.id}"
-        record.save(execution.model_copy(update={"pending": None}))
-        return f"abandoned the unfinished step rollback of {execution.id}; nothing had changed"
+    pending, done = execution.pending or "", []
     if pending == "rollback":
         rollback_execution(repo, execution.id, recovering=True)
         return f"completed the rollback of {execution.id} ({execution.improvement})"
-    reason = (
-        f"interrupted: process {execution.pid} on {execution.host} died; rolled back by recover"
-    )
-    rollback_execution(repo, execution.id, recovering=True, reason=reason)
-    return f"rolled back interrupted execution {execution.id} ({execution.improvement})"
+    if pending.startswith("revert:"):
+        record = journal.Record.resume(repo, execution.id)
+        tip = repo.ref(f"refs/heads/{execution.branch}")
+        if tip is not None and tip == pending.removeprefix("revert:"):
+            _finish_revert(repo, record, tip)
+            done.append(f"completed the step rollback of {execution.id}")
+        else:
+            record.save(execution.model_copy(update={"pending": None}))
+            done.append(f"abandoned the unfinished step rollback of {execution.id}")
+        execution = record.execution
+    if execution.state in ("running", "validating"):  # its process died before it finished
+        reason = f"interrupted: process {execution.pid} on {execution.host} died"
+        rollback_execution(repo, execution.id, recovering=True, reason=f"{reason}; rolled back")
+        done.append(f"rolled back interrupted execution {execution.id} ({execution.improvement})")
+    return "; ".join(done)

@@ -112,7 +112,7 @@ def crash_repo(make_repo) -> Path:
     return repo
 
 
-def check_recovery(repo: Path, before: dict[str, str]) -> None:
+def check_recovery(repo: Path, before: dict[str, str], improvement: str = "crash") -> None:
     assert user_state(repo) == before
     recover = run(repo, "recover")
     assert recover.returncode == 0, recover.stderr
@@ -127,9 +127,10 @@ def check_recovery(repo: Path, before: dict[str, str]) -> None:
     again = run(repo, "recover").stdout
     assert again.strip() == "nothing to recover"
 
-    final = run(repo, "execute", "--improvement-id", "crash")
+    final = run(repo, "execute", "--improvement-id", improvement)
     assert final.returncode == 0, final.stdout + final.stderr
-    assert git(repo, "show", "tars-bot/crash:src/util.py") == "X = 10"
+    if improvement == "crash":
+        assert git(repo, "show", "tars-bot/crash:src/util.py") == "X = 10"
     assert user_state(repo) == before
 
 
@@ -184,3 +185,42 @@ def test_eight_concurrent_executions(make_repo):
         assert git(repo, "show", f"tars-bot/c{n}:src/r{n}.txt") == str(n)
         assert git(repo, "show", f"tars-bot/c{n}:src/c{n}.py") == f"N = {n}"
     assert leftover_worktrees(repo) == []
+
+
+VALIDATED = """\
+title: validated, with a step to drop
+target_components: [core]
+validation: {final: [tests]}
+on_failure: drop-step
+steps:
+  - {name: a, write: {path: src/a.txt, content: ok}}
+  - {name: b, write: {path: src/b.txt, content: BAD}}
+  - {name: c, write: {path: src/c.txt, content: ok}}
+"""
+NOXFILE = """\
+import nox
+
+@nox.session(venv_backend="none")
+def tests(session):
+    session.run("python", "-c", "import pathlib, sys; sys.exit('BAD' in ''.join(p.read_text() for p in pathlib.Path('src').glob('*.txt')))")
+"""
+
+
+@pytest.mark.parametrize(
+    "fault",
+    # 7 saves for the steps, then: validating (8), the tip's checks (9), the drop-step's
+    # journaled intent (10), the revert recorded (11), the checks again (12)
+    ["after-journal-update:8", "after-journal-update:9", "before-journal-update:10",
+     "after-journal-update:10", "after-journal-update:11", "before-journal-update:12"],
+)  # fmt: skip
+def test_killed_while_validating_and_dropping_a_step(crash_repo, fault):
+    add_improvement(crash_repo, VALIDATED, "checked.yaml")
+    (crash_repo / "noxfile.py").write_text(NOXFILE)
+    git(crash_repo, "add", "noxfile.py", ".tars/improvements/checked.yaml")
+    git(crash_repo, "commit", "-qm", "validated improvement")
+    before = user_state(crash_repo)
+    proc = run(crash_repo, "execute", "--improvement-id", "checked", fault=fault)
+    assert proc.returncode == -signal.SIGKILL, f"{fault} not reached: {proc.stdout}{proc.stderr}"
+    check_recovery(crash_repo, before, "checked")
+    files = git(crash_repo, "ls-tree", "--name-only", "tars-bot/checked", "src/").split()
+    assert "src/a.txt" in files and "src/c.txt" in files and "src/b.txt" not in files
