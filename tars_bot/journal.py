@@ -15,6 +15,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tars_bot import faults
 from tars_bot.errors import TarsError
@@ -24,6 +25,7 @@ from tars_bot.models import Execution, ExecutionPlan
 EXECUTIONS = "refs/tars-bot/executions/"
 LOCKS = "refs/tars-bot/locks/"
 POOL = "refs/tars-bot/pool/"  # one lock per pooled worktree slot
+PID_REUSE_SLACK_S = 2  # records carry whole seconds
 
 
 class LockHeld(TarsError):
@@ -121,8 +123,9 @@ def lock_owner(repo: Repo, improvement_id: str) -> dict[str, object]:
     return _owner(repo, LOCKS + improvement_id)
 
 
-def process_alive(pid: object, host: object) -> bool:
-    """Whether the process may still run; one on another machine is assumed to."""
+def process_alive(pid: object, host: object, started_at: object = None) -> bool:
+    """Whether the process that wrote a record may still run. One on another machine is assumed
+    to; one whose pid now belongs to a process started later is gone (the pid was reused)."""
     if host != socket.gethostname() or not isinstance(pid, int):
         return True
     try:
@@ -130,8 +133,19 @@ def process_alive(pid: object, host: object) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _started_after(pid, started_at)
+
+
+def _started_after(pid: int, started_at: object) -> bool:
+    if not isinstance(started_at, str):
+        return False
+    try:
+        began = Path(f"/proc/{pid}").stat().st_ctime  # Linux: when the process started
+        recorded = datetime.fromisoformat(started_at).timestamp()
+    except (OSError, ValueError):
+        return False
+    return began > recorded + PID_REUSE_SLACK_S
 
 
 def release_stale_locks(repo: Repo) -> list[str]:
@@ -140,7 +154,7 @@ def release_stale_locks(repo: Repo) -> list[str]:
     for prefix in (LOCKS, POOL):
         for name, target in repo.refs(prefix).items():
             owner = _owner(repo, name)
-            if not process_alive(owner.get("pid"), owner.get("host")):
+            if not process_alive(owner.get("pid"), owner.get("host"), owner.get("started_at")):
                 repo.clear_stale_ref_lock(name)
                 repo.update_ref(name, None, target)
                 released.append(name.removeprefix("refs/tars-bot/"))
@@ -169,7 +183,7 @@ def lock(repo: Repo, improvement_id: str, execution_id: str) -> Iterator[None]:
     commit = try_hold(repo, name, execution_id)
     if commit is None:
         held = _owner(repo, name)
-        alive = process_alive(held.get("pid"), held.get("host"))
+        alive = process_alive(held.get("pid"), held.get("host"), held.get("started_at"))
         gone = "" if alive else "; that process is gone: run `tars-bot recover`"
         raise LockHeld(
             f"improvement {improvement_id!r} is already being executed by execution "

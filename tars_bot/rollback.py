@@ -274,7 +274,7 @@ def recover(repo: Repo) -> list[str]:
     for execution in journal.history(repo):
         if execution.state not in ("running", "validating") and not execution.pending:
             continue
-        if journal.process_alive(execution.pid, execution.host):
+        if journal.process_alive(execution.pid, execution.host, execution.started_at):
             running.add(execution.id)
             continue
         try:

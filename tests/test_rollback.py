@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import socket
+import subprocess
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, event, given, settings
@@ -215,3 +219,43 @@ def test_step_rollback_equals_replay_without_the_step(make_repo, actions, pick):
     other = system.execute(system.plan(without))
     assert other.success
     assert tree(repo, "tars-bot/full") == tree(repo, "tars-bot/without")
+
+
+def _lock_owned_by(repo: Path, improvement: str, pid: int, started_at: str) -> None:
+    """A lock ref as a process would leave it (written with git plumbing, not tars-bot)."""
+    owner = json.dumps(
+        {"execution": "e-1", "pid": pid, "host": socket.gethostname(), "started_at": started_at}
+    )
+    blob = subprocess.run(
+        ["git", "-C", str(repo), "hash-object", "-w", "--stdin"],
+        input=owner,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    tree = subprocess.run(
+        ["git", "-C", str(repo), "mktree"],
+        input=f"100644 blob {blob}\towner.json\n",
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    commit = git(repo, "commit-tree", tree, "-m", "lock")
+    git(repo, "update-ref", f"refs/tars-bot/locks/{improvement}", commit)
+
+
+def test_stale_locks_are_told_apart_from_live_ones(cli, make_repo):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    # this test's own process is alive, and started after 2000: its pid was "reused"
+    _lock_owned_by(repo, "imp", os.getpid(), "2000-01-01T00:00:00+00:00")
+    held = cli("execute", "--repo", repo, "--improvement-id", "imp")
+    assert held.code == 2 and "that process is gone: run `tars-bot recover`" in held.err
+    result = cli("recover", "--repo", repo)
+    assert "released stale lock locks/imp" in result.out
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+
+    # a lock whose owner runs (started before the record) is left alone
+    _lock_owned_by(repo, "other", os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"))
+    assert "locks/other" not in cli("recover", "--repo", repo).out
+    assert git(repo, "for-each-ref", "refs/tars-bot/locks/other") != ""
