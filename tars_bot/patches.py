@@ -100,13 +100,15 @@ def apply(patch: FilePatch, data: bytes | None) -> bytes | None:
     lines = _lines(data or b"")
     offset = 0
     for number, hunk in enumerate(patch.hunks, 1):
-        start = _find(lines, hunk, hunk.old_start - 1 + offset)
+        # a hunk that only adds lines names the line it follows (`@@ -3,0 +4 @@`), others their first
+        anchor = hunk.old_start - 1 if hunk.old else hunk.old_start
+        start = _find(lines, hunk, anchor + offset)
         if start is None:
             raise PatchProblem(
                 f"hunk {number} does not apply to {path} (near line {hunk.old_start})"
             )
         lines[start : start + len(hunk.old)] = hunk.new
-        offset = start - (hunk.old_start - 1) + len(hunk.new) - len(hunk.old)
+        offset = start - anchor + len(hunk.new) - len(hunk.old)
     if patch.new_path is None:
         if lines:
             raise PatchProblem(f"deletes {path}, but its content differs from the patch")
