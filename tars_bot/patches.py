@@ -100,7 +100,7 @@ def apply(patch: FilePatch, data: bytes | None) -> bytes | None:
     lines = _lines(data or b"")
     offset = 0
     for number, hunk in enumerate(patch.hunks, 1):
-        # a hunk that only adds lines names the line it follows (`@@ -3,0 +4 @@`), others their first
+        # a hunk that only adds lines names the line it follows (`@@ -3,0 +4 @@`)
         anchor = hunk.old_start - 1 if hunk.old else hunk.old_start
         start = _find(lines, hunk, anchor + offset)
         if start is None:
