@@ -177,11 +177,17 @@ step_actions = st.one_of(
         st.sampled_from(["alpha\n", "x\n", "beta y\n"]),
     ),
     st.builds(lambda p: {"delete": [p]}, st.sampled_from(PATHS)),
+    # a command: its change is replayed from its commit (the others are applied again)
+    st.builds(
+        lambda p, text: {"run": f"mkdir -p d && printf '{text}\\n' >> {p}", "scope": ["**"]},
+        st.sampled_from(PATHS),
+        st.sampled_from(["r", "s"]),
+    ),
 )
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(actions=st.lists(step_actions, min_size=2, max_size=5), pick=st.integers(0, 4))
 def test_step_rollback_equals_replay_without_the_step(make_repo, actions, pick):
@@ -197,7 +203,10 @@ def test_step_rollback_equals_replay_without_the_step(make_repo, actions, pick):
         event("infeasible plan")
         return
     result = system.execute(plan)
-    assert result.success, result.failure_reason
+    if not result.success:  # only a step after a command can fail: the planner checked the rest
+        assert any("run" in step for step in steps[: len(steps) - 1]), result.failure_reason
+        event("execution failed after a command")
+        return
     result_tip = git(repo, "rev-parse", "tars-bot/full")
     applied = [s for s in result.steps if s.state == "applied"]
     if not applied:
