@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -256,6 +257,15 @@ class CheckResult(Model):
     output: str = ""  # the tail
     cached: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields(cls, data: Any) -> Any:
+        """`passed` is written for readers of the JSON, and derived again when read back."""
+        if isinstance(data, dict) and "passed" in data:
+            data = {k: v for k, v in data.items() if k != "passed"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
         return self.status == "passed"
