@@ -80,6 +80,7 @@ def test_bisect_names_the_breaking_step_in_few_runs(cli, make_repo, tmp_path):
     assert (
         tests["check"] == "tests" and tests["status"] == "failed" and "1 failed" in tests["output"]
     )
+    assert tests["passed"] is False and tests["duration_s"] > 0
 
 
 def test_drop_step_keeps_the_other_steps_and_the_tip_passes(cli, make_repo, tmp_path):
