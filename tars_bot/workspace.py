@@ -253,7 +253,12 @@ def run_process(
     # wait4 rather than Popen.wait: it also returns the child's peak memory and CPU time.
     waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
     waiter.start()
-    waiter.join(limits.step_timeout)
+    try:
+        waiter.join(limits.step_timeout)
+    except BaseException:  # Ctrl-C or a signal: the step's whole process group goes too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
     timed_out = waiter.is_alive()
     if timed_out:
         for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):

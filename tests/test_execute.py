@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -432,3 +433,49 @@ def test_a_pooled_worktree_leaks_nothing_between_executions(cli, make_repo):
     assert git(repo, "show", "tars-bot/b:src/mode.txt") == "644"
     assert leftover_worktrees(repo) == []
     git(repo, "branch", "-D", "tars-bot/a")  # the pool does not keep branches checked out
+
+
+def test_ctrl_c_interrupts_rolls_back_and_exits_130(make_repo, tmp_path):
+    repo = make_repo(SOURCE)
+    started = tmp_path / "started"
+    add_improvement(
+        repo,
+        f"title: t\nsteps:\n  - {{name: w, write: {{path: src/w.txt, content: w}}}}\n  - {{name: slow, run: 'touch {started}; python3 -c \"import time; time.sleep(60)\" {started}'}}\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", "imp"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    [execution] = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tars_bot", "history", "--format", "json"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert execution["state"] == "interrupted"
+    assert git(repo, "branch", "--list", "tars-bot/*") == ""
+    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
+    # the step's process is gone too
+    commands = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p)]
+    assert not [c for c in commands if str(started).encode() in c and b"time.sleep" in c]
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:
+        return False
+    return True
