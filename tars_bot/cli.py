@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tars_bot import __version__, demo, report
-from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler
+from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
 from tars_bot.loader import validation_problems
 from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
@@ -409,6 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return int(e.code or 0)
     exit_code: list[int] = []
-    with error_handler(exit_code):
-        exit_code.append(args.func(args))
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        with error_handler(exit_code):
+            exit_code.append(args.func(args))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return exit_code[-1]

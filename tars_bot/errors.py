@@ -16,6 +16,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class TarsError(Exception):
@@ -31,6 +32,14 @@ class TarsError(Exception):
 
 class PlanError(TarsError):
     """An improvement that cannot be turned into a plan."""
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwound like Ctrl-C, so an execution is rolled back and its processes stopped."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def log_path() -> Path:
@@ -64,6 +73,9 @@ def error_handler(exit_code: list[int]) -> Iterator[None]:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         exit_code.append(EXIT_INTERRUPTED)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        exit_code.append(EXIT_TERMINATED)
     except Exception as e:  # the one broad catch: anything unexpected gets a log, not a traceback
         path = _write_crash_log(e)
         print(f"internal error: {type(e).__name__}: {e} (traceback in {path})", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from tars_bot import executor, final, journal, loader, planner, rollback, workspace
 from tars_bot.config import Config, parse_config
-from tars_bot.errors import TarsError
+from tars_bot.errors import TarsError, Terminated
 from tars_bot.git import Repo
 from tars_bot.models import (
     Benefit,
@@ -108,7 +108,8 @@ class ExecutionSystem:
             try:
                 execution, diff = self._run_steps(plan, record, dry_run, progress)
             except BaseException as e:
-                state = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                stopped = isinstance(e, KeyboardInterrupt | Terminated)
+                state = "interrupted" if stopped else "failed"
                 self._finish(record, state, f"{type(e).__name__}: {e}".rstrip(": "))
                 raise
         return ExecutionResult(

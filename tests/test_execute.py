@@ -435,7 +435,8 @@ def test_a_pooled_worktree_leaks_nothing_between_executions(cli, make_repo):
     git(repo, "branch", "-D", "tars-bot/a")  # the pool does not keep branches checked out
 
 
-def test_ctrl_c_interrupts_rolls_back_and_exits_130(make_repo, tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_rolls_back_and_stops_the_step(make_repo, tmp_path, sig, code):
     repo = make_repo(SOURCE)
     started = tmp_path / "started"
     add_improvement(
@@ -453,9 +454,9 @@ def test_ctrl_c_interrupts_rolls_back_and_exits_130(make_repo, tmp_path):
     while not started.exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == code, out + err
     [execution] = json.loads(
         subprocess.run(
             [sys.executable, "-m", "tars_bot", "history", "--format", "json"],
