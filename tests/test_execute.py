@@ -480,3 +480,23 @@ def _readable(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_users_git_hooks_do_not_run_in_tars_bots_worktrees(cli, make_repo, tmp_path):
+    repo = make_repo(SOURCE)
+    marker = tmp_path / "hook-ran"
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    add_improvement(repo, "title: t\nsteps: [{name: r, run: 'echo x > src/r.txt'}]\n")
+    assert execute(cli, repo).code == 0
+    assert not marker.exists()
+
+
+def test_network_can_be_allowed(cli, make_repo):
+    files = dict(SOURCE)
+    files["pyproject.toml"] += "allow_network = true\n"
+    repo = make_repo(files)
+    add_improvement(repo, "title: t\nsteps: [{name: r, run: 'echo x > src/r.txt'}]\n")
+    assert execute(cli, repo).code == 0
+    assert only_execution(cli, repo)["steps"][0]["network"] == "allowed"
