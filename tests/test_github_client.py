@@ -80,14 +80,12 @@ def test_permission_needs_push_access_of_the_caller(fake_github, connect, repo):
         connect("ghp_reader").permission("alice")
 
 
-def test_reactions_on_a_comment_and_an_issue(client, repo):
+def test_reactions_on_a_comment(client, repo):
     issue = repo.add_issue("Use UTF-8")
     comment = repo.add_comment(issue.number, "/tars-bot plan", "alice")
     client.add_reaction(comment.id, "eyes")
     client.add_reaction(comment.id, "eyes")  # GitHub answers a repeat with the existing one
-    client.add_issue_reaction(issue.number, "rocket")
     assert [(r.user, r.content) for r in comment.reactions] == [("github-actions[bot]", "eyes")]
-    assert [(r.user, r.content) for r in issue.reactions] == [("github-actions[bot]", "rocket")]
 
 
 def test_an_unknown_reaction_is_a_tars_error(client, repo):

@@ -248,10 +248,6 @@ class GitHubClient:
         with _api(f"react to comment {comment_id}"):
             self._comment(comment_id).create_reaction(content)
 
-    def add_issue_reaction(self, number: int, content: str) -> None:
-        with _api(f"react to #{number}"):
-            self._repo.get_issue(number).create_reaction(content)
-
     def comment(self, number: int, body: str) -> int:
         with _api(f"comment on #{number}"):
             return self._repo.get_issue(number).create_comment(fit_body(body)).id
