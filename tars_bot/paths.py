@@ -76,17 +76,25 @@ def is_glob(text: str) -> bool:
 
 
 class Scope:
-    """Where a step may write. A pattern that matches a directory covers everything below it."""
+    """Where a step may write, as git's glob pathspecs (`:(glob)`) say: a path without glob
+    characters covers itself and everything below it; a glob must match the whole path."""
 
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = patterns
 
     @cached_property
     def _regex(self) -> re.Pattern[str]:
-        return re.compile("|".join(f"(?:{glob_regex(p)})" for p in self.patterns) or "(?!)")
+        globs = [f"(?:{glob_regex(p)})" for p in self.patterns if is_glob(p)]
+        return re.compile("|".join(globs) or "(?!)")
+
+    @cached_property
+    def _literals(self) -> frozenset[str]:
+        return frozenset(p.strip("/") for p in self.patterns if not is_glob(p))
 
     def covers(self, path: str) -> bool:
-        return any(self._regex.fullmatch(p) for p in ancestors_and_self(path))
+        if self._regex.fullmatch(path):
+            return True
+        return any(p in self._literals for p in ancestors_and_self(path))
 
     def __repr__(self) -> str:
         return f"Scope({self.patterns!r})"

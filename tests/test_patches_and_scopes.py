@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tars_bot.paths import PathProblem, Scope, normalize
 from tests.test_plan_cli import add_improvement
@@ -141,3 +145,33 @@ def test_normalize_cleans_paths(raw, clean):
 def test_normalize_refuses_paths_outside_the_worktree(raw):
     with pytest.raises(PathProblem):
         normalize(raw)
+
+
+TREE = [
+    "README.md", "src/x.py", "src/a/y.py", "src/a/b/z.py", "srcx/q.py", "docs/r.md",
+    "tests/test_a.py", "tests/u/test_b.py", "tests/helper.py", "a/b", "b",
+]  # fmt: skip
+SEGMENTS = ["src", "a", "b", "tests", "*", "**", "s*", "*.py", "test_*", "?", "[ab]"]
+
+
+@pytest.fixture(scope="module")
+def glob_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import commit_files, git
+
+    repo = tmp_path_factory.mktemp("globs")
+    git(repo, "init", "-q", "-b", "main")
+    commit_files(repo, dict.fromkeys(TREE, "x\n"))
+    return repo
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(segments=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=4))
+def test_scopes_match_what_git_pathspecs_match(glob_repo, segments):
+    pattern = "/".join(segments)
+    listed = subprocess.run(
+        ["git", "-C", str(glob_repo), "ls-files", "--", f":(glob){pattern}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert sorted(p for p in TREE if Scope([pattern]).covers(p)) == sorted(listed), pattern
