@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -95,3 +96,54 @@ def test_planner_raises_only_tars_errors(
         assert e.problems
     else:
         assert plan.is_sealed and len(plan.steps) == len(steps)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    deps=st.lists(st.lists(st.integers(1, 6), max_size=3), min_size=1, max_size=6),
+    files=st.lists(st.sampled_from(["x1.txt", "x2.txt", "x3.txt"]), min_size=6, max_size=6),
+)
+def test_plans_respect_every_dependency(small_repo: Path, deps: list[list[int]], files: list[str]):
+    n = len(deps)
+    steps = [
+        {
+            "name": f"s{i + 1}",
+            "write": {"path": files[i], "content": f"{i}\n"},
+            "depends_on": [d for d in ds if d <= n and d != i + 1],
+        }
+        for i, ds in enumerate(deps)
+    ]
+    improvement = Improvement.model_validate({"id": "o", "title": "t", "steps": steps})
+    try:
+        plan = ExecutionSystem(small_repo).plan(improvement)
+    except TarsError as e:
+        assert any("dependency cycle" in p for p in e.problems), e.problems
+        return
+    position = {step.name: step.number for step in plan.steps}
+    for step in steps:
+        for dep in step["depends_on"]:
+            assert position[f"s{dep}"] < position[step["name"]]
+    for planned in plan.steps:
+        assert all(d < planned.number for d in planned.depends_on)
+    # steps writing the same file are always ordered, through the plan's own dependencies
+    after = {planned.number: set(planned.depends_on) for planned in plan.steps}
+    for a, b in itertools.combinations(plan.steps, 2):
+        if a.files == b.files:
+            assert _reaches(after, b.number, a.number), (a.name, b.name)
+    if not any(s["depends_on"] for s in steps):
+        assert [s.name for s in plan.steps] == [s["name"] for s in steps]
+
+
+def _reaches(after: dict[int, set[int]], start: int, goal: int) -> bool:
+    """Whether step `start` runs after step `goal` by the plan's depends_on, directly or not."""
+    todo, seen = [start], set()
+    while todo:
+        for before in after[todo.pop()]:
+            if before == goal:
+                return True
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return False
