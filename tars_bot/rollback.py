@@ -23,6 +23,16 @@ def _user_refs(repo: Repo, except_branch: str | None) -> dict[str, str]:
     return refs
 
 
+def _refuse_if_checked_out(repo: Repo, execution: Execution) -> None:
+    """Moving or deleting a branch someone has checked out would change their checkout."""
+    where = repo.checked_out_at(f"refs/heads/{execution.branch}") if execution.branch else None
+    if where is not None:
+        raise TarsError(
+            f"branch {execution.branch} is checked out in {where}; switch that checkout to "
+            "another branch first (tars-bot never changes your checkout)"
+        )
+
+
 def _refuse_unless_rollbackable(execution: Execution) -> None:
     if execution.dry_run:
         raise TarsError(f"execution {execution.id} was a dry run: it left nothing to roll back")
@@ -63,6 +73,7 @@ def rollback_execution(
     execution = record.execution
     if not recovering:
         _refuse_unless_rollbackable(execution)
+    _refuse_if_checked_out(repo, execution)
     before = _user_refs(repo, execution.branch)
     with journal.lock(repo, execution.improvement, f"rollback-{execution.id}"):
         return _rollback_locked(repo, record, before, reason)
@@ -101,6 +112,7 @@ def supersede(repo: Repo, branch: str, new_execution_id: str) -> str | None:
     )
     if tip is None or previous is None or previous.state != "succeeded" or previous.dry_run:
         return None
+    _refuse_if_checked_out(repo, previous)
     record = journal.Record.resume(repo, previous.id)
     reason = f"superseded by execution {new_execution_id}"
     _rollback_locked(repo, record, _user_refs(repo, branch), reason)
@@ -198,6 +210,7 @@ def rollback_steps(repo: Repo, execution_id: str, number: int, *, cascade: bool)
     record = journal.Record.resume(repo, execution_id)
     execution = record.execution
     _refuse_unless_rollbackable(execution)
+    _refuse_if_checked_out(repo, execution)
     branch_ref = f"refs/heads/{execution.branch}"
     if repo.ref(branch_ref) != execution.head_commit:
         raise TarsError(

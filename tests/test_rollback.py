@@ -268,3 +268,26 @@ def test_stale_locks_are_told_apart_from_live_ones(cli, make_repo):
     _lock_owned_by(repo, "other", os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"))
     assert "locks/other" not in cli("recover", "--repo", repo).out
     assert git(repo, "for-each-ref", "refs/tars-bot/locks/other") != ""
+
+
+def test_a_branch_the_user_checked_out_is_never_moved(cli, make_repo, tmp_path):
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    tip = git(repo, "rev-parse", "tars-bot/imp")
+    review = tmp_path / "review"
+    git(repo, "worktree", "add", "-q", str(review), "tars-bot/imp")  # the user reviews it there
+    for args in ((), ("--step", "3")):
+        result = cli("rollback", "--repo", repo, "--execution-id", execution_id, *args)
+        assert result.code == 2 and f"branch tars-bot/imp is checked out in {review}" in result.err
+    again = cli("execute", "--repo", repo, "--improvement-id", "imp")
+    assert again.code == 2 and "is checked out in" in again.err
+    assert git(repo, "rev-parse", "tars-bot/imp") == tip
+    assert git(review, "status", "--porcelain") == ""
+
+    git(repo, "worktree", "remove", str(review))
+    git(repo, "checkout", "-q", "tars-bot/imp")  # in the main checkout, now
+    result = cli("rollback", "--repo", repo, "--execution-id", execution_id)
+    assert result.code == 2 and f"checked out in {repo}" in result.err
+    git(repo, "checkout", "-q", "main")
+    assert cli("rollback", "--repo", repo, "--execution-id", execution_id).code == 0

@@ -282,6 +282,22 @@ class Repo:
         # a worktree killed half-made may leave git's record without the files to prune by
         shutil.rmtree(self.git_dir / "worktrees" / name, ignore_errors=True)
 
+    def checked_out_at(self, ref: str) -> Path | None:
+        """Where one of the user's worktrees (not tars-bot's) has branch `ref` checked out."""
+        common = self.git_dir
+        if (common / "commondir").is_file():  # opened from a linked worktree
+            common = (common / (common / "commondir").read_text().strip()).resolve()
+        heads = [(common / "HEAD", common.parent)]
+        for admin in (common / "worktrees").glob("*"):
+            if (admin / "gitdir").is_file():
+                checkout = Path((admin / "gitdir").read_text().strip()).parent
+                heads.append((admin / "HEAD", checkout))
+        for head, checkout in heads:
+            mine = checkout.resolve().is_relative_to((common / "tars-bot").resolve())
+            if not mine and head.is_file() and head.read_text().strip() == f"ref: {ref}":
+                return checkout
+        return None
+
     def worktree_names(self) -> list[str]:
         return list(self._repo.list_worktrees())
 
