@@ -251,6 +251,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(_console(), Path(args.dir) if args.dir else None)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 1, found {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tars-bot",
@@ -316,11 +322,11 @@ def _parser() -> argparse.ArgumentParser:
     status = verbs.add_parser("status", parents=[common], help="show one execution")
     status.add_argument("--execution-id", required=True, metavar="ID")
     status.add_argument("--format", choices=("text", "json"), default="text")
-    status.add_argument("--log", type=int, metavar="N", help="print the output of step N")
+    status.add_argument("--log", type=_positive, metavar="N", help="print the output of step N")
     status.set_defaults(func=cmd_status)
 
     history = verbs.add_parser("history", parents=[common], help="list executions, newest first")
-    history.add_argument("--limit", type=int, metavar="N", help="show at most N")
+    history.add_argument("--limit", type=_positive, metavar="N", help="show at most N")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(func=cmd_history)
 
@@ -332,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
         "commits). With --step N: add a commit reverting step N on the branch. Both are verified.",
     )
     rollback.add_argument("--execution-id", required=True, metavar="ID")
-    rollback.add_argument("--step", type=int, metavar="N", help="revert only step N")
+    rollback.add_argument("--step", type=_positive, metavar="N", help="revert only step N")
     rollback.add_argument(
         "--cascade", action="store_true", help="with --step: also revert the steps built on it"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ def load_improvement(path: Path, display: str | None = None) -> models.Improveme
 
 
 def find_improvement_file(directory: Path, improvement_id: str) -> Path:
+    if not re.fullmatch(models.ID_PATTERN, improvement_id):
+        raise PlanError(
+            f"improvement {improvement_id!r}: not a valid id "
+            "(lowercase letters, digits, '.', '_', '-'; starting with a letter or digit)"
+        )
     for suffix in SUFFIXES:
         candidate = directory / f"{improvement_id}{suffix}"
         if candidate.is_file():

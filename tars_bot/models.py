@@ -19,7 +19,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-ImprovementId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)]
+ID_PATTERN = r"[a-z0-9][a-z0-9._-]*"
+ImprovementId = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$", max_length=100)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 ACTION_KINDS = ("run", "patch", "edit", "write", "delete")
 

@@ -84,3 +84,13 @@ def test_internal_errors_exit_3_with_a_log(make_repo, tmp_path):
     log = env_home / "tars-bot" / "tars-bot.log"
     assert proc.stderr.count("\n") == 1 and str(log) in proc.stderr
     assert "Traceback" in log.read_text() and "Traceback" not in proc.stderr
+
+
+def test_ids_and_numbers_are_checked_before_use(cli, make_repo):
+    repo = make_repo({"a.py": "x = 1\n"})
+    (repo / "outside.yaml").write_text("title: t\nsteps: [{name: a, run: ls}]\n")
+    escape = cli("plan", "--repo", repo, "--improvement-id", "../../outside")
+    assert escape.code == 2 and "'../../outside': not a valid id" in escape.err
+    for args in (("history", "--limit", "-1"), ("rollback", "--execution-id", "x", "--step", "0")):
+        result = cli(*args, "--repo", repo)
+        assert result.code == 2 and "expected a number from 1" in result.err
