@@ -174,8 +174,8 @@ def test_eight_concurrent_executions(make_repo):
             f"c{n}.yaml",
         )
     procs = [tars(repo, "execute", "--improvement-id", f"c{n}") for n in range(8)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
+    outputs = [proc.communicate(timeout=120) for proc in procs]  # all of them, then judge
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out + err
     history = json.loads(run(repo, "history", "--format", "json").stdout)
     assert sorted(e["improvement"] for e in history) == [f"c{n}" for n in range(8)]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pygit2
 
@@ -18,6 +22,9 @@ from tars_bot.git.objects import KINDS, MODES, EntryKind, NewContent, signature
 from tars_bot.git.remote import Callbacks
 from tars_bot.git.worktree import Worktree
 
+T = TypeVar("T")
+LOCK_ATTEMPTS = 50
+LOCK_RETRY_S = 0.02
 _GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
 _TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$", re.MULTILINE)
 
@@ -91,15 +98,15 @@ class Repo:
 
     def create_ref(self, name: str, target: str) -> bool:
         """Create `name` atomically; False if it already exists."""
-        try:
-            self._repo.references.create(name, target, force=False)
-        except pygit2.AlreadyExistsError:
-            return False
-        except pygit2.GitError as e:
-            raise TarsError(
-                f"{name}: {e}; if no other tars-bot process runs, `tars-bot recover` clears it"
-            ) from None
-        return True
+
+        def create() -> bool:
+            try:
+                self._repo.references.create(name, target, force=False)
+            except pygit2.AlreadyExistsError:
+                return False
+            return True
+
+        return _retrying(name, create)
 
     def clear_stale_ref_lock(self, name: str) -> bool:
         """Remove the `.lock` file that a process killed mid-update left for ref `name`.
@@ -112,7 +119,8 @@ class Repo:
 
     def update_ref(self, name: str, new: str | None, expected: str | None) -> None:
         """Compare-and-swap: set (or, with new=None, delete) `name` only if it is at `expected`."""
-        try:
+
+        def swap() -> None:
             with self._repo.transaction() as txn:
                 txn.lock_ref(name)
                 current = self.ref(name)
@@ -123,10 +131,8 @@ class Repo:
                     txn.remove(name)
                 else:
                     txn.set_target(name, new, message="tars-bot")
-        except pygit2.GitError as e:
-            raise RefConflict(
-                f"{name}: {e}; if no other tars-bot process runs, `tars-bot recover` clears it"
-            ) from None
+
+        _retrying(name, swap)
         faults.point("after-ref-update")
 
     def commit_file(self, commit: str, path: str) -> bytes | None:
@@ -221,17 +227,33 @@ class Repo:
         # git, not libgit2: git's checkout is about 4x faster on large trees (1.9 s vs 7.4 s
         # for 20,000 files, benchmarks/run.py), and checkout is an execution's costliest part.
         # Hooks are off: the user's post-checkout hook must not run in tars-bot's worktree.
+        # `git worktree add` reads every worktree's record, and fails on one another process is
+        # writing: records are made one at a time (a short lock), the files checked out after.
         target = (
             [str(path), ref.removeprefix("refs/heads/")] if ref else ["--detach", str(path), commit]
         )
-        command = ["git", "-c", "core.hooksPath=/dev/null", "worktree", "add", "--quiet", *target]
+        with self._worktree_records():
+            self._git("worktree", "add", "--quiet", "--no-checkout", *target)
+        self._git("-C", str(path), "reset", "--hard", "--quiet")
+        return Worktree(path)
+
+    def _git(self, *args: str) -> None:
+        hooks_off = ["-c", "core.hooksPath=/dev/null"]
         env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
         proc = subprocess.run(
-            command, cwd=self.workdir, env=env, capture_output=True, text=True, check=False
+            ["git", *hooks_off, *args], cwd=self.workdir, env=env, capture_output=True, text=True
         )
         if proc.returncode != 0:
-            raise TarsError(f"git worktree add {path.name}: {proc.stderr.strip()}")
-        return Worktree(path)
+            raise TarsError(f"git {' '.join(args[:3])}: {proc.stderr.strip()}")
+
+    @contextlib.contextmanager
+    def _worktree_records(self) -> Iterator[None]:
+        """Serialize changes to git's worktree records across processes (released on death)."""
+        lock_file = self.git_dir / "tars-bot" / "worktrees.lock"
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with lock_file.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _remote(self, remote: str) -> pygit2.Remote:
         try:
@@ -277,10 +299,11 @@ class Repo:
     def remove_worktree(self, name: str, path: Path) -> None:
         """Delete the worktree's files and git's record of it; missing parts are fine."""
         shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(KeyError, pygit2.GitError):
-            self._repo.lookup_worktree(name).prune(True)
-        # a worktree killed half-made may leave git's record without the files to prune by
-        shutil.rmtree(self.git_dir / "worktrees" / name, ignore_errors=True)
+        with self._worktree_records():
+            with contextlib.suppress(KeyError, pygit2.GitError):
+                self._repo.lookup_worktree(name).prune(True)
+            # a worktree killed half-made may leave git's record without the files to prune by
+            shutil.rmtree(self.git_dir / "worktrees" / name, ignore_errors=True)
 
     def checked_out_at(self, ref: str) -> Path | None:
         """Where one of the user's worktrees (not tars-bot's) has branch `ref` checked out."""
@@ -339,6 +362,21 @@ def create_repository(path: Path, files: dict[str, str], message: str) -> str:
     author = signature(repo)
     tree = repo.index.write_tree()
     return str(repo.create_commit("HEAD", author, author, message, tree, []))
+
+
+def _retrying(name: str, action: Callable[[], T]) -> T:
+    """Run a ref update, retrying while another process holds the ref's lock file (concurrent
+    executions meet there for milliseconds); a lock that stays is reported."""
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            return action()
+        except (pygit2.GitError, OSError) as e:
+            if attempt == LOCK_ATTEMPTS - 1:
+                raise RefConflict(
+                    f"{name}: {e}; if no other tars-bot process runs, `tars-bot recover` clears it"
+                ) from None
+            time.sleep(LOCK_RETRY_S)
+    raise AssertionError("unreachable")
 
 
 def sync_clone(url: str, path: Path, branch: str, token: str | None) -> Repo:
