@@ -293,9 +293,10 @@ def _parser() -> argparse.ArgumentParser:
     execute = verbs.add_parser(
         "execute",
         parents=[common],
-        help="run a plan: one commit per step on a new branch, in its own worktree",
-        description="Execute a plan in an isolated worktree on branch <branch_prefix><id>. "
-        "Your checkout is never touched. A failing step rolls everything back (exit 1).",
+        help="run a plan: one commit per step on a new branch, isolated from your checkout",
+        description="Execute a plan on branch <branch_prefix><id>: file steps in memory, "
+        "commands in a worktree of tars-bot's own. Your checkout is never touched. A failing "
+        "step rolls everything back (exit 1).",
     )
     source = execute.add_mutually_exclusive_group(required=True)
     source.add_argument("--plan-file", metavar="PATH", help="a plan written by `tars-bot plan`")

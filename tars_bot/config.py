@@ -8,7 +8,7 @@ from pydantic import Field, ValidationError
 
 from tars_bot.errors import TarsError
 from tars_bot.loader import format_location
-from tars_bot.models import Limits, Model, NonEmpty, Validation
+from tars_bot.models import Improvement, Limits, Model, NonEmpty, Validation
 
 
 class Config(Model):
@@ -34,6 +34,13 @@ class Config(Model):
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",
     )
+
+    def limits_for(self, improvement: Improvement, step_timeout: int | None = None) -> Limits:
+        """The repository's limits, overridden by the improvement's (and a step's timeout)."""
+        override = improvement.limits.model_dump(exclude_none=True)
+        if step_timeout is not None:
+            override["step_timeout"] = step_timeout
+        return self.limits.model_copy(update=override)
 
 
 def parse_config(pyproject: bytes | None, source: str = "pyproject.toml") -> Config:

@@ -333,7 +333,3 @@ class Execution(Model):
     pending: str | None = Field(
         None, description="An action journaled but not yet completed: 'rollback' or 'revert:N,M'."
     )
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("succeeded", "failed", "rolled_back")

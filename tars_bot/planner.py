@@ -13,7 +13,6 @@ from tars_bot.models import (
     Base,
     ExecutionPlan,
     Improvement,
-    Limits,
     PatchAction,
     PlannedStep,
     RunAction,
@@ -83,7 +82,7 @@ def plan(
             depends_on=sorted(number[d] for d in edges[i]),
             files=files[i],
             checks=list(validation.per_step),
-            limits=_limits(config, improvement, improvement.steps[i]),
+            limits=config.limits_for(improvement, improvement.steps[i].timeout),
         )
         for i in order
     ]
@@ -291,7 +290,8 @@ def _check_patch_size(ctx: _Context, index: int, action: PatchAction) -> None:
         line[:1] in "+-" and not line.startswith(("+++", "---"))
         for line in action.diff.splitlines()
     )
-    limit = _limits(ctx.config, ctx.improvement, ctx.improvement.steps[index]).max_changed_lines
+    step = ctx.improvement.steps[index]
+    limit = ctx.config.limits_for(ctx.improvement, step.timeout).max_changed_lines
     if changed > limit:
         ctx.problem(
             f"steps[{index}].patch",
@@ -317,10 +317,3 @@ def _check_sessions(ctx: _Context, validation: Validation) -> None:
             ctx.problem(where, f"the base commit has no noxfile.py to run {check!r} from")
         elif reason := sessions.missing(check):
             ctx.problem(where, f"{reason} in noxfile.py (sessions: {sessions.describe()})")
-
-
-def _limits(config: Config, improvement: Improvement, step: Step) -> Limits:
-    override = improvement.limits.model_dump(exclude_none=True)
-    if step.timeout is not None:
-        override["step_timeout"] = step.timeout
-    return config.limits.model_copy(update=override)

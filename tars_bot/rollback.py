@@ -52,7 +52,8 @@ def _ours(repo: Repo, execution: Execution, commit: str) -> bool:
     return repo.trailers(commit).get("Tars-Execution") == execution.id
 
 
-def _delete_branch(repo: Repo, execution: Execution) -> None:
+def delete_branch(repo: Repo, execution: Execution) -> None:
+    """Delete the execution's branch, unless it moved to a commit tars-bot did not make."""
     ref = f"refs/heads/{execution.branch}"
     tip = repo.ref(ref)
     if tip is None:
@@ -87,7 +88,7 @@ def _rollback_locked(
     update = {"pending": "rollback"} | ({"failure_reason": reason} if reason else {})
     record.save(execution.model_copy(update=update))
     if execution.branch:
-        _delete_branch(repo, execution)
+        delete_branch(repo, execution)
     faults.point("mid-rollback")
     repo.remove_worktree(execution.id, workspace.worktree_path(repo, execution.id))
     done = record.execution.model_copy(

@@ -88,8 +88,7 @@ class ExecutionSystem:
 
     def rebase(self, plan: ExecutionPlan) -> ExecutionPlan:
         """The plan's improvement planned again on where its base ref is now."""
-        if not plan.is_sealed:
-            raise TarsError("plan: its digest does not match its content (edited?); plan again")
+        _check_sealed(plan)
         return self.plan(plan.improvement, base=plan.base.ref)
 
     def execute(
@@ -97,7 +96,7 @@ class ExecutionSystem:
     ) -> ExecutionResult:
         """Run the plan's steps as commits on a new branch in a worktree of their own."""
         progress = progress or Silent()
-        self._check_plan(plan, dry_run)
+        self._check_plan(plan)
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
@@ -144,8 +143,7 @@ class ExecutionSystem:
     def _update_remote(self, execution: Execution, old_tip: str | None, token: str | None) -> None:
         remote, branch_ref = execution.pushed_to or "origin", f"refs/heads/{execution.branch}"
         theirs = self.repo.remote_refs(remote, token).get(branch_ref)
-        journal_ref = journal.EXECUTIONS + execution.id
-        specs = [f"+{journal_ref}:{journal_ref}"]
+        specs = [_journal_spec(execution.id)]
         if theirs is not None and (theirs == old_tip or self._ours(theirs, execution)):
             deleted = execution.state == "rolled_back"
             specs.append(f":{branch_ref}" if deleted else f"+{branch_ref}:{branch_ref}")
@@ -168,9 +166,7 @@ class ExecutionSystem:
                 "make; not overwriting it. Move that branch or merge it first."
             )
         record.save(execution.model_copy(update={"pushed_to": remote}))  # before: recorded intent
-        journal_ref = journal.EXECUTIONS + execution_id
-        specs = [f"+{branch_ref}:{branch_ref}", f"+{journal_ref}:{journal_ref}"]
-        self.repo.push(remote, specs, token)
+        self.repo.push(remote, [f"+{branch_ref}:{branch_ref}", _journal_spec(execution_id)], token)
         return record.execution
 
     def record_pull_request(
@@ -178,8 +174,7 @@ class ExecutionSystem:
     ) -> None:
         record = journal.Record.resume(self.repo, execution_id)
         record.save(record.execution.model_copy(update={"pull_request": url}))
-        journal_ref = journal.EXECUTIONS + execution_id
-        self.repo.push(remote, [f"+{journal_ref}:{journal_ref}"], token)
+        self.repo.push(remote, [_journal_spec(execution_id)], token)
 
     def fetch_journal(self, remote: str = "origin", token: str | None = None) -> None:
         """Bring the executions recorded elsewhere (e.g. by CI) into this repository."""
@@ -235,9 +230,8 @@ class ExecutionSystem:
         except ValueError:
             return str(path)
 
-    def _check_plan(self, plan: ExecutionPlan, dry_run: bool) -> None:
-        if not plan.is_sealed:
-            raise TarsError("plan: its digest does not match its content (edited?); plan again")
+    def _check_plan(self, plan: ExecutionPlan) -> None:
+        _check_sealed(plan)
         commit, _ = self.repo.resolve(plan.base.ref)
         if commit != plan.base.commit:
             raise TarsError(
@@ -276,9 +270,7 @@ class ExecutionSystem:
         """Steps, then final checks and benefits; every result journaled as it comes."""
         execution = record.execution
         config = self.config(plan.base.commit)
-        limits = config.limits.model_copy(
-            update=plan.improvement.limits.model_dump(exclude_none=True)
-        )
+        limits = config.limits_for(plan.improvement)
         branch = None if dry_run else plan.branch
         with (
             workspace.Workspace(
@@ -332,15 +324,23 @@ class ExecutionSystem:
     def _finish(self, record: journal.Record, state: str, reason: str | None) -> Execution:
         execution = record.execution
         if state != "succeeded" and execution.branch:
-            branch_ref = f"refs/heads/{execution.branch}"
-            tip = self.repo.ref(branch_ref)
-            if tip is not None:
-                self.repo.update_ref(branch_ref, None, tip)
+            rollback.delete_branch(self.repo, execution)
         finished = execution.model_copy(
             update={"state": state, "failure_reason": reason, "finished_at": journal.now()}
         )
         record.save(finished)
         return finished
+
+
+def _check_sealed(plan: ExecutionPlan) -> None:
+    if not plan.is_sealed:
+        raise TarsError("plan: its digest does not match its content (edited?); plan again")
+
+
+def _journal_spec(execution_id: str) -> str:
+    """The refspec that pushes an execution's journal."""
+    ref = journal.EXECUTIONS + execution_id
+    return f"+{ref}:{ref}"
 
 
 def _needs_validation(plan: ExecutionPlan) -> bool:
