@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +75,35 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return repo
 
     return make
+
+
+def start_tars(repo: Path, *args: str, fault: str | None = None) -> subprocess.Popen[str]:
+    """`tars-bot ARGS` as a real process in `repo` (TARS_BOT_FAULT set only when given)."""
+    env = {k: v for k, v in os.environ.items() if k != "TARS_BOT_FAULT"}
+    if fault:
+        env["TARS_BOT_FAULT"] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "tars_bot", *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_tars(repo: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = start_tars(repo, *args, fault=fault)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_until(reached: Callable[[], object], proc: subprocess.Popen[str]) -> None:
+    """Poll until a running tars-bot process reaches a point the test can observe."""
+    deadline = time.monotonic() + 30
+    while not reached():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
 
 
 @dataclass

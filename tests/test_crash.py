@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, leftover_worktrees, write_files
+from tests.conftest import (
+    commit_files,
+    git,
+    leftover_worktrees,
+    run_tars,
+    start_tars,
+    write_files,
+)
 from tests.test_plan_cli import add_improvement
 
 FILES = {
@@ -53,26 +57,6 @@ FAULTS = [
     *(f"before-ref-update:{n}" for n in (1, 3, 7, 11, 15)),
     *(f"after-ref-update:{n}" for n in (1, 5, 9, 14)),
 ]
-
-
-def tars(repo: Path, *args: str, fault: str | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "TARS_BOT_FAULT"}
-    if fault:
-        env["TARS_BOT_FAULT"] = fault
-    return subprocess.Popen(
-        [sys.executable, "-m", "tars_bot", *args],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run(repo: Path, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = tars(repo, *args, fault=fault)
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def user_state(repo: Path) -> dict[str, str]:
@@ -114,20 +98,20 @@ def crash_repo(make_repo) -> Path:
 
 def check_recovery(repo: Path, before: dict[str, str], improvement: str = "crash") -> None:
     assert user_state(repo) == before
-    recover = run(repo, "recover")
+    recover = run_tars(repo, "recover")
     assert recover.returncode == 0, recover.stderr
     assert user_state(repo) == before
-    history = json.loads(run(repo, "history", "--format", "json").stdout)
+    history = json.loads(run_tars(repo, "history", "--format", "json").stdout)
     assert all(e["state"] not in ("running", "validating") and not e["pending"] for e in history)
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # pool cleared
     assert not (repo / ".git" / "tars-bot" / "worktrees").exists() or not any(
         (repo / ".git" / "tars-bot" / "worktrees").iterdir()
     )
     assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
-    again = run(repo, "recover").stdout
+    again = run_tars(repo, "recover").stdout
     assert again.strip() == "nothing to recover"
 
-    final = run(repo, "execute", "--improvement-id", improvement)
+    final = run_tars(repo, "execute", "--improvement-id", improvement)
     assert final.returncode == 0, final.stdout + final.stderr
     if improvement == "crash":
         assert git(repo, "show", "tars-bot/crash:src/util.py") == "X = 10"
@@ -137,19 +121,19 @@ def check_recovery(repo: Path, before: dict[str, str], improvement: str = "crash
 @pytest.mark.parametrize("fault", FAULTS)
 def test_killed_at_a_fault_point(crash_repo, fault):
     before = user_state(crash_repo)
-    proc = run(crash_repo, "execute", "--improvement-id", "crash", fault=fault)
+    proc = run_tars(crash_repo, "execute", "--improvement-id", "crash", fault=fault)
     assert proc.returncode == -signal.SIGKILL, f"{fault} not reached: {proc.stdout}{proc.stderr}"
     check_recovery(crash_repo, before)
 
 
 def test_killed_in_the_middle_of_a_rollback(crash_repo):
     before = user_state(crash_repo)
-    assert run(crash_repo, "execute", "--improvement-id", "crash").returncode == 0
-    [execution] = json.loads(run(crash_repo, "history", "--format", "json").stdout)
-    proc = run(crash_repo, "rollback", "--execution-id", execution["id"], fault="mid-rollback")
+    assert run_tars(crash_repo, "execute", "--improvement-id", "crash").returncode == 0
+    [execution] = json.loads(run_tars(crash_repo, "history", "--format", "json").stdout)
+    proc = run_tars(crash_repo, "rollback", "--execution-id", execution["id"], fault="mid-rollback")
     assert proc.returncode == -signal.SIGKILL
     check_recovery(crash_repo, before)
-    status = run(crash_repo, "status", "--execution-id", execution["id"], "--format", "json")
+    status = run_tars(crash_repo, "status", "--execution-id", execution["id"], "--format", "json")
     rolled = json.loads(status.stdout)
     assert rolled["state"] == "rolled_back"
 
@@ -157,7 +141,7 @@ def test_killed_in_the_middle_of_a_rollback(crash_repo):
 @pytest.mark.parametrize("seed", range(12))
 def test_killed_at_a_random_moment(crash_repo, seed):
     before = user_state(crash_repo)
-    proc = tars(crash_repo, "execute", "--improvement-id", "crash")
+    proc = start_tars(crash_repo, "execute", "--improvement-id", "crash")
     time.sleep(random.Random(seed).uniform(0.15, 0.9))  # a random instant of the run
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -173,11 +157,11 @@ def test_eight_concurrent_executions(make_repo):
             f"  - {{name: r, run: 'echo {n} > src/r{n}.txt'}}\n",
             f"c{n}.yaml",
         )
-    procs = [tars(repo, "execute", "--improvement-id", f"c{n}") for n in range(8)]
+    procs = [start_tars(repo, "execute", "--improvement-id", f"c{n}") for n in range(8)]
     outputs = [proc.communicate(timeout=120) for proc in procs]  # all of them, then judge
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out + err
-    history = json.loads(run(repo, "history", "--format", "json").stdout)
+    history = json.loads(run_tars(repo, "history", "--format", "json").stdout)
     assert sorted(e["improvement"] for e in history) == [f"c{n}" for n in range(8)]
     assert all(e["state"] == "succeeded" for e in history)
     assert len({e["id"] for e in history}) == 8
@@ -219,7 +203,7 @@ def test_killed_while_validating_and_dropping_a_step(crash_repo, fault):
     git(crash_repo, "add", "noxfile.py", ".tars/improvements/checked.yaml")
     git(crash_repo, "commit", "-qm", "validated improvement")
     before = user_state(crash_repo)
-    proc = run(crash_repo, "execute", "--improvement-id", "checked", fault=fault)
+    proc = run_tars(crash_repo, "execute", "--improvement-id", "checked", fault=fault)
     assert proc.returncode == -signal.SIGKILL, f"{fault} not reached: {proc.stdout}{proc.stderr}"
     check_recovery(crash_repo, before, "checked")
     files = git(crash_repo, "ls-tree", "--name-only", "tars-bot/checked", "src/").split()

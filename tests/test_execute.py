@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, leftover_worktrees, write_files
+from tests.conftest import (
+    commit_files,
+    git,
+    leftover_worktrees,
+    run_tars,
+    start_tars,
+    wait_until,
+    write_files,
+)
 from tests.test_plan_cli import add_improvement
 
 SOURCE = {
@@ -307,19 +311,9 @@ def test_two_executions_of_one_improvement_cannot_both_run(cli, make_repo, tmp_p
         repo,
         f"title: t\nsteps: [{{name: wait, run: 'while [ ! -e {release} ]; do sleep 0.05; done'}}]\n",
     )
-    first = subprocess.Popen(
-        [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", "imp"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-    )
+    first = start_tars(repo, "execute", "--improvement-id", "imp")
     try:
-        deadline = time.monotonic() + 30
-        while not git(repo, "for-each-ref", "refs/tars-bot/locks/imp"):
-            assert time.monotonic() < deadline and first.poll() is None, first.stderr
-            time.sleep(0.02)
+        wait_until(lambda: git(repo, "for-each-ref", "refs/tars-bot/locks/imp"), first)
         second = execute(cli, repo)
         running = git(
             repo, "for-each-ref", "--format=%(refname:lstrip=3)", "refs/tars-bot/executions"
@@ -443,29 +437,12 @@ def test_ctrl_c_or_sigterm_rolls_back_and_stops_the_step(make_repo, tmp_path, si
         repo,
         f"title: t\nsteps:\n  - {{name: w, write: {{path: src/w.txt, content: w}}}}\n  - {{name: slow, run: 'touch {started}; python3 -c \"import time; time.sleep(60)\" {started}'}}\n",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", "imp"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not started.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    proc = start_tars(repo, "execute", "--improvement-id", "imp")
+    wait_until(started.exists, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, out + err
-    [execution] = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "tars_bot", "history", "--format", "json"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    [execution] = json.loads(run_tars(repo, "history", "--format", "json").stdout)
     assert execution["state"] == "interrupted"
     assert git(repo, "branch", "--list", "tars-bot/*") == ""
     assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""

@@ -77,6 +77,15 @@ def run_action(fake_github, tmp_path, checkout, event, payload) -> int:
     )
 
 
+def pull_request_from_an_issue(fake_github, tmp_path, checkout, repo):
+    """The pull request that `/tars-bot execute` on a new improvement issue opens."""
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    payload = comment_payload(repo, issue.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    [pull] = repo.pulls()
+    return pull
+
+
 def reactions(repo, comment_id: int) -> list[str]:
     return [r.content for r in repo.comments[comment_id].reactions]
 
@@ -113,15 +122,7 @@ def test_execute_from_an_issue_opens_a_pull_request(setup, fake_github, tmp_path
 
 def test_commands_on_the_pull_request_roll_back(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
-    run_action(
-        fake_github,
-        tmp_path,
-        checkout,
-        "issue_comment",
-        comment_payload(repo, issue.number, "/tars-bot execute"),
-    )
-    [pull] = repo.pulls()
+    pull = pull_request_from_an_issue(fake_github, tmp_path, checkout, repo)
     tip = git(origin, "rev-parse", "tars-bot/issue-1")
 
     status = comment_payload(repo, pull.number, "/tars-bot status")
@@ -345,15 +346,7 @@ def test_execute_is_refused_when_the_pull_request_moved_after_authorization(
     setup, fake_github, tmp_path
 ):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
-    run_action(
-        fake_github,
-        tmp_path,
-        checkout,
-        "issue_comment",
-        comment_payload(repo, issue.number, "/tars-bot execute"),
-    )
-    [pull] = repo.pulls()
+    pull = pull_request_from_an_issue(fake_github, tmp_path, checkout, repo)
     comment = repo.add_comment(pull.number, "/tars-bot execute", "writer")
     authorized = pull.head_sha
     pull.head_sha = "f" * 40  # someone pushed after the webhook app authorized the command
