@@ -8,9 +8,10 @@ from pathlib import Path
 
 import griffe
 
-from tars_bot import workspace
 from tars_bot.config import Config
+from tars_bot.git import Repo
 from tars_bot.models import Benefit, BenefitResult, Limits
+from tars_bot.sandbox import Jail, Sandbox, open_sandbox
 
 _NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
@@ -19,12 +20,20 @@ class MeasureError(Exception):
     """The benefit's command failed or printed no number."""
 
 
-def _sample(benefit: Benefit, where: Path, config: Config, limits: Limits) -> float:
-    with workspace.step_home() as home:
-        env = workspace.step_environment(config.pass_env, {}, home)
-        proc = workspace.run_process(
-            benefit.command, where, env, limits, allow_network=config.allow_network
-        )
+def _jail(where: Path, repo: Repo, config: Config) -> Jail:
+    """A worktree's jail: only it is writable (a benefit command may leave caches)."""
+    return Jail(
+        cwd=where,
+        writable=(where,),
+        read_only=(where / ".git",),
+        git_dir=repo.git_dir,
+        hide=(repo.workdir,),
+        network=config.allow_network,
+    )
+
+
+def _sample(benefit: Benefit, jail: Jail, sandbox: Sandbox, limits: Limits) -> float:
+    proc = sandbox.run(benefit.command, jail, limits.step_timeout, limits.memory_mb)
     if proc.exit_code != 0 or proc.timed_out:
         raise MeasureError(f"benefit {benefit.name!r}: command exited with {proc.exit_code}")
     if benefit.measure == "wall_time":
@@ -38,13 +47,15 @@ def _sample(benefit: Benefit, where: Path, config: Config, limits: Limits) -> fl
 
 
 def measure(
-    benefit: Benefit, before_dir: Path, after_dir: Path, config: Config, limits: Limits
+    benefit: Benefit, before_dir: Path, after_dir: Path, repo: Repo, config: Config, limits: Limits
 ) -> BenefitResult:
     """Run the command `repeat` times on each tree, alternating, and compare the medians."""
+    sandbox = open_sandbox(config.sandbox, config.pass_env, repo.workdir)
+    jails = _jail(before_dir, repo, config), _jail(after_dir, repo, config)
     before, after = [], []
     for _ in range(benefit.repeat):
-        before.append(_sample(benefit, before_dir, config, limits))
-        after.append(_sample(benefit, after_dir, config, limits))
+        before.append(_sample(benefit, jails[0], sandbox, limits))
+        after.append(_sample(benefit, jails[1], sandbox, limits))
     median_before, median_after = statistics.median(before), statistics.median(after)
     change = (median_after - median_before) / median_before if median_before else 0.0
     met = None

@@ -85,21 +85,46 @@ def cmd_execute(args: argparse.Namespace) -> int:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress)
     if result.diff is not None:
         sys.stdout.write(result.diff)
-    if result.success:
-        where = f"on branch {result.branch}" if result.branch else "and left no branch"
-        console.print(f"[green]succeeded[/green] {where} (execution {result.execution_id})")
-        if result.branch and (args.push or args.open_pr):
-            _publish(system, result.execution_id, args, console)
-        return EXIT_OK
-    console.print(f"[red]rolled back[/red]: {escape(result.failure_reason or '')}")
-    failed = next((s for s in result.steps if s.state == "failed"), None)
-    log = system.step_log(result.execution_id, failed.number) if failed else None
-    if log and not args.verbose:
-        tail = log.decode(errors="replace").rstrip().splitlines()[-LOG_TAIL_LINES:]
-        console.print(f"last lines of step {failed.number}'s output:", style="dim")  # type: ignore[union-attr]
-        console.out("\n".join(tail), highlight=False)
-    console.print(f"details: tars-bot status --execution-id {result.execution_id}")
-    return EXIT_FAILED
+    execution = system.status(result.execution_id)
+    if not args.verbose:
+        _print_failing_output(system, execution, console)
+    console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
+    style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
+    console.print(escape(report.verdict(execution)), style=style)
+    if execution.state == "unvalidated":
+        console.print(
+            f"branch {execution.branch or '-'} is kept: check it again with `tars-bot validate "
+            f"--execution-id {execution.id}`, or roll it back with `tars-bot rollback "
+            f"--execution-id {execution.id}`"
+        )
+    if result.success and result.branch and (args.push or args.open_pr):
+        _publish(system, result.execution_id, args, console)
+    return EXIT_OK if result.success else EXIT_FAILED
+
+
+def _failing_output(system: ExecutionSystem, execution: Execution) -> tuple[str, str] | None:
+    """(title, text): the output of what made the execution not succeed: the failed step, the
+    check that could not run, or the check that blamed a step."""
+    failed = next((s for s in execution.steps if s.state == "failed"), None)
+    if failed is not None:
+        log = system.step_log(execution.id, failed.number) or b""
+        return f"step {failed.number}'s output", log.decode(errors="replace")
+    errored = next((c for c in execution.checks if c.status == "error"), None)
+    if execution.state == "unvalidated" and errored is not None:
+        return f"the output of check {errored.check}", errored.output
+    if execution.culprits and execution.state != "succeeded":
+        culprit = execution.culprits[-1]
+        return f"the output of check {culprit.check}", culprit.result.output
+    return None
+
+
+def _print_failing_output(system: ExecutionSystem, execution: Execution, console: Console) -> None:
+    found = _failing_output(system, execution)
+    if found is None or not found[1].strip():
+        return
+    title, text = found
+    console.print(f"last lines of {title}:", style="dim")
+    console.out("\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:]), highlight=False)
 
 
 def _publish(
@@ -421,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with error_handler(exit_code):
             exit_code.append(args.func(args))
+            sys.stdout.flush()  # a reader that left shows here, inside the handler
     finally:
         signal.signal(signal.SIGTERM, previous)
     return exit_code[-1]

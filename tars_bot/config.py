@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from typing import Literal
 
 from pydantic import Field, ValidationError
 
@@ -27,6 +28,21 @@ class Config(Model):
         description="Environment variables (or globs) passed to run steps; secrets only by name.",
     )
     allow_network: bool = Field(False, description="Let run steps reach the network.")
+    sandbox: Literal["required", "off"] = Field(
+        "required",
+        description="required: every process an improvement controls runs under bubblewrap, "
+        "and nothing runs where it cannot; off: unsandboxed, and every report says so.",
+    )
+    check_network: bool = Field(
+        True, description="Let nox sessions reach the network (to install their dependencies)."
+    )
+    check_timeout: int = Field(
+        3600, gt=0, description="Wall-clock seconds per nox run (a check), venv build included."
+    )
+    quick_checks: list[Literal["compile", "ruff"]] = Field(
+        default_factory=lambda: ["compile", "ruff"],
+        description="Checks on each step's changed Python files; empty when nox is the authority.",
+    )
     worktree_pool: int = Field(
         2, ge=0, le=32, description="Worktrees kept for reuse, reset between executions."
     )

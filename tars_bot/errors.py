@@ -16,6 +16,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 EXIT_TERMINATED = 143
 
 
@@ -61,6 +62,15 @@ def _write_crash_log(exc: BaseException) -> Path:
     return path
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered then goes nowhere at exit, instead of
+    failing again (Python's "Exception ignored ... BrokenPipeError")."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor, e.g. captured by tests
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 @contextlib.contextmanager
 def error_handler(exit_code: list[int]) -> Iterator[None]:
     """Map every way out of the CLI to an exit code and at most a few readable lines."""
@@ -76,6 +86,9 @@ def error_handler(exit_code: list[int]) -> Iterator[None]:
     except Terminated:
         print("terminated", file=sys.stderr)
         exit_code.append(EXIT_TERMINATED)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as `cat` would
+        _silence_stdout()
+        exit_code.append(EXIT_BROKEN_PIPE)
     except Exception as e:  # the one broad catch: anything unexpected gets a log, not a traceback
         path = _write_crash_log(e)
         print(f"internal error: {type(e).__name__}: {e} (traceback in {path})", file=sys.stderr)

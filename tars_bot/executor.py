@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from tars_bot import actions, workspace
+from tars_bot import actions, journal, workspace
 from tars_bot.config import Config
 from tars_bot.git import NewContent, Worktree
-from tars_bot.models import ExecutionPlan, PlannedStep, RunAction, StepResult
+from tars_bot.models import CheckResult, ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
-from tars_bot.quickchecks import quick_checks
+from tars_bot.quickchecks import Change, needs_worktree, quick_checks
+from tars_bot.sandbox import Jail, Sandbox
 from tars_bot.validator import Validator
 
 MEMORY_HINTS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc")
@@ -23,10 +23,13 @@ class StepContext:
     plan: ExecutionPlan
     execution_id: str
     config: Config
-    improvement_file: Path
-    git_dir: Path
     validator: Validator
+    sandbox: Sandbox
     on_output: Callable[[bytes], None] | None = None
+
+    @property
+    def improvement_json(self) -> str:
+        return self.plan.improvement.model_dump_json(indent=2)
 
 
 def commit_message(ctx: StepContext, step: PlannedStep) -> str:
@@ -40,25 +43,48 @@ def commit_message(ctx: StepContext, step: PlannedStep) -> str:
     )
 
 
-def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, details: dict) -> list[str] | str:
+def _guard(ctx: StepContext, space: workspace.Workspace, tree: Worktree) -> workspace.GitGuard:
+    """What a step's process must leave alone in git: tars-bot's own refs always; unsandboxed,
+    every ref of the user too."""
+    own = [journal.EXECUTIONS + ctx.execution_id, *([space.branch_ref] if space.branch_ref else [])]
+    users = (
+        None if ctx.sandbox.bwrap else ("refs/tars-bot/", f"refs/heads/{ctx.config.branch_prefix}")
+    )
+    return workspace.GitGuard(space.repo, tree.path, own, users)
+
+
+def _run(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
+) -> list[str] | str:
     """Run the step's command in the worktree: the changed paths, or why the step failed."""
     assert isinstance(step.action, RunAction)
-    extra = {
-        "TARS_IMPROVEMENT_FILE": str(ctx.improvement_file),
-        "TARS_STEP": str(step.number),
-        "TARS_WORKSPACE": str(tree.path),
-    }
-    guard = workspace.GitDirGuard(tree.path, ctx.git_dir)
-    with workspace.step_home() as home:
-        env = workspace.step_environment(ctx.config.pass_env, extra, home)
-        proc = workspace.run_process(
-            step.action.command,
-            tree.path,
-            env,
-            step.limits,
-            allow_network=ctx.config.allow_network,
-            on_output=ctx.on_output,
-        )
+    tree = space.checkout()
+    jail = Jail(
+        cwd=tree.path,
+        writable=(tree.path,),
+        read_only=(tree.path / ".git",),
+        git_dir=space.repo.git_dir,
+        hide=(space.repo.workdir,),
+        network=ctx.config.allow_network,
+        max_file_mb=step.limits.max_file_mb,
+    )
+    with ctx.sandbox.scratch() as scratch:
+        (scratch.host / "improvement.json").write_text(ctx.improvement_json)
+        env = {
+            "TARS_IMPROVEMENT_FILE": scratch.inside("improvement.json"),
+            "TARS_STEP": str(step.number),
+            "TARS_WORKSPACE": str(tree.path),
+        }
+        with _guard(ctx, space, tree) as guard:
+            proc = ctx.sandbox.run(
+                step.action.command,
+                jail,
+                step.limits.step_timeout,
+                step.limits.memory_mb,
+                scratch=scratch,
+                env=env,
+                on_output=ctx.on_output,
+            )
     details.update(
         exit_code=proc.exit_code,
         peak_memory_mb=proc.peak_memory_mb,
@@ -66,13 +92,25 @@ def _run(ctx: StepContext, tree: Worktree, step: PlannedStep, details: dict) -> 
         network=proc.network,
         log=proc.output,
     )
+    if guard.tampered:
+        return guard.tampered
     if proc.timed_out:
         return f"timed out after {step.limits.step_timeout}s (limits.step_timeout)"
+    if proc.memory_exceeded:
+        return f"its processes together used over {step.limits.memory_mb} MB (limits.memory_mb)"
     if proc.exit_code != 0:
-        hint = any(h in proc.output for h in MEMORY_HINTS)
-        limit = f" (memory limit {step.limits.memory_mb} MB reached)" if hint else ""
-        return f"command exited with code {proc.exit_code}{limit}"
-    return guard.tampered() or tree.changed_paths()
+        return f"command exited with code {proc.exit_code}{_hint(proc.output, step)}"
+    changed, ignored = tree.changed_paths()
+    tree.remove(ignored)  # not committed, so not left to influence the checks either
+    return workspace.oversized(tree.path, changed, step.limits.max_file_mb) or changed
+
+
+def _hint(output: bytes, step: PlannedStep) -> str:
+    if any(h in output for h in MEMORY_HINTS):
+        return f" (memory limit {step.limits.memory_mb} MB reached)"
+    if b"Read-only file system" in output:
+        return " (it tried to write outside its worktree, which the sandbox refuses)"
+    return ""
 
 
 def _apply(
@@ -80,7 +118,7 @@ def _apply(
 ) -> tuple[dict[str, NewContent] | None, str | None]:
     """Change the files: (changes, None) or (None, why the step failed)."""
     if isinstance(step.action, RunAction):
-        outcome = _run(ctx, space.checkout(), step, details)
+        outcome = _run(ctx, space, step, details)
         files = space.files()
     else:
         files = space.files()
@@ -93,12 +131,25 @@ def _apply(
     return files.changes(outcome), None
 
 
+def _checks(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, change: Change
+) -> list[CheckResult]:
+    enabled = ctx.config.quick_checks
+    worktree = None
+    if needs_worktree(space.repo, change.tree, change.paths, enabled):
+        worktree = space.checkout()
+        worktree.move_to(space.head)
+    checks = quick_checks(ctx.sandbox, space.repo, change, worktree, enabled)
+    return checks + ctx.validator.run(space.head, step.checks)
+
+
 def apply_step(
     ctx: StepContext, space: workspace.Workspace, step: PlannedStep
 ) -> tuple[StepResult, bytes]:
     """Apply, check and commit one step; a failure is a result, not an exception."""
     start = time.monotonic()
     details: dict = {}
+    parent_tree = space.repo.tree_of(space.head)
     changes, reason = _apply(ctx, space, step, details)
     policy = workspace.Policy(
         scope=Scope(step.scope),
@@ -107,7 +158,7 @@ def apply_step(
     )
     commit, lines = None, 0
     if changes is not None:
-        reason = workspace.anomaly(changes, policy)
+        reason = workspace.anomaly(changes, policy, space.link_reader(changes))
     if reason is None and (staged := space.stage(changes or {})) is not None:
         tree, lines = staged
         if lines > step.limits.max_changed_lines:
@@ -116,9 +167,8 @@ def apply_step(
             commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
     checks = []
     if commit:
-        checks = quick_checks(space.repo, tree, sorted(changes or {}))
-        checks += ctx.validator.run(commit, step.checks)
-        if failed := next((c for c in checks if not c.passed), None):
+        checks = _checks(ctx, space, step, Change(tree, parent_tree, sorted(changes or {})))
+        if failed := next((c for c in checks if c.status == "failed"), None):
             reason = f"per-step check: {failed.describe()}"
     log = details.pop("log", b"")
     result = StepResult(

@@ -2,79 +2,246 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from tars_bot import benefits, journal, rollback
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
-from tars_bot.models import Benefit, BenefitResult, CheckResult, Execution, ExecutionPlan, Limits
+from tars_bot.models import (
+    Benefit,
+    BenefitResult,
+    CheckResult,
+    Culprit,
+    Execution,
+    ExecutionPlan,
+    Limits,
+    Probe,
+)
 from tars_bot.validator import Validator
 from tars_bot.workspace import Workspace
 
+LOG_KEEP = 1 << 20  # bytes of a check's output kept in its log: the end, where verdicts are
+
+
+class CheckProgress(Protocol):
+    def check_started(self, check: str, commit: str, step: int | None) -> None: ...
+    def check_finished(self, result: CheckResult) -> None: ...
+    def output(self, chunk: bytes) -> None: ...
+
+
+class ProbeLog:
+    """Every check the validator runs or finds cached, kept as Probes, each run's output in the
+    journal (`logs/probe-N.log`); passed on to the live display with the step of its commit."""
+
+    def __init__(self, record: journal.Record, progress: CheckProgress) -> None:
+        self.record, self.progress = record, progress
+        self.probes: list[Probe] = []
+        self._output = bytearray()
+        self._dropped = 0
+
+    def step_of(self, commit: str) -> int | None:
+        """The step whose commit `commit` is; 0 for the base, None for any other commit."""
+        execution = self.record.execution
+        if commit == execution.base_commit:
+            return 0
+        return next((s.number for s in execution.steps if s.commit == commit), None)
+
+    def started(self, check: str, commit: str) -> None:
+        self._output.clear()
+        self._dropped = 0
+        self.progress.check_started(check, commit, self.step_of(commit))
+
+    def output(self, chunk: bytes) -> None:
+        self._output += chunk
+        if len(self._output) > 2 * LOG_KEEP:
+            self._dropped += len(self._output) - LOG_KEEP
+            del self._output[:-LOG_KEEP]
+        self.progress.output(chunk)
+
+    def finished(self, commit: str, result: CheckResult) -> None:
+        log = None
+        if not result.cached:  # a cached result ran in another execution, with its own log
+            log = f"logs/probe-{len(self.probes) + 1}.log"
+            omitted = (
+                f"[... {self._dropped} bytes omitted ...]\n".encode() if self._dropped else b""
+            )
+            self.record.save(self.record.execution, {log: omitted + bytes(self._output)})
+        probe = Probe(
+            check=result.check,
+            commit=commit,
+            step=self.step_of(commit),
+            status=result.status,
+            summary=result.summary,
+            duration_s=result.duration_s,
+            cached=result.cached,
+            log=log,
+        )
+        self.probes.append(probe)
+        self.progress.check_finished(result)
+
+    def since(self, start: int, check: str) -> list[Probe]:
+        return [p for p in self.probes[start:] if p.check == check]
+
 
 @dataclass(frozen=True)
-class Culprit:
-    step: int | None  # None: the check fails on the base already
-    check: CheckResult
+class Findings:
+    """The final checks on the tip; the culprits of the failing ones (all blaming the earliest
+    step found), or why the checks could not tell, in which case nothing is blamed."""
+
+    results: list[CheckResult]
+    culprits: list[Culprit] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an execution does not succeed, and the state it ends in."""
+
+    reason: str
+    state: Literal["rolled_back", "unvalidated"] = "rolled_back"
 
 
 def _applied(execution: Execution) -> list[tuple[int, str]]:
     return [(s.number, s.commit or "") for s in execution.steps if s.state == "applied"]
 
 
-def find_culprit(
-    validator: Validator, plan: ExecutionPlan, execution: Execution
-) -> tuple[list[CheckResult], Culprit | None]:
-    """The final checks on the tip and, if one fails, the first step at which it fails."""
-    applied = _applied(execution)
+def _culprit(step: int | None, result: CheckResult, probes: list[Probe]) -> Culprit:
+    ran = [p for p in probes if not p.cached]
+    return Culprit(
+        step=step,
+        check=result.check,
+        summary=result.summary,
+        result=result,
+        runs=len(ran),
+        duration_s=round(sum(p.duration_s for p in ran), 3),
+        probes=probes,
+    )
+
+
+def _cannot_tell(results: list[CheckResult]) -> str | None:
+    """Why `results` say nothing of the tree: some check could not run. None when all ran."""
+    errored = [r.describe() for r in results if r.status == "error"]
+    if not errored:
+        return None
+    failed = [r.check for r in results if r.status == "failed"]
+    untold = f"; not bisected meanwhile: {', '.join(failed)} failed" if failed else ""
+    return "; ".join(errored) + untold
+
+
+def _earliest(culprits: list[Culprit]) -> list[Culprit]:
+    if not culprits:
+        return []
+    first = min(-1 if c.step is None else c.step for c in culprits)
+    return [c for c in culprits if (-1 if c.step is None else c.step) == first]
+
+
+def _after_each(
+    validator: Validator,
+    plan: ExecutionPlan,
+    applied: list[tuple[int, str]],
+    probes: ProbeLog,
+    start: int,
+) -> Findings | None:
+    """Strategy `each`: the final checks on every step's commit, up to the first failing one."""
+    for number, commit in applied:
+        results = validator.run(commit, plan.validation.final)
+        if error := _cannot_tell(results):
+            return Findings(results, error=error)
+        if failed := [r for r in results if not r.passed]:
+            return Findings(
+                results, [_culprit(number, r, probes.since(start, r.check)) for r in failed]
+            )
+    return None
+
+
+def _bisect(
+    validator: Validator,
+    base: str,
+    applied: list[tuple[int, str]],
+    failing: CheckResult,
+    probes: ProbeLog,
+    start: int,
+) -> Culprit | str:
+    """The culprit of a check failing on the tip, or why bisecting it could not tell."""
     commits = [commit for _, commit in applied]
-    tip = execution.head_commit or plan.base.commit
-    if plan.validation.strategy == "each":
-        for number, commit in applied:
-            results = validator.run(commit, plan.validation.final)
-            if failed := next((r for r in results if not r.passed), None):
-                return results, Culprit(number, failed)
-        return validator.run(tip, plan.validation.final), None
-    results = validator.run(tip, plan.validation.final)
-    failing = [r for r in results if not r.passed]
-    if not failing:
-        return results, None
-    if errored := next((r for r in failing if r.status == "error"), None):
-        return results, Culprit(None, errored)  # nothing to bisect when the check cannot run
-    if not commits:
-        return results, Culprit(None, failing[0])
+    index, result = validator.first_failing(base, commits, failing) if commits else (None, failing)
+    step = None if index is None else applied[index][0]
+    if result.status == "error":
+        where = "the base" if step is None else f"step {step}'s commit"
+        return f"bisecting {failing.check}: {result.describe()} on {where}"
+    return _culprit(step, result, probes.since(start, failing.check))
+
+
+def find_culprits(
+    validator: Validator, plan: ExecutionPlan, execution: Execution, probes: ProbeLog
+) -> Findings:
+    """The final checks on the tip and, for those failing, the first step at which they fail."""
+    start = len(probes.probes)
+    applied = _applied(execution)
+    if plan.validation.strategy == "each" and (
+        found := _after_each(validator, plan, applied, probes, start)
+    ):
+        return found
+    results = validator.run(execution.head_commit or plan.base.commit, plan.validation.final)
+    if error := _cannot_tell(results):
+        return Findings(results, error=error)
     culprits = []
-    for check in failing:
-        index = validator.first_failing(plan.base.commit, commits, check.check)
-        culprits.append(Culprit(None if index is None else applied[index][0], check))
-    return results, min(culprits, key=lambda c: -1 if c.step is None else c.step)
+    for failing in (r for r in results if not r.passed):
+        culprit = _bisect(validator, plan.base.commit, applied, failing, probes, start)
+        if isinstance(culprit, str):
+            return Findings(results, error=culprit)
+        culprits.append(culprit)
+    return Findings(results, _earliest(culprits))
 
 
 def describe(culprit: Culprit, execution: Execution) -> str:
     if culprit.step is None:
-        where = "on the base commit" if culprit.check.status != "error" else ""
-        return f"{culprit.check.describe()} {where}".strip()
+        return f"{culprit.result.describe()} on the base commit"
     name = next(s.name for s in execution.steps if s.number == culprit.step)
-    return f'step {culprit.step} "{name}": {culprit.check.describe()}'
+    return f'step {culprit.step} "{name}": {culprit.result.describe()}'
+
+
+def _explain_drop(before: Execution, after: Execution, culprits: list[Culprit]) -> Execution:
+    """`after` with a reason on each step the drop reverted: what it broke, or what it built on."""
+    step = culprits[0].step
+    broke = f"broke {', '.join(c.check for c in culprits)}"
+    was = {s.number: s.state for s in before.steps}
+    steps = [
+        s.model_copy(update={"reason": broke if s.number == step else f"built on step {step}"})
+        if s.state == "reverted" and was[s.number] != "reverted"
+        else s
+        for s in after.steps
+    ]
+    return after.model_copy(update={"steps": steps})
 
 
 def validate(
-    validator: Validator, plan: ExecutionPlan, record: journal.Record, space: Workspace
-) -> str | None:
+    validator: Validator,
+    plan: ExecutionPlan,
+    record: journal.Record,
+    space: Workspace,
+    probes: ProbeLog,
+) -> Failure | None:
     """Run the final checks, dropping culprit steps when the plan says so. Records the results
-    in the journal; returns why the execution fails, or None."""
+    and culprits in the journal; returns why the execution does not succeed, or None."""
     while True:
         execution = record.execution
-        results, culprit = find_culprit(validator, plan, execution)
-        record.save(execution.model_copy(update={"checks": results}))
-        if culprit is None:
+        found = find_culprits(validator, plan, execution, probes)
+        culprits = [*execution.culprits, *found.culprits]
+        record.save(execution.model_copy(update={"checks": found.results, "culprits": culprits}))
+        if found.error is not None:
+            return Failure(f"could not validate: {found.error}", "unvalidated")
+        if not found.culprits:
             return None
-        if plan.improvement.on_failure != "drop-step" or culprit.step is None:
-            return describe(culprit, execution)
+        step, reason = found.culprits[0].step, describe(found.culprits[0], execution)
+        if plan.improvement.on_failure != "drop-step" or step is None:
+            return Failure(reason)
         try:
-            dropped = rollback.revert_steps(validator.repo, record, culprit.step, cascade=True)
+            dropped = rollback.revert_steps(validator.repo, record, step, cascade=True)
         except TarsError as e:
-            return f"{describe(culprit, execution)}; dropping it failed: {e}"
+            return Failure(f"{reason}; dropping it failed: {e}")
+        record.save(_explain_drop(execution, dropped, found.culprits))
         space.head = dropped.head_commit or space.head
 
 
@@ -90,7 +257,9 @@ def measure_benefits(
     tip = space.checkout()
     tip.move_to(space.head)
     try:
-        results = [benefits.measure(b, base, tip.path, config, limits) for b in measured]
+        results = [
+            benefits.measure(b, base, tip.path, space.repo, config, limits) for b in measured
+        ]
     except benefits.MeasureError as e:
         return [], str(e)
     for result in results:

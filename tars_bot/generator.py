@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tars_bot import workspace
 from tars_bot.config import Config
 from tars_bot.errors import PlanError
 from tars_bot.git import Repo
 from tars_bot.loader import improvement_from_data, parse_text
 from tars_bot.models import Improvement
+from tars_bot.sandbox import Jail, open_sandbox
 
 
 def generate_steps(
@@ -21,31 +19,29 @@ def generate_steps(
             f"{source}: steps: the improvement has no steps and no generator is configured "
             "(set `generator` in [tool.tars-bot] or write the steps)"
         )
-    with workspace.step_home() as home:
-        improvement_file = home / "improvement.json"
-        improvement_file.write_text(improvement.model_dump_json(exclude_none=True))
-        # the same scrubbed environment as run steps: secrets only when named in pass_env
-        extra = {"TARS_IMPROVEMENT_FILE": str(improvement_file)}
-        env = workspace.step_environment(config.pass_env, extra, home)
-        try:
-            proc = subprocess.run(
-                config.generator,
-                shell=True,
-                cwd=repo.workdir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=config.limits.step_timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise PlanError(
-                f"generator {config.generator!r} ran longer than {config.limits.step_timeout}s"
-            ) from None
-    if proc.returncode != 0:
-        tail = "\n  ".join(proc.stderr.strip().splitlines()[-5:])
-        raise PlanError(f"generator {config.generator!r} exited with {proc.returncode}:\n  {tail}")
-    output = parse_text(proc.stdout, "generator output", ".yaml")
+    sandbox = open_sandbox(config.sandbox, config.pass_env, repo.workdir)
+    jail = Jail(cwd=repo.workdir, git_dir=repo.git_dir, network=config.allow_network)
+    with sandbox.scratch() as scratch:
+        (scratch.host / "improvement.json").write_text(
+            improvement.model_dump_json(exclude_none=True)
+        )
+        env = {"TARS_IMPROVEMENT_FILE": scratch.inside("improvement.json")}
+        # stdout (the steps) to a file, so that what the generator says on stderr stays apart
+        command = ["/bin/sh", "-c", 'sh -c "$1" > "$2"', "sh", config.generator]
+        command.append(scratch.inside("steps.out"))
+        limits = config.limits
+        proc = sandbox.run(
+            command, jail, limits.step_timeout, limits.memory_mb, scratch=scratch, env=env
+        )
+        steps_file = scratch.host / "steps.out"
+        printed = steps_file.read_text(errors="replace") if steps_file.is_file() else ""
+    if proc.timed_out:
+        raise PlanError(f"generator {config.generator!r} ran longer than {limits.step_timeout}s")
+    if proc.exit_code != 0:
+        said = proc.output.decode(errors="replace").strip().splitlines()[-5:]
+        tail = "\n  ".join(said)
+        raise PlanError(f"generator {config.generator!r} exited with {proc.exit_code}:\n  {tail}")
+    output = parse_text(printed, "generator output", ".yaml")
     steps = output.get("steps") if isinstance(output, dict) else output
     data = {**improvement.model_dump(exclude_none=True), "steps": steps}
     generated = improvement_from_data(data, "generator output", improvement.id)

@@ -241,8 +241,10 @@ class ExecutionPlan(Model):
         return self.digest == self.compute_digest()
 
 
+# unvalidated: a check could not run (broken noxfile, missing interpreter, timeout); the branch
+# is kept for the user to validate again or roll back, since nothing is known to be wrong with it
 ExecutionState = Literal[
-    "running", "validating", "succeeded", "failed", "rolled_back", "interrupted"
+    "running", "validating", "succeeded", "failed", "rolled_back", "interrupted", "unvalidated"
 ]
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
 
@@ -282,6 +284,33 @@ class CheckResult(Model):
 QUICK_CHECKS = ("ruff check", "ruff format", "compile", "api")
 
 
+class Probe(Model):
+    """One run (or cache hit) of a final check on one commit: the tip, or a bisection step."""
+
+    check: str
+    commit: str
+    step: int | None = Field(
+        description="The step whose commit this is; 0: the base; null: another commit."
+    )
+    status: Literal["passed", "failed", "error"]
+    summary: str = ""
+    duration_s: float
+    cached: bool = False
+    log: str | None = Field(None, description="Its output in the journal, e.g. logs/probe-3.log.")
+
+
+class Culprit(Model):
+    """The first step at which a final check fails, and the runs that found it."""
+
+    step: int | None = Field(description="null: the check fails on the base already.")
+    check: str
+    summary: str = Field(description="The failing run's summary, e.g. '1 failed, 5 passed'.")
+    result: CheckResult = Field(description="The failing run at the culprit's commit.")
+    runs: int = Field(description="nox runs spent finding it, the tip's included.")
+    duration_s: float
+    probes: list[Probe]
+
+
 class BenefitResult(Model):
     name: str
     measure: str
@@ -310,6 +339,15 @@ class StepResult(Model):
     revert_commit: str | None = None
 
 
+class SandboxReport(Model):
+    """How an execution's processes were isolated."""
+
+    mechanism: str = Field(description='e.g. "bubblewrap 0.11.0", or "none (sandbox = off)".')
+    sandboxed: bool
+    network: str = Field(description="Run steps: isolated | allowed; nox sessions: see checks.")
+    memory: str = Field(description="How memory_mb is accounted.")
+
+
 class Execution(Model):
     """The journaled record of one execution: `status --format json` prints exactly this."""
 
@@ -325,11 +363,15 @@ class Execution(Model):
     steps: list[StepResult]
     checks: list[CheckResult] = Field(default_factory=list)
     benefits: list[BenefitResult] = Field(default_factory=list)
+    culprits: list[Culprit] = Field(
+        default_factory=list, description="Steps that broke a final check: dropped or blamed."
+    )
     failure_reason: str | None = None
     pull_request: str | None = None
     pushed_to: str | None = Field(None, description="The remote the branch was pushed to.")
     pid: int | None = None
     host: str | None = None
+    sandbox: SandboxReport | None = None
     pending: str | None = Field(
         None, description="An action journaled but not yet completed: 'rollback' or 'revert:N,M'."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cached_property
 
 GLOB_CHARS = frozenset("*?[")
@@ -98,3 +99,35 @@ class Scope:
 
     def __repr__(self) -> str:
         return f"Scope({self.patterns!r})"
+
+
+MAX_LINK_HOPS = 40  # as Linux's own limit on following symbolic links
+
+
+def resolve_link(path: str, read_link: Callable[[str], str | None]) -> str | None:
+    """Where the symbolic link `path` leads, following every link on the way as the file
+    system would (`read_link` gives a path's link target, or None for other entries); None
+    when it leaves the tree, is absolute, or loops."""
+    pending = [*path.split("/")[:-1], *(read_link(path) or "").split("/")]
+    if (read_link(path) or "").startswith("/"):
+        return None
+    resolved: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        target = read_link("/".join([*resolved, part]))
+        if target is None:
+            resolved.append(part)
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS or target.startswith("/"):
+            return None
+        pending = [*target.split("/"), *pending]
+    return "/".join(resolved)

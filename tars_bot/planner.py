@@ -20,6 +20,7 @@ from tars_bot.models import (
     Validation,
 )
 from tars_bot.paths import PathProblem, Scope, is_glob, normalize
+from tars_bot.sandbox import open_sandbox
 from tars_bot.validator import list_sessions
 
 WHOLE_REPO = ["**"]
@@ -66,6 +67,7 @@ def plan(
     order = _topological_order(ctx, edges)
     if ctx.problems:
         raise PlanError(*ctx.problems)
+    _check_limits(ctx)
     _check_feasibility(ctx, order, scopes)
     validation = improvement.validation or config.validation
     _check_sessions(ctx, validation)
@@ -285,6 +287,25 @@ def _check_feasibility(ctx: _Context, order: list[int], scopes: list[Scope]) -> 
             _check_patch_size(ctx, i, action)
 
 
+def _check_limits(ctx: _Context) -> None:
+    """An improvement may lower the repository's limits, never raise them."""
+    allowed = ctx.config.limits
+    for name, value in ctx.improvement.limits.model_dump(exclude_none=True).items():
+        if value > getattr(allowed, name):
+            ctx.problem(
+                f"limits.{name}",
+                f"{value} is over the repository's limit of {getattr(allowed, name)} "
+                f"([tool.tars-bot].limits.{name}); an improvement may only lower it",
+            )
+    for index, step in enumerate(ctx.improvement.steps):
+        if step.timeout is not None and step.timeout > allowed.step_timeout:
+            ctx.problem(
+                f"steps[{index}].timeout",
+                f"{step.timeout} is over the repository's limit of {allowed.step_timeout} "
+                "([tool.tars-bot].limits.step_timeout); a step may only lower it",
+            )
+
+
 def _check_patch_size(ctx: _Context, index: int, action: PatchAction) -> None:
     changed = sum(
         line[:1] in "+-" and not line.startswith(("+++", "---"))
@@ -310,7 +331,8 @@ def _check_sessions(ctx: _Context, validation: Validation) -> None:
     if not checks:
         return
     origin = "validation" if ctx.improvement.validation else "[tool.tars-bot].validation"
-    sessions = list_sessions(ctx.repo, ctx.base.tree)
+    sandbox = open_sandbox(ctx.config.sandbox, ctx.config.pass_env, ctx.repo.workdir)
+    sessions = list_sessions(ctx.repo, ctx.base.tree, sandbox)
     for field_path, check in checks:
         where = f"{origin}.{field_path}"
         if sessions is None:

@@ -1,22 +1,35 @@
 """Checks on the Python files a step changed: byte-compilation, and ruff where the repo uses it.
 
-They need no checkout: the changed files and the repository's root configuration are written to
-a scratch directory, so their cost follows the size of the step, not of the repository.
+ruff runs in the step's worktree, where the files live with the project's real configuration and
+package layout, on the changed files only. A finding counts against the step only when the
+parent commit's version of the file did not have it already (same file, rule and message), so a
+step is never failed for code it did not touch.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
+import collections
+import json
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot.git import Repo
+from tars_bot.git import Repo, Worktree
 from tars_bot.models import CheckResult
+from tars_bot.sandbox import Jail, ProcessResult, Sandbox, ruff_binary
 
-RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+RUFF_TIMEOUT_S = 300
+RUFF_MEMORY_MB = 2048
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a step changed: its commit's tree and its parent's, and the changed paths."""
+
+    tree: str
+    parent_tree: str
+    paths: list[str]
 
 
 def _uses_ruff(repo: Repo, tree: str) -> bool:
@@ -38,56 +51,116 @@ def _compile(tree: str, files: dict[str, bytes]) -> CheckResult:
         except (SyntaxError, ValueError) as e:
             line = getattr(e, "lineno", None)
             errors.append(f"{path}{f':{line}' if line else ''}: {getattr(e, 'msg', e)}")
-    return CheckResult(
-        check="compile",
-        status="failed" if errors else "passed",
-        tree=tree,
-        duration_s=round(time.monotonic() - start, 3),
-        summary=errors[0] if errors else "",
-        output="\n".join(errors),
-    )
+    return _result("compile", tree, start, errors, "")
 
 
-def _ruff(tree: str, root: Path, paths: list[str], check: str) -> CheckResult:
-    args = ["check", "--no-fix", "--quiet"] if check == "ruff check" else ["format", "--check"]
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "--no-cache", *paths],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    output = (proc.stdout + proc.stderr).strip()
-    status = "passed" if proc.returncode == 0 else ("failed" if proc.returncode == 1 else "error")
+def _result(check: str, tree: str, start: float, found: list[str], error: str) -> CheckResult:
+    status = "error" if error else ("failed" if found else "passed")
+    output = error or "\n".join(found)
     return CheckResult(
         check=check,
         status=status,
         tree=tree,
         duration_s=round(time.monotonic() - start, 3),
-        summary=output.splitlines()[-1] if output and status != "passed" else "",
+        summary=(error or (found[0] if found else "")).splitlines()[0] if output else "",
         output=output[-4000:],
     )
 
 
-def quick_checks(repo: Repo, tree: str, changed: list[str]) -> list[CheckResult]:
-    """compile, and `ruff check` / `ruff format --check` when configured, on changed .py files."""
-    files = {p: data for p in changed if p.endswith(".py") and (data := repo.read(tree, p))}
+class _Ruff:
+    """ruff on files of a worktree, and on their parent versions given through stdin."""
+
+    def __init__(self, sandbox: Sandbox, worktree: Worktree) -> None:
+        self.sandbox, self.root = sandbox, worktree.path
+        self.jail = Jail(cwd=worktree.path)  # reads only: nothing is writable
+
+    def run(self, args: list[str], stdin: bytes | None = None) -> ProcessResult:
+        command = [ruff_binary(), *args, "--no-cache", "--force-exclude"]
+        return self.sandbox.run(command, self.jail, RUFF_TIMEOUT_S, RUFF_MEMORY_MB, stdin=stdin)
+
+    def findings(self, paths: list[str], stdin: bytes | None = None) -> list[tuple[str, ...]]:
+        """(path, line:col, code, message) of each finding; the path given for stdin input."""
+        where = ["--stdin-filename", paths[0], "-"] if stdin is not None else paths
+        proc = self.run(["check", "--no-fix", "--output-format", "json", *where], stdin)
+        if proc.exit_code not in (0, 1):
+            raise _RuffError(proc.output.decode(errors="replace").strip())
+        text = proc.output.decode(errors="replace")
+        start = 0 if text.startswith("[") else text.find("\n[") + 1  # after any warnings
+        found = []
+        for item in json.loads(text[start:]):
+            path = Path(item["filename"]).relative_to(self.root).as_posix()
+            where_in = f"{item['location']['row']}:{item['location']['column']}"
+            found.append((path, where_in, str(item["code"]), item["message"]))
+        return found
+
+    def unformatted(self, paths: list[str], stdin: bytes | None = None) -> list[str]:
+        where = ["--stdin-filename", paths[0], "-"] if stdin is not None else paths
+        proc = self.run(["format", "--check", *where], stdin)
+        if proc.exit_code not in (0, 1):
+            raise _RuffError(proc.output.decode(errors="replace").strip())
+        if proc.exit_code == 0:
+            return []
+        if len(paths) == 1:
+            return paths
+        # which ones: ruff's way of naming them changes between versions, its exit code not
+        return [p for p in paths if self.unformatted([p])]
+
+
+class _RuffError(Exception):
+    """ruff could not check (a broken configuration, say): says nothing of the step."""
+
+
+def _new_findings(ruff: _Ruff, repo: Repo, change: Change, paths: list[str]) -> list[str]:
+    found = ruff.findings(paths)
+    if not found:
+        return []
+    before: collections.Counter[tuple[str, ...]] = collections.Counter()
+    for path in sorted({f[0] for f in found}):
+        if (old := repo.read(change.parent_tree, path)) is not None:
+            before.update((p, code, msg) for p, _, code, msg in ruff.findings([path], old))
+    new = []
+    for path, where, code, message in found:
+        if before[(path, code, message)] > 0:
+            before[(path, code, message)] -= 1
+        else:
+            new.append(f"{path}:{where}: {code} {message}")
+    return new
+
+
+def _newly_unformatted(ruff: _Ruff, repo: Repo, change: Change, paths: list[str]) -> list[str]:
+    return [
+        f"{path}: would be reformatted by ruff format"
+        for path in ruff.unformatted(paths)
+        if (old := repo.read(change.parent_tree, path)) is None or not ruff.unformatted([path], old)
+    ]
+
+
+def quick_checks(
+    sandbox: Sandbox, repo: Repo, change: Change, worktree: Worktree | None, enabled: list[str]
+) -> list[CheckResult]:
+    """compile, and `ruff check` / `ruff format --check` when configured, on changed .py files;
+    `worktree` holds the step's commit (needed for ruff only)."""
+    files = {
+        p: data for p in change.paths if p.endswith(".py") and (data := repo.read(change.tree, p))
+    }
     if not files:
         return []
-    results = [_compile(tree, files)]
-    if not _uses_ruff(repo, tree):
+    results = [_compile(change.tree, files)] if "compile" in enabled else []
+    if "ruff" not in enabled or worktree is None or not _uses_ruff(repo, change.tree):
         return results
-    with tempfile.TemporaryDirectory(prefix="tars-bot-ruff-") as scratch:
-        root = Path(scratch)
-        for name in RUFF_CONFIGS:
-            if (config := repo.read(tree, name)) is not None:
-                (root / name).write_bytes(config)
-        for path, data in files.items():
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_bytes(data)
-        results += [
-            _ruff(tree, root, sorted(files), check) for check in ("ruff check", "ruff format")
-        ]
+    ruff = _Ruff(sandbox, worktree)
+    for check, find in (("ruff check", _new_findings), ("ruff format", _newly_unformatted)):
+        start = time.monotonic()
+        try:
+            results.append(
+                _result(check, change.tree, start, find(ruff, repo, change, sorted(files)), "")
+            )
+        except _RuffError as e:
+            results.append(_result(check, change.tree, start, [], f"ruff could not run: {e}"))
     return results
+
+
+def needs_worktree(repo: Repo, tree: str, paths: list[str], enabled: list[str]) -> bool:
+    """Whether the quick checks of a step need its files on disk."""
+    python = any(p.endswith(".py") for p in paths)
+    return python and "ruff" in enabled and _uses_ruff(repo, tree)

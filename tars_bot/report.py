@@ -10,7 +10,15 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
-from tars_bot.models import Execution, ExecutionPlan, PlannedStep, StepResult
+from tars_bot.models import (
+    CheckResult,
+    Culprit,
+    Execution,
+    ExecutionPlan,
+    PlannedStep,
+    Probe,
+    StepResult,
+)
 
 
 def _changes(step: PlannedStep) -> str:
@@ -83,12 +91,73 @@ STATE_STYLE = {
     "applied": "green",
     "succeeded": "green",
     "skipped": "yellow",
+    "reverted": "yellow",
+    "unvalidated": "yellow",
     "failed": "red",
     "rolled_back": "red",
     "interrupted": "red",
     "running": "cyan",
+    "validating": "cyan",
     "pending": "dim",
 }
+
+
+def timespan(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _by_step(culprits: list[Culprit]) -> dict[int | None, list[Culprit]]:
+    grouped: dict[int | None, list[Culprit]] = {}
+    for culprit in culprits:
+        grouped.setdefault(culprit.step, []).append(culprit)
+    return grouped
+
+
+def _found(culprits: list[Culprit]) -> str:
+    runs = sum(c.runs for c in culprits)
+    spent = timespan(sum(c.duration_s for c in culprits))
+    return f"found in {runs} run{'s' if runs != 1 else ''}, {spent}"
+
+
+def blame(culprits: list[Culprit], execution: Execution) -> str:
+    """What one step (all `culprits` name it) broke, and how it was found."""
+    checks = ", ".join(c.check for c in culprits)
+    step = culprits[0].step
+    if step is None:
+        return f"{checks} failed on the base commit already ({_found(culprits)})"
+    name = next(s.name for s in execution.steps if s.number == step)
+    return f'step {step} "{name}" broke {checks} ({_found(culprits)})'
+
+
+def _dropped(culprits: list[Culprit], execution: Execution) -> str:
+    step = next(s for s in execution.steps if s.number == culprits[0].step)
+    revert = f" (revert {step.revert_commit[:7]})" if step.revert_commit else ""
+    return f"{blame(culprits, execution)} and was dropped{revert}"
+
+
+def is_dropped(culprit: Culprit, execution: Execution) -> bool:
+    return any(s.number == culprit.step and s.state == "reverted" for s in execution.steps)
+
+
+def verdict(execution: Execution) -> str:
+    """One line: how the execution ended, and which step broke which check."""
+    applied = sum(s.state == "applied" for s in execution.steps)
+    groups = _by_step(execution.culprits).values()
+    dropped = [_dropped(g, execution) for g in groups if is_dropped(g[0], execution)]
+    if execution.state == "succeeded":
+        where = f"on branch {execution.branch}" if execution.branch else "(dry run, no branch)"
+        text = f"succeeded {where} with {applied} of {len(execution.steps)} steps"
+        return text + (": " + "; ".join(dropped) if dropped else "")
+    if execution.state == "unvalidated":
+        return execution.failure_reason or "could not validate"
+    reason = execution.failure_reason or "no reason recorded"
+    text = f"{execution.state.replace('_', ' ')}: {reason}"
+    blamed = [g for g in groups if not is_dropped(g[0], execution)]
+    return text + (f"; {_found(blamed[-1])}" if blamed else "")
 
 
 def execution_renderable(execution: Execution) -> Group:
@@ -120,7 +189,7 @@ def execution_renderable(execution: Execution) -> Group:
         table.add_row(
             str(step.number),
             escape(step.name),
-            Text(step.state, STATE_STYLE.get(step.state, "")),
+            _step_state(step),
             (step.commit or "-")[:10],
             str(len(step.changed_files)),
             f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
@@ -145,9 +214,50 @@ def execution_renderable(execution: Execution) -> Group:
                 verdict,
             )
         )
+    lines += _culprit_lines(execution)
     if execution.failure_reason:
         lines.append(Text.assemble(("reason: ", "red bold"), execution.failure_reason))
     return Group(*lines)
+
+
+def _state_text(step: StepResult) -> str:
+    """The step's state, with why it was reverted."""
+    reverted = step.state == "reverted" and step.reason
+    return f"{step.state} ({step.reason})" if reverted else step.state
+
+
+def _step_state(step: StepResult) -> Text:
+    return Text(_state_text(step), STATE_STYLE.get(step.state, ""))
+
+
+def probe_where(commit: str, step: int | None) -> str:
+    """A commit as validation names it: its short id and the step it holds."""
+    label = {None: "", 0: " (base)"}.get(step, f" (step {step})")
+    return f"{commit[:7]}{label}"
+
+
+def _probe_line(probe: Probe) -> Text:
+    style = {"passed": "green", "failed": "red"}.get(probe.status, "yellow")
+    summary = f": {probe.summary}" if probe.summary else ""
+    spent = "cached" if probe.cached else timespan(probe.duration_s)
+    return Text.assemble(
+        ("    ", ""),
+        f"{probe.check} on {probe_where(probe.commit, probe.step)} ",
+        (probe.status, style),
+        f"{summary} ({spent})",
+    )
+
+
+def _culprit_lines(execution: Execution) -> list[Text]:
+    lines = []
+    for culprit in execution.culprits:
+        dropped = " and was dropped" if is_dropped(culprit, execution) else ""
+        summary = f": {culprit.summary}" if culprit.summary else ""
+        lines.append(
+            Text.assemble(("culprit ", "dim"), f"{blame([culprit], execution)}{dropped}{summary}")
+        )
+        lines += [_probe_line(probe) for probe in culprit.probes]
+    return lines
 
 
 def history_table(executions: list[Execution]) -> Table:
@@ -168,7 +278,9 @@ def history_table(executions: list[Execution]) -> Table:
 
 
 class LiveProgress:
-    """One line per step: a spinner while it runs, then its outcome and time."""
+    """One line per step, then one per check run during validation (the tip's, each bisection
+    probe's): a spinner while it runs, then its outcome and time. Raw output of steps and
+    checks is shown only when verbose, under a rule naming what printed it."""
 
     def __init__(self, console: Console, verbose: bool) -> None:
         self.console, self.verbose = console, verbose
@@ -180,16 +292,33 @@ class LiveProgress:
             transient=False,
         )
         self.tasks: dict[int, TaskID] = {}
+        self.step: int | None = None  # the step running now: its checks are the step's own
+        self.validation: TaskID | None = None
+        self.check: tuple[TaskID, str] | None = None
+        self.heading: str | None = None  # ruled above the output to come, if any comes
+        self.under_heading = False  # output came: its end is ruled too
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.validation is not None:
+            self.progress.update(self.validation, total=1, completed=1)
         self.progress.stop()
 
+    def _heading(self, title: str) -> None:
+        self.heading, self.under_heading = title, False
+
+    def _end(self, title: str) -> None:
+        if self.under_heading:
+            self.progress.console.rule(escape(title), style="dim")
+        self.heading, self.under_heading = None, False
+
     def step_started(self, step: PlannedStep) -> None:
+        self.step = step.number
         self.tasks[step.number] = self.progress.add_task(f"{step.number}. {escape(step.name)}")
+        self._heading(f"output of step {step.number}. {step.name}")
 
     def step_finished(self, result: StepResult) -> None:
         style = STATE_STYLE.get(result.state, "")
@@ -200,10 +329,37 @@ class LiveProgress:
         self.progress.update(
             task, description=f"{result.number}. {escape(result.name)}{note}", total=1, completed=1
         )
+        self.step = None
+        self._end(f"step {result.number}: {result.state}")
 
     def output(self, chunk: bytes) -> None:
-        if self.verbose:
-            self.progress.console.out(chunk.decode(errors="replace"), end="", highlight=False)
+        if not self.verbose:
+            return
+        if self.heading is not None:
+            self.progress.console.rule(escape(self.heading), style="dim")
+            self.heading, self.under_heading = None, True
+        self.progress.console.out(chunk.decode(errors="replace"), end="", highlight=False)
+
+    def check_started(self, check: str, commit: str, step: int | None) -> None:
+        if self.step is None and self.validation is None:
+            self.validation = self.progress.add_task("[bold]validation[/bold]")
+        indent = "   " if self.step is not None else "  "
+        label = f"{indent}{escape(check)} on {probe_where(commit, step)}"
+        self.check = (self.progress.add_task(label), label)
+        self._heading(f"nox session {check} on {probe_where(commit, step)}")
+
+    def check_finished(self, result: CheckResult) -> None:
+        if self.check is None:
+            return
+        task, label = self.check
+        style = {"passed": "green", "failed": "red"}.get(result.status, "yellow")
+        verdict = "could not run" if result.status == "error" else result.status
+        note = f" [{style}]{verdict}[/{style}]"
+        note += f": {escape(result.summary)}" if result.summary else ""
+        note += " (cached)" if result.cached else ""
+        self.progress.update(task, description=label + note, total=1, completed=1)
+        self._end(f"{result.check}: {verdict}")
+        self.check = None
 
 
 def _md(text: str) -> str:
@@ -233,18 +389,25 @@ def execution_markdown(
         commit = f"`{step.commit[:10]}`" if step.commit else "-"
         checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
         duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
-        cells = [str(step.number), _md(step.name), step.state, commit, checks, duration]
+        cells = [str(step.number), _md(step.name), _md(_state_text(step)), commit, checks, duration]
         lines.append(f"| {' | '.join(cells)} |")
     lines.append("")
     if execution.checks:
         lines += ["**Final checks**", ""]
         lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
         lines.append("")
+    lines += _culprits_markdown(execution)
     lines += _benefits_markdown(plan, execution)
     for number, log in (logs or {}).items():
         fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", log)))
         summary = f"<details><summary>Output of step {number}</summary>"
         lines += [summary, "", fence, log, fence, "</details>", ""]
+    if execution.state == "unvalidated":
+        lines += [
+            f"**Validate again**: `tars-bot validate --execution-id {execution.id}`; the branch "
+            "is kept until you roll it back.",
+            "",
+        ]
     lines += [
         "**Rollback**: comment `/tars-bot rollback` (everything) or `/tars-bot rollback --step N`,",
         f"or run `tars-bot rollback --execution-id {execution.id} [--step N]`.",
@@ -252,6 +415,30 @@ def execution_markdown(
         marker(execution.id),
     ]
     return "\n".join(lines)
+
+
+def _culprits_markdown(execution: Execution) -> list[str]:
+    """Each step that broke a final check, and the runs (tip, bisection) that found it."""
+    if not execution.culprits:
+        return []
+    lines = ["**Culprits**", ""]
+    for culprit in execution.culprits:
+        summary = f" ({culprit.summary})" if culprit.summary else ""
+        revert = next((s.revert_commit for s in execution.steps if s.number == culprit.step), None)
+        outcome = f"dropped: reverted by `{revert[:7]}`" if revert else "not dropped"
+        lines += [
+            f"- ❌ {_md(blame([culprit], execution))}{_md(summary)}; {outcome}",
+            "",
+        ]
+        lines += ["| check | commit | step | result | time |", "|---|---|---|---|---|"]
+        for p in culprit.probes:
+            step = {None: "-", 0: "base"}.get(p.step, str(p.step))
+            icon = {"passed": "✅", "failed": "❌"}.get(p.status, "⚠️")
+            result = f"{icon} {p.status}" + (f": {_md(p.summary)}" if p.summary else "")
+            spent = "cached" if p.cached else timespan(p.duration_s)
+            lines.append(f"| {_md(p.check)} | `{p.commit[:7]}` | {step} | {result} | {spent} |")
+        lines.append("")
+    return lines
 
 
 def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:

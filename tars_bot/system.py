@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import socket
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,16 +18,22 @@ from tars_bot.models import (
     CheckResult,
     Execution,
     ExecutionPlan,
+    ExecutionState,
     Improvement,
     PlannedStep,
+    SandboxReport,
     StepResult,
 )
+from tars_bot.sandbox import Sandbox, open_sandbox
 from tars_bot.validator import Validator
+
+KEPT = ("succeeded", "unvalidated")  # an unvalidated result is kept for the user to decide
 
 
 @dataclass(frozen=True)
 class ExecutionResult:
     success: bool
+    state: ExecutionState
     failure_reason: str | None
     execution_id: str
     branch: str | None
@@ -47,6 +49,10 @@ class Progress(Protocol):
     def step_started(self, step: PlannedStep) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def output(self, chunk: bytes) -> None: ...
+    # a check (nox session) on a commit: the tip, a bisection probe (step 0: the base), or a
+    # step's own checks; cached results are reported too
+    def check_started(self, check: str, commit: str, step: int | None) -> None: ...
+    def check_finished(self, result: CheckResult) -> None: ...
 
 
 class Silent:
@@ -59,6 +65,12 @@ class Silent:
         pass
 
     def output(self, chunk: bytes) -> None:
+        pass
+
+    def check_started(self, check: str, commit: str, step: int | None) -> None:
+        pass
+
+    def check_finished(self, result: CheckResult) -> None:
         pass
 
 
@@ -97,15 +109,17 @@ class ExecutionSystem:
         """Run the plan's steps as commits on a new branch in a worktree of their own."""
         progress = progress or Silent()
         self._check_plan(plan)
+        config = self.config(plan.base.commit)
+        sandbox = open_sandbox(config.sandbox, config.pass_env, self.repo.workdir)  # fail closed
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
             if not dry_run:
                 self._take_over_branch(plan, execution_id)
-            execution = self._new_execution(plan, execution_id, dry_run)
+            execution = self._new_execution(plan, execution_id, dry_run, sandbox, config)
             record = journal.Record.start(self.repo, execution, plan)
             try:
-                execution, diff = self._run_steps(plan, record, dry_run, progress)
+                execution, diff = self._run_steps(plan, record, dry_run, progress, sandbox)
             except BaseException as e:
                 stopped = isinstance(e, KeyboardInterrupt | Terminated)
                 state = "interrupted" if stopped else "failed"
@@ -113,9 +127,10 @@ class ExecutionSystem:
                 raise
         return ExecutionResult(
             success=execution.state == "succeeded",
+            state=execution.state,
             failure_reason=execution.failure_reason,
             execution_id=execution.id,
-            branch=execution.branch if execution.state == "succeeded" else None,
+            branch=execution.branch if execution.state in KEPT else None,
             steps=execution.steps,
             checks=execution.checks,
             actual_benefits=execution.benefits,
@@ -241,17 +256,40 @@ class ExecutionSystem:
 
     def _take_over_branch(self, plan: ExecutionPlan, execution_id: str) -> None:
         """The branch must be free, or hold a previous succeeded execution of this improvement,
-        which the new one supersedes (its commits stay in its journal)."""
-        if self.repo.ref(f"refs/heads/{plan.branch}") is None:
+        which the new one supersedes (its commits stay in its journal). An unvalidated one
+        waits for the user's decision."""
+        tip = self.repo.ref(f"refs/heads/{plan.branch}")
+        if tip is None:
             return
         if rollback.supersede(self.repo, plan.branch, execution_id) is None:
+            held = [e for e in self.history() if e.head_commit == tip and e.state == "unvalidated"]
+            if held:
+                raise TarsError(
+                    f"branch {plan.branch} holds execution {held[0].id}, which could not be "
+                    f"validated; check it again (tars-bot validate --execution-id {held[0].id}) "
+                    f"or roll it back (tars-bot rollback --execution-id {held[0].id}) first"
+                )
             raise TarsError(
                 f"branch {plan.branch} already exists and is not the result of a finished "
                 f"tars-bot execution; move or delete it (git branch -D {plan.branch}) first"
             )
 
-    def _new_execution(self, plan: ExecutionPlan, execution_id: str, dry_run: bool) -> Execution:
+    def _new_execution(
+        self,
+        plan: ExecutionPlan,
+        execution_id: str,
+        dry_run: bool,
+        sandbox: Sandbox,
+        config: Config,
+    ) -> Execution:
+        info = sandbox.info
         return Execution(
+            sandbox=SandboxReport(
+                mechanism=info.mechanism,
+                sandboxed=info.sandboxed,
+                network="allowed" if config.allow_network else "isolated",
+                memory=info.memory,
+            ),
             id=execution_id,
             improvement=plan.improvement.id or "",
             state="running",
@@ -265,40 +303,52 @@ class ExecutionSystem:
         )
 
     def _run_steps(
-        self, plan: ExecutionPlan, record: journal.Record, dry_run: bool, progress: Progress
+        self,
+        plan: ExecutionPlan,
+        record: journal.Record,
+        dry_run: bool,
+        progress: Progress,
+        sandbox: Sandbox,
     ) -> tuple[Execution, str | None]:
         """Steps, then final checks and benefits; every result journaled as it comes."""
         execution = record.execution
         config = self.config(plan.base.commit)
         limits = config.limits_for(plan.improvement)
         branch = None if dry_run else plan.branch
-        with (
-            workspace.Workspace(
-                self.repo, execution.id, plan.base.commit, branch, config.worktree_pool
-            ) as space,
-            _improvement_file(plan) as improvement_file,
-        ):
-            validator = Validator(self.repo, config, limits, space.checkout, progress.output)
+        with workspace.Workspace(
+            self.repo, execution.id, plan.base.commit, branch, config.worktree_pool
+        ) as space:
+            probes = final.ProbeLog(record, progress)
+            validator = Validator(
+                self.repo,
+                config,
+                limits,
+                space.checkout,
+                on_output=probes.output,
+                on_check_started=probes.started,
+                on_check_finished=probes.finished,
+            )
             ctx = executor.StepContext(
                 plan=plan,
                 execution_id=execution.id,
                 config=config,
-                improvement_file=improvement_file,
-                git_dir=self.repo.git_dir,
                 validator=validator,
+                sandbox=sandbox,
                 on_output=progress.output,
             )
             failure = self._apply_steps(ctx, space, record, progress)
-            if failure is None and _needs_validation(plan):
+            outcome = None if failure is None else final.Failure(failure)
+            if outcome is None and _needs_validation(plan):
                 record.save(record.execution.model_copy(update={"state": "validating"}))
-                failure = final.validate(validator, plan, record, space)
-                if failure is None:
+                outcome = final.validate(validator, plan, record, space, probes)
+                if outcome is None:
                     results, failure = final.measure_benefits(plan, space, config, limits)
                     record.save(record.execution.model_copy(update={"benefits": results}))
+                    outcome = None if failure is None else final.Failure(failure)
             diff = self.repo.diff(plan.base.commit, space.head) if dry_run else None
-        if failure is None:
+        if outcome is None:
             return self._finish(record, "succeeded", None), diff
-        return self._finish(record, "rolled_back", failure), diff
+        return self._finish(record, outcome.state, outcome.reason), diff
 
     def _apply_steps(
         self,
@@ -323,7 +373,7 @@ class ExecutionSystem:
 
     def _finish(self, record: journal.Record, state: str, reason: str | None) -> Execution:
         execution = record.execution
-        if state != "succeeded" and execution.branch:
+        if state not in KEPT and execution.branch:
             rollback.delete_branch(self.repo, execution)
         finished = execution.model_copy(
             update={"state": state, "failure_reason": reason, "finished_at": journal.now()}
@@ -351,11 +401,3 @@ def _needs_validation(plan: ExecutionPlan) -> bool:
 def _with_step(execution: Execution, result: StepResult) -> Execution:
     steps = [result if s.number == result.number else s for s in execution.steps]
     return execution.model_copy(update={"steps": steps})
-
-
-@contextlib.contextmanager
-def _improvement_file(plan: ExecutionPlan) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="tars-bot-") as tmp:
-        path = Path(tmp) / "improvement.json"
-        path.write_text(json.dumps(plan.improvement.model_dump(mode="json"), indent=2))
-        yield path

@@ -5,19 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from tars_bot import workspace
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
+from tars_bot.sandbox import Jail, ProcessResult, Sandbox, Scratch, open_sandbox, python_tool
 
 NOXFILE = "noxfile.py"
 CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json
@@ -25,6 +23,9 @@ CACHE_ATTEMPTS = 8
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
+LIST_TIMEOUT_S = 120
+LIST_MEMORY_MB = 2048
+_LISTING = f"nox-{version('nox')}-all"  # the cache key names how sessions were discovered
 _PYTEST_SUMMARY = re.compile(r"^=+ (.*\d+ (?:passed|failed|error|errors)[^=]*?) in [\d.]+s", re.M)
 
 
@@ -44,39 +45,43 @@ class NoxSessions:
         return ", ".join(sorted(self.names)) or "none"
 
 
-def _run_list(noxfile: Path) -> list[dict[str, object]]:
+def _run_list(
+    sandbox: Sandbox, repo: Repo, where: Path, scratch: Scratch
+) -> list[dict[str, object]]:
     # nox has no stable Python API (nox.main reads sys.argv and exits), so it runs as a process.
-    proc = subprocess.run(
-        [sys.executable, "-m", "nox", "--list", "--json", "-f", str(noxfile)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=noxfile.parent,
-        check=False,
-    )
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    # A keyword expression that every session matches lists the ones with default=False too.
+    command = [*python_tool("nox"), "--list", "--json", "-k", "True", "-f", NOXFILE]
+    jail = Jail(cwd=where, git_dir=repo.git_dir)
+    proc = sandbox.run(command, jail, LIST_TIMEOUT_S, LIST_MEMORY_MB, scratch=scratch)
+    output = proc.output.decode(errors="replace")
+    if proc.exit_code != 0 or proc.timed_out:
+        detail = (output.strip().splitlines() or ["no output"])[-1]
         raise TarsError(f"{NOXFILE}: nox cannot list its sessions: {detail}")
-    return json.loads(proc.stdout)
+    try:  # the JSON is the last line; a noxfile may print before it
+        return json.loads(output.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise TarsError(f"{NOXFILE}: nox printed no session list: {output[-200:]}") from None
 
 
-def list_sessions(repo: Repo, tree: str) -> NoxSessions | None:
-    """The sessions of the noxfile in `tree`, or None without one. Cached by noxfile blob."""
+def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None:
+    """Every session of the noxfile in `tree` (default or not), or None without one. Cached by
+    noxfile blob and how they were discovered."""
     blob = repo.blob_id(tree, NOXFILE)
     if blob is None:
         return None
-    cache = repo.git_dir / "tars-bot" / "cache" / "nox-list" / f"{blob}-{version('nox')}.json"
+    cache = repo.git_dir / "tars-bot" / "cache" / "nox-list" / f"{blob}-{_LISTING}.json"
     if cache.is_file():
         sessions = json.loads(cache.read_text())
     else:
-        workdir_noxfile = repo.workdir / NOXFILE
-        if workdir_noxfile.is_file() and repo.hash_file(workdir_noxfile) == blob:
-            sessions = _run_list(workdir_noxfile)  # same content, and its local imports resolve
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                noxfile = Path(tmp) / NOXFILE
-                noxfile.write_bytes(repo.read(tree, NOXFILE) or b"")
-                sessions = _run_list(noxfile)
+        with sandbox.scratch() as scratch:
+            workdir_noxfile = repo.workdir / NOXFILE
+            if workdir_noxfile.is_file() and repo.hash_file(workdir_noxfile) == blob:
+                where = repo.workdir  # same content, and its local imports resolve
+            else:
+                where = scratch.host / "noxfile"
+                where.mkdir()
+                (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
+            sessions = _run_list(sandbox, repo, where, scratch)
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".tmp")
         partial.write_text(json.dumps(sessions))
@@ -110,7 +115,14 @@ class Validator:
     limits: Limits
     checkout: Callable[[], Worktree]
     on_output: Callable[[bytes], None] | None = None
+    # for a live display and the execution's record: each check, run or cached, on each commit
+    on_check_started: Callable[[str, str], None] | None = None  # (check, commit)
+    on_check_finished: Callable[[str, CheckResult], None] | None = None  # (commit, result)
     runs: dict[str, int] = field(default_factory=dict)  # nox runs per check, for reports
+    sandbox: Sandbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sandbox = open_sandbox(self.config.sandbox, self.config.pass_env, self.repo.workdir)
 
     def run(self, commit: str, checks: list[str]) -> list[CheckResult]:
         return [self._check(commit, check) for check in checks]
@@ -140,12 +152,16 @@ class Validator:
                 continue
 
     def _check(self, commit: str, check: str) -> CheckResult:
+        if self.on_check_started:
+            self.on_check_started(check, commit)
         tree = self.repo.tree_of(commit)
-        if (hit := self.cached(tree, check)) is not None:
-            return hit
-        result = self._run_nox(commit, tree, check)
-        if result.status != "error":  # a check that could not run says nothing of the tree
-            self._store(result)
+        result = self.cached(tree, check)
+        if result is None:
+            result = self._run_nox(commit, tree, check)
+            if result.status != "error":  # a check that could not run says nothing of the tree
+                self._store(result)
+        if self.on_check_finished:
+            self.on_check_finished(commit, result)
         return result
 
     def _envdir(self, tree: str) -> Path:
@@ -158,25 +174,31 @@ class Validator:
         worktree.move_to(commit)
         self.runs[check] = self.runs.get(check, 0) + 1
         selector = ["-t", check.removeprefix("tag:")] if check.startswith("tag:") else ["-s", check]
-        with workspace.step_home() as home:
-            report = home / "nox-report.json"
+        envdir = self._envdir(tree)
+        envdir.mkdir(parents=True, exist_ok=True)
+        jail = Jail(
+            cwd=worktree.path,
+            writable=(worktree.path, envdir),
+            read_only=(worktree.path / ".git",),
+            git_dir=self.repo.git_dir,
+            hide=(self.repo.workdir,),
+            network=self.config.check_network,
+        )
+        timeout = self.config.check_timeout
+        with self.sandbox.scratch() as scratch:
             command = [
-                sys.executable, "-m", "nox", "--non-interactive", "--no-color",
-                "-f", NOXFILE, *selector, "--report", str(report),
-                "--envdir", str(self._envdir(tree)), "--reuse-venv=yes",
+                *python_tool("nox"), "--non-interactive", "--no-color",
+                "-f", NOXFILE, *selector, "--report", scratch.inside("nox-report.json"),
+                "--envdir", str(envdir), "--reuse-venv=yes",
             ]  # fmt: skip
-            env = workspace.step_environment(self.config.pass_env, {}, home)
-            proc = workspace.run_process(
-                command,
-                worktree.path,
-                env,
-                self.limits,
-                allow_network=True,  # sessions install their dependencies
+            proc = self.sandbox.run(
+                command, jail, timeout, self.limits.memory_mb, scratch=scratch,
                 on_output=self.on_output,
-            )
+            )  # fmt: skip
+            report = scratch.host / "nox-report.json"
             sessions = json.loads(report.read_text())["sessions"] if report.is_file() else []
         output = _tail(proc.output)
-        status, summary = _verdict(proc, sessions, output)
+        status, summary = _verdict(proc, sessions, output, timeout)
         return CheckResult(
             check=check,
             status=status,
@@ -186,26 +208,36 @@ class Validator:
             output=output,
         )
 
-    def first_failing(self, base: str, commits: list[str], check: str) -> int | None:
-        """Bisect: the index in `commits` of the first commit where `check` fails, knowing it
-        fails on the last one; None when it fails on `base` already."""
+    def first_failing(
+        self, base: str, commits: list[str], failing: CheckResult
+    ) -> tuple[int | None, CheckResult]:
+        """Bisect: the index in `commits` of the first commit where the check fails, knowing
+        it fails on the last one (`failing`), and the result there; the index is None when it
+        fails on `base` already. A run that errors ends the search and is returned: it tells
+        nothing of its commit, so no commit can be blamed."""
         good, bad = -1, len(commits) - 1  # -1 stands for the base, assumed good until checked
+        first_bad = failing
         while bad - good > 1:
             middle = (good + bad) // 2
-            if self._check(commits[middle], check).passed:
+            result = self._check(commits[middle], failing.check)
+            if result.status == "error":
+                return middle, result
+            if result.passed:
                 good = middle
             else:
-                bad = middle
-        if bad == 0 and not self._check(base, check).passed:
-            return None
-        return bad
+                bad, first_bad = middle, result
+        if bad == 0:
+            on_base = self._check(base, failing.check)
+            if not on_base.passed:
+                return None, on_base
+        return bad, first_bad
 
 
 def _verdict(
-    proc: workspace.ProcessResult, sessions: list[dict[str, object]], output: str
+    proc: ProcessResult, sessions: list[dict[str, object]], output: str, timeout: int
 ) -> tuple[str, str]:
-    if proc.timed_out:
-        return "failed", "timed out"
+    if proc.timed_out:  # says nothing of the tree: a slow index or machine is no test failure
+        return "error", f"timed out after {timeout}s (check_timeout)"
     results = [str(s.get("result")) for s in sessions]
     reasons = [str(s.get("reason")) for s in sessions if s.get("result") == "skipped"]
     if proc.exit_code == 2 or not sessions:

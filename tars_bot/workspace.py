@@ -1,21 +1,12 @@
-"""Safe Execution Environment: worktrees, step processes under limits, and change monitoring."""
+"""Safe Execution Environment: worktrees, change monitoring, and git's own state guarded.
+(Processes start in the sandbox module.)"""
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import fnmatch
-import functools
 import os
-import posixpath
-import resource
 import shutil
-import signal
-import subprocess
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +14,7 @@ from tars_bot import faults, journal
 from tars_bot.actions import Files, TreeFiles
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
-from tars_bot.models import Limits
-from tars_bot.paths import PathProblem, Scope
-
-ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
-SECRET_PATTERNS = ("*_TOKEN", "*_SECRET", "*_KEY", "*_PASSWORD", "GITHUB_TOKEN")
-KILL_GRACE_S = 5
-OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a step's output
+from tars_bot.paths import PathProblem, Scope, resolve_link
 
 
 @dataclass
@@ -110,6 +95,22 @@ class Workspace:
         tree = self.repo.build_tree(head_tree, changes)
         return None if tree == head_tree else (tree, self.repo.changed_lines(head_tree, tree))
 
+    def link_reader(self, changes: dict[str, NewContent]) -> Callable[[str], str | None]:
+        """Where a path of the head tree with `changes` on top is a symbolic link to, if it is."""
+        head_tree = self.repo.tree_of(self.head)
+
+        def read_link(path: str) -> str | None:
+            if path in changes:
+                change = changes[path]
+                return (
+                    os.fsdecode(change.data) if change.mode == "symlink" and change.data else None
+                )
+            if self.repo.kind(head_tree, path) != "symlink":
+                return None
+            return os.fsdecode(self.repo.read(head_tree, path) or b"")
+
+        return read_link
+
     def commit(self, tree: str, paths: list[str], message: str) -> str:
         commit = self.repo.create_commit(tree, [self.head], message)
         faults.point("after-step-commit")
@@ -144,144 +145,6 @@ def clear_pool(repo: Repo) -> list[str]:
             repo.remove_worktree(name, worktree_path(repo, name))
             removed.append(name)
     return removed
-
-
-def step_environment(pass_env: list[str], extra: dict[str, str], home: Path) -> dict[str, str]:
-    """The parent's environment reduced to an allowlist; secrets only when named exactly."""
-
-    def allowed(name: str) -> bool:
-        if name in pass_env:
-            return True
-        if any(fnmatch.fnmatchcase(name, p) for p in SECRET_PATTERNS):
-            return False
-        return any(fnmatch.fnmatchcase(name, p) for p in (*ENV_ALLOWLIST, *pass_env))
-
-    env = {name: value for name, value in os.environ.items() if allowed(name)}
-    env.setdefault("PATH", os.defpath)
-    env.update(HOME=str(home), TMPDIR=str(home / "tmp"), **extra)
-    (home / "tmp").mkdir(parents=True, exist_ok=True)
-    return env
-
-
-@functools.cache
-def network_isolation_available() -> bool:
-    """Whether `unshare` can give a process its own, empty network namespace here."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return False
-    probe = [unshare, "--net", "--map-root-user", "true"]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
-
-
-@dataclass(frozen=True)
-class ProcessResult:
-    exit_code: int
-    timed_out: bool
-    duration_s: float
-    peak_memory_mb: float
-    cpu_s: float
-    output: bytes  # head and tail when longer than 2 x OUTPUT_KEEP
-    network: str
-
-
-class _Output:
-    """Keeps the head and tail of a stream, passing each chunk on as it comes."""
-
-    def __init__(self, on_output: Callable[[bytes], None] | None) -> None:
-        self.head = bytearray()
-        self.tail: collections.deque[bytes] = collections.deque()
-        self.tail_size = self.total = 0
-        self.on_output = on_output
-
-    def feed(self, stream: object) -> None:
-        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):  # type: ignore[attr-defined]
-            self.total += len(chunk)
-            if self.on_output:
-                self.on_output(chunk)
-            room = OUTPUT_KEEP - len(self.head)
-            self.head += chunk[:room]
-            if chunk[room:]:
-                self.tail.append(chunk[room:])
-                self.tail_size += len(chunk) - max(room, 0)
-                while self.tail_size - len(self.tail[0]) >= OUTPUT_KEEP:
-                    self.tail_size -= len(self.tail.popleft())
-
-    def text(self) -> bytes:
-        tail = b"".join(self.tail)[-OUTPUT_KEEP:]
-        skipped = self.total - len(self.head) - len(tail)
-        marker = f"\n[... {skipped} bytes of output omitted ...]\n".encode() if skipped > 0 else b""
-        return bytes(self.head) + marker + tail
-
-
-def run_process(
-    command: str | list[str],
-    cwd: Path,
-    env: dict[str, str],
-    limits: Limits,
-    *,
-    allow_network: bool = False,
-    on_output: Callable[[bytes], None] | None = None,
-) -> ProcessResult:
-    """Run a shell command (or an argv list) in its own process group under the limits; never
-    raises for the command's own failure."""
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else command
-    network = "allowed"
-    if not allow_network:
-        network = "isolated" if network_isolation_available() else "unavailable"
-        if network == "isolated":
-            argv = ["unshare", "--net", "--map-root-user", *argv]
-    memory = limits.memory_mb * 1024 * 1024
-
-    def apply_limits() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=apply_limits,  # only setrlimit, which takes no locks: safe with threads
-    )
-    output = _Output(on_output)
-    reader = threading.Thread(target=output.feed, args=(proc.stdout,), daemon=True)
-    reader.start()
-    waited: list[tuple[int, int, resource.struct_rusage]] = []
-    # wait4 rather than Popen.wait: it also returns the child's peak memory and CPU time.
-    waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
-    waiter.start()
-    try:
-        waiter.join(limits.step_timeout)
-    except BaseException:  # Ctrl-C or a signal: the step's whole process group goes too
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    timed_out = waiter.is_alive()
-    if timed_out:
-        for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            waiter.join(grace)
-            if not waiter.is_alive():
-                break
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # no stragglers keep the worktree busy
-    reader.join()
-    proc.stdout.close()  # type: ignore[union-attr]
-    proc.returncode = 0  # reaped by wait4 above; keep Popen from waiting again
-    _, status, usage = waited[0]
-    return ProcessResult(
-        exit_code=os.waitstatus_to_exitcode(status),
-        timed_out=timed_out,
-        duration_s=round(time.monotonic() - start, 3),
-        peak_memory_mb=round(usage.ru_maxrss / 1024, 1),
-        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
-        output=output.text(),
-        network=network,
-    )
 
 
 class WorktreeFiles:
@@ -341,8 +204,21 @@ class Policy:
     max_file_bytes: int
 
 
-def anomaly(changes: dict[str, NewContent], policy: Policy) -> str | None:
-    """Why these changes may not be committed, or None when they may."""
+def oversized(root: Path, paths: list[str], max_file_mb: float) -> str | None:
+    """A file over the size limit among `paths`, measured by stat, never by reading it."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            size = (root / path).lstat().st_size
+            if size > max_file_mb * 1e6:
+                return f"{path} is {size / 1e6:.1f} MB, over the {max_file_mb:g} MB limit"
+    return None
+
+
+def anomaly(
+    changes: dict[str, NewContent], policy: Policy, read_link: Callable[[str], str | None]
+) -> str | None:
+    """Why these changes may not be committed, or None when they may. Symbolic links are
+    followed through the tree's other links (`read_link`), as the file system would."""
     for path, change in changes.items():
         if path.split("/")[0] == ".git" or "/.git/" in f"/{path}":
             return f"wrote into .git: {path}"
@@ -353,9 +229,9 @@ def anomaly(changes: dict[str, NewContent], policy: Policy) -> str | None:
         if change.data is None:
             continue
         if change.mode == "symlink":
-            target = os.fsdecode(change.data)
-            inside = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            if posixpath.isabs(target) or inside.split("/")[0] in ("..", ".git"):
+            inside = resolve_link(path, read_link)
+            if inside is None or inside.split("/")[0] == ".git":
+                target = os.fsdecode(change.data)
                 return f"{path} is a symbolic link leaving the worktree (to {target})"
         elif len(change.data) > policy.max_file_bytes:
             size_mb = len(change.data) / 1e6
@@ -363,32 +239,94 @@ def anomaly(changes: dict[str, NewContent], policy: Policy) -> str | None:
     return None
 
 
-class GitDirGuard:
-    """Notices a step that wrote into git's own files: the worktree's `.git` link, the
-    repository's config or hooks."""
+class GitGuard:
+    """Around a step or a check: git's own files (config, hooks, info/, alternates, the
+    worktree's admin files and `.git` link) by content, and refs by target. On exit anything
+    changed is put back, and `tampered` says what was."""
 
-    def __init__(self, worktree: Path, git_dir: Path) -> None:
-        self._watched = [worktree / ".git", git_dir / "config", git_dir / "hooks"]
-        self._before = self._state()
+    def __init__(
+        self, repo: Repo, worktree: Path, refs: list[str], user_refs: tuple[str, ...] | None
+    ) -> None:
+        """`refs`: tars-bot's own refs to watch. `user_refs`: when unsandboxed, watch the user's
+        refs and HEAD too, all but those under these prefixes (other executions'); in the
+        sandbox they cannot move, and the user may move them meanwhile."""
+        self.repo, self.refs, self.skipped = repo, refs, user_refs
+        common = repo.git_dir
+        admin = _admin_dir(worktree)
+        self._roots = [common / "config", common / "config.worktree", common / "hooks"]
+        self._roots += [common / "info", worktree / ".git"]
+        self._roots += [common / "objects" / "info" / n for n in ("alternates", "http-alternates")]
+        self._roots += [admin] if admin else []
+        self._roots += [common / "HEAD"] if user_refs is not None else []
+        self.tampered: str | None = None
 
-    def _state(self) -> list[object]:
-        state: list[object] = []
-        for path in self._watched:
-            if path.is_dir() and not path.is_symlink():
-                state.append(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir()))
-            else:
-                state.append(path.read_bytes() if path.is_file() else None)
+    def __enter__(self) -> GitGuard:
+        self._files, self._refs = self._file_state(), self._ref_state()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        files, refs = self._file_state(), self._ref_state()
+        changed = sorted(
+            p for p in files.keys() | self._files.keys() if files.get(p) != self._files.get(p)
+        )
+        moved = sorted(
+            r for r in refs.keys() | self._refs.keys() if refs.get(r) != self._refs.get(r)
+        )
+        for path in changed:
+            _put_back(path, self._files.get(path))
+        for ref in moved:
+            self.repo.update_ref(ref, self._refs.get(ref), refs.get(ref))
+        if changed or moved:
+            named = [str(p.relative_to(self.repo.git_dir.parent)) for p in changed] + moved
+            listed = ", ".join(named[:5]) + (
+                f" and {len(named) - 5} more" if len(named) > 5 else ""
+            )
+            self.tampered = f"changed git's own state, put back by tars-bot: {listed}"
+
+    def _file_state(self) -> dict[Path, bytes]:
+        state = {}
+        for root in self._roots:
+            paths = [root] if not root.is_dir() or root.is_symlink() else sorted(root.rglob("*"))
+            for path in paths:
+                if path.is_symlink():
+                    state[path] = b"l" + os.fsencode(path.readlink())
+                elif path.is_file():
+                    state[path] = (
+                        b"x" if path.stat().st_mode & 0o111 else b"f"
+                    ) + path.read_bytes()
         return state
 
-    def tampered(self) -> str | None:
-        after = self._state()
-        for path, old, new in zip(self._watched, self._before, after, strict=True):
-            if old != new:
-                return f"wrote into .git: {path.name}"
+    def _ref_state(self) -> dict[str, str]:
+        refs = {name: target for name in self.refs if (target := self.repo.ref(name))}
+        if self.skipped is not None:
+            refs.update(
+                (name, target)
+                for name, target in self.repo.refs("refs/").items()
+                if not name.startswith(self.skipped)
+            )
+        return refs
+
+
+def _admin_dir(worktree: Path) -> Path | None:
+    """The git dir a linked worktree's `.git` file points to."""
+    link = worktree / ".git"
+    if not link.is_file() or link.is_symlink():
         return None
+    text = link.read_text(errors="replace").strip()
+    return Path(text.removeprefix("gitdir: ")) if text.startswith("gitdir: ") else None
 
 
-@contextlib.contextmanager
-def step_home() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="tars-bot-step-") as home:
-        yield Path(home)
+def _put_back(path: Path, data: bytes | None) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    if data is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind, content = data[:1], data[1:]
+    if kind == b"l":
+        path.symlink_to(os.fsdecode(content))
+    else:
+        path.write_bytes(content)
+        path.chmod(0o755 if kind == b"x" else 0o644)

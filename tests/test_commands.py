@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import yaml
 
 from tars_bot.models import Improvement
 from tests.conftest import git
+from tests.test_plan_cli import add_improvement
 
 
 def test_check_reports_every_problem_and_exits_1(cli, make_repo):
@@ -94,3 +97,31 @@ def test_ids_and_numbers_are_checked_before_use(cli, make_repo):
     for args in (("history", "--limit", "-1"), ("rollback", "--execution-id", "x", "--step", "0")):
         result = cli(*args, "--repo", repo)
         assert result.code == 2 and "expected a number from 1" in result.err
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(cli, make_repo):
+    repo = make_repo({"a.py": "x = 1\n"})
+    add_improvement(repo, "title: t\nsteps: [{name: a, write: {path: b.py, content: 'y = 2'}}]\n")
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+    command = [sys.executable, "-m", "tars_bot", "history", "--format", "json"]
+
+    # deterministic: `head -c 10` has read its 10 bytes and gone before tars-bot writes
+    read_end, write_end = os.pipe()
+    head = subprocess.Popen(["head", "-c", "10"], stdin=read_end, stdout=subprocess.PIPE)
+    os.close(read_end)
+    os.write(write_end, b"0123456789")
+    assert head.communicate(timeout=30)[0] == b"0123456789"
+    writer = subprocess.Popen(command, cwd=repo, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    _, err = writer.communicate(timeout=60)
+    assert (writer.returncode, err) == (141, b"")
+
+    # as a shell runs it: whenever the reader leaves, nothing but the 10 bytes comes out
+    piped = subprocess.run(
+        f"{shlex.join(command)} | head -c 10",
+        shell=True,
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    assert piped.stdout == b"[\n  {\n    " and piped.stderr == b""

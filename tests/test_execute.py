@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -148,11 +149,11 @@ FAILURES = {
     ),
     "writes into .git": (
         "steps: [{name: s, run: 'echo gitdir: /elsewhere > .git'}]",
-        'step 1 "s": wrote into .git: .git',
+        'step 1 "s": command exited with code 2 (it tried to write outside its worktree, which the sandbox refuses)',
     ),
     "git hooks": (
         "steps: [{name: s, run: 'echo evil > \"$(git rev-parse --git-common-dir)/hooks/pre-commit\"'}]",
-        'step 1 "s": wrote into .git: hooks',
+        'step 1 "s": command exited with code 2 (it tried to write outside its worktree, which the sandbox refuses)',
     ),
     "symlink out": (
         "steps: [{name: s, run: 'ln -s /etc/passwd src/pw'}]",
@@ -209,7 +210,7 @@ def test_secrets_do_not_reach_steps(cli, make_repo, monkeypatch):
 def test_steps_cannot_reach_the_network(cli, make_repo):
     repo = make_repo(SOURCE)
     probe = (
-        "python3 -c \"import socket\ntry: socket.create_connection(('127.0.0.1', 9), 1)\n"
+        "python3 -c \"import socket\ntry: socket.create_connection(('192.0.2.1', 9), 1)\n"
         'except OSError as e: print(e.errno)" > src/net.txt'
     )
     add_improvement(repo, f"title: t\nsteps: [{{name: net, run: {json.dumps(probe)}}}]\n")
@@ -306,14 +307,15 @@ def test_status_of_unknown_execution(cli, make_repo):
 
 def test_two_executions_of_one_improvement_cannot_both_run(cli, make_repo, tmp_path):
     repo = make_repo(SOURCE)
-    release = tmp_path / "release"
     add_improvement(
         repo,
-        f"title: t\nsteps: [{{name: wait, run: 'while [ ! -e {release} ]; do sleep 0.05; done'}}]\n",
+        "title: t\nsteps: [{name: wait, run: 'touch src/running; while [ ! -e src/release ]; do sleep 0.05; done'}]\n",
     )
     first = start_tars(repo, "execute", "--improvement-id", "imp")
+    # the step sees only its worktree: it is told to go on through a file there
+    worktrees = repo / ".git" / "tars-bot" / "worktrees"
     try:
-        wait_until(lambda: git(repo, "for-each-ref", "refs/tars-bot/locks/imp"), first)
+        wait_until(lambda: list(worktrees.glob("*/src/running")), first)
         second = execute(cli, repo)
         running = git(
             repo, "for-each-ref", "--format=%(refname:lstrip=3)", "refs/tars-bot/executions"
@@ -321,7 +323,8 @@ def test_two_executions_of_one_improvement_cannot_both_run(cli, make_repo, tmp_p
         assert second.code == 2
         assert f"improvement 'imp' is already being executed by execution {running}" in second.err
     finally:
-        release.touch()
+        for started in worktrees.glob("*/src/running"):
+            started.with_name("release").touch()
         first.communicate(timeout=60)
     assert first.returncode == 0
     assert git(repo, "for-each-ref", "refs/tars-bot/locks") == ""
@@ -430,15 +433,15 @@ def test_a_pooled_worktree_leaks_nothing_between_executions(cli, make_repo):
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_or_sigterm_rolls_back_and_stops_the_step(make_repo, tmp_path, sig, code):
+def test_ctrl_c_or_sigterm_rolls_back_and_stops_the_step(make_repo, sig, code):
     repo = make_repo(SOURCE)
-    started = tmp_path / "started"
+    marker = uuid.uuid4().hex
     add_improvement(
         repo,
-        f"title: t\nsteps:\n  - {{name: w, write: {{path: src/w.txt, content: w}}}}\n  - {{name: slow, run: 'touch {started}; python3 -c \"import time; time.sleep(60)\" {started}'}}\n",
+        f"title: t\nsteps:\n  - {{name: w, write: {{path: src/w.txt, content: w}}}}\n  - {{name: slow, run: 'touch src/started; python3 -c \"import time; time.sleep(60)\" {marker}'}}\n",
     )
     proc = start_tars(repo, "execute", "--improvement-id", "imp")
-    wait_until(started.exists, proc)
+    wait_until(lambda: list((repo / ".git" / "tars-bot" / "worktrees").glob("*/src/started")), proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, out + err
@@ -448,7 +451,7 @@ def test_ctrl_c_or_sigterm_rolls_back_and_stops_the_step(make_repo, tmp_path, si
     assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
     # the step's process is gone too
     commands = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p)]
-    assert not [c for c in commands if str(started).encode() in c and b"time.sleep" in c]
+    assert not [c for c in commands if marker.encode() in c and b"time.sleep" in c]
 
 
 def _readable(path: Path) -> bool:

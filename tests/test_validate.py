@@ -135,8 +135,10 @@ def test_a_missing_interpreter_is_not_a_test_failure(cli, make_repo, tmp_path):
     add_improvement(repo, six_steps(bad=None).replace("final: [tests]", "final: [old_python]"))
     assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 1
     [execution] = history(cli, repo)
+    assert execution["state"] == "unvalidated"
     assert execution["failure_reason"] == (
-        "nox session old_python could not run (Python interpreter 3.99 not found)"
+        "could not validate: nox session old_python could not run "
+        "(Python interpreter 3.99 not found)"
     )
 
 
@@ -220,5 +222,5 @@ def test_per_step_checks_compile_and_ruff(cli, make_repo, tmp_path):
     [execution] = history(cli, ruff_repo)
     assert (
         execution["failure_reason"]
-        == 'step 1 "ugly": per-step check: ruff format failed (1 file would be reformatted)'
+        == 'step 1 "ugly": per-step check: ruff format failed (b.py: would be reformatted by ruff format)'
     )

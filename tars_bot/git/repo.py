@@ -25,7 +25,7 @@ from tars_bot.git.worktree import Worktree
 T = TypeVar("T")
 LOCK_ATTEMPTS = 50
 LOCK_RETRY_S = 0.02
-_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")
+_GIT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "XDG_CONFIG_HOME")
 _TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$", re.MULTILINE)
 
 
@@ -238,10 +238,12 @@ class Repo:
         return Worktree(path)
 
     def _git(self, *args: str) -> None:
-        hooks_off = ["-c", "core.hooksPath=/dev/null"]
-        env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
+        # Nothing the repository's config names runs here (hooks, fsmonitor), and git gets no
+        # secrets: only what it needs from the environment.
+        safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+        env = {k: v for k, v in os.environ.items() if k in _GIT_ENV or k.startswith("GIT_CONFIG")}
         proc = subprocess.run(
-            ["git", *hooks_off, *args], cwd=self.workdir, env=env, capture_output=True, text=True
+            ["git", *safe, *args], cwd=self.workdir, env=env, capture_output=True, text=True
         )
         if proc.returncode != 0:
             raise TarsError(f"git {' '.join(args[:3])}: {proc.stderr.strip()}")

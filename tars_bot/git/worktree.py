@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pygit2
@@ -15,10 +16,23 @@ class Worktree:
         self.path = path
         self._repo = pygit2.Repository(str(path))
 
-    def changed_paths(self) -> list[str]:
-        """Paths that differ from the index, untracked ones included; ignored files are not
-        changes."""
-        return sorted(self._repo.status(untracked_files="all", ignored=False))
+    def changed_paths(self) -> tuple[list[str], list[str]]:
+        """(changed, ignored): paths that differ from the index (whose content tars-bot keeps
+        and whose stat data includes ctime, which no process can set back), untracked ones
+        included; and ignored paths, which are not changes."""
+        changed, ignored = [], []
+        for path, flags in self._repo.status(untracked_files="all", ignored=True).items():
+            (ignored if flags & pygit2.enums.FileStatus.IGNORED else changed).append(path)
+        return sorted(changed), sorted(ignored)
+
+    def remove(self, paths: list[str]) -> None:
+        """Delete these files or directories (ignored ones a process left) from the worktree."""
+        for path in paths:
+            target = self.path / path
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
 
     def move_to(self, commit: str) -> None:
         """Check out `commit`, detached; only files that differ are rewritten."""

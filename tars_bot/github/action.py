@@ -30,7 +30,7 @@ from tars_bot.github.commands import (
     parse_command,
     parse_event,
 )
-from tars_bot.models import Execution, Improvement, PlannedStep, StepResult
+from tars_bot.models import CheckResult, Execution, Improvement, PlannedStep, StepResult
 from tars_bot.system import ExecutionSystem, Progress
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -229,6 +229,12 @@ class CommentProgress:
             print(f"tars-bot: could not update the status comment: {e}")
 
     def output(self, chunk: bytes) -> None:
+        pass
+
+    def check_started(self, check: str, commit: str, step: int | None) -> None:
+        pass
+
+    def check_finished(self, result: CheckResult) -> None:
         pass
 
 
