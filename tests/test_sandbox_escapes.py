@@ -7,15 +7,19 @@ outlived the step, and the execution failed (or the write failed inside the step
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -427,3 +431,45 @@ def test_ordinary_steps_work_in_the_sandbox(repo):
     assert "src/pkg/core.py" in files and "old.py" in files
     assert execution["sandbox"]["sandboxed"] is True
     assert execution["sandbox"]["mechanism"].startswith("bubblewrap")
+
+
+class _AskForCredentials(http.server.BaseHTTPRequestHandler):
+    """A git host that wants credentials for everything, and remembers what it was sent."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization") or "")
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="git"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_token_goes_only_to_github_whatever_a_config_rewrites(repo):
+    """7: a URL rewritten by `url.*.insteadOf` (here in the user's ~/.gitconfig, as an escaped
+    step would have left it) never receives the push token."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AskForCredentials)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gitconfig = Path(os.environ["HOME"]) / ".gitconfig"
+        rewrite = (
+            f'[url "http://127.0.0.1:{server.server_port}/"]\n\tinsteadOf = https://github.com/\n'
+        )
+        gitconfig.write_text(gitconfig.read_text() + rewrite)
+        git(repo, "remote", "add", "origin", "https://github.com/octo/app.git")
+        add_improvement(repo, improvement("echo x > src/pkg/x.py"))
+        # a process of its own: libgit2 reads the global config's location once per process
+        proc = run_tars(repo, "execute", "--improvement-id", "imp", "--push")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "tars-bot sends its token only to https://github.com" in proc.stdout + proc.stderr
+    assert _AskForCredentials.seen  # the rewritten URL was asked
+    sent = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    assert not [auth for auth in _AskForCredentials.seen if sent in auth or TOKEN in auth]
