@@ -239,7 +239,7 @@ def test_tools_are_never_imported_from_the_checkout(repo, tmp_path):
     """6: a ruff/ package written by a step, or a nox/ package left untracked in the user's
     checkout, must not run instead of the real tools."""
     marker = tmp_path / "pwned"
-    payload = f"from pathlib import Path\n\nPath({str(marker)!r}).write_text('x')\n"
+    payload = f'from pathlib import Path\n\nPath("{marker}").write_text("x")\n'
     with_config(repo, "[tool.ruff]\nline-length = 100\n")
     write_files(
         repo,

@@ -38,6 +38,8 @@ def make_validated_repo(make_repo, tmp_path: Path, name: str = "repo") -> tuple[
     repo = make_repo(
         {
             "noxfile.py": NOXFILE.format(counter=str(counter)),
+            # the run counter lies outside the worktree, where only an unsandboxed session writes
+            "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\n',
             "check.py": CHECK,
             "data/base.txt": "fine\n",
             "pkg/__init__.py": "def kept(x):\n    return x\n\n\ndef old(x):\n    return x\n",
@@ -120,6 +122,7 @@ def test_validating_a_tree_again_hits_the_cache(cli, make_repo, tmp_path):
     assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
     [execution] = history(cli, repo)
     before = runs(counter)
+    assert before > 0
     result = cli("validate", "--repo", repo, "--execution-id", execution["id"])
     assert result.code == 0, result.err
     assert "nox session tests passed" in result.out and "(cached)" in result.out
