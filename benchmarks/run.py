@@ -8,6 +8,8 @@ Scenarios (variants alternate within each repetition; medians are printed, with 
   3. rollback    full and step rollback on the 100,000-file repo vs a 1,000-file repo (near 1)
   4. validation  final checks with bisect vs each on a 16-step plan; cache hit vs miss
   5. memory      peak RSS of `tars-bot execute` on the 100,000-file repo         (< 200 MB)
+  6. sandbox     a trivial `run` step in bubblewrap vs with `sandbox = "off"`: the extra time
+                 per step (median over N steps of each)                          (< 30 ms)
 
     python benchmarks/run.py            # the full sizes (several minutes)
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions (under two minutes)
@@ -132,6 +134,29 @@ def memory(tmp: Path, files: int) -> None:
     print(f"  peak RSS of tars-bot execute (1 run step)      {peak_mb:10.1f} MB  (target < 200 MB)")
 
 
+def sandbox_overhead(tmp: Path, steps: int, repeat: int) -> None:
+    """The same trivial steps executed sandboxed and not; the difference is what the sandbox
+    (bubblewrap's namespaces and mounts, the git state guard) costs per step."""
+    durations: dict[str, list[float]] = {"required": [], "off": []}
+    systems = {}
+    for mode in durations:
+        config = f'[tool.tars-bot]\nsandbox = "{mode}"\n'
+        systems[mode] = ExecutionSystem(
+            make_repo(tmp / f"sandbox-{mode}", 100, {"pyproject.toml": config})
+        )
+    trivial = [{"name": f"s{k}", "run": "true"} for k in range(steps)]
+    for n in range(repeat):
+        for mode, system in systems.items():
+            imp = Improvement.model_validate({"id": f"sb-{n}", "title": "t", "steps": trivial})
+            result = system.execute(system.plan(imp))
+            durations[mode] += [step.duration_s or 0.0 for step in result.steps]
+    sandboxed, plain = median(durations["required"]), median(durations["off"])
+    print(f"6. sandbox overhead ({steps} trivial run steps x {repeat})")
+    row('run step, sandbox = "off" (median)', plain)
+    row("run step, bubblewrap (median)", sandboxed, plain)
+    print(f"  {'extra time per step':46} {(sandboxed - plain) * 1000:10.1f} ms  (target < 30 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
@@ -153,6 +178,7 @@ def main() -> None:
             validation_strategy.measure(tmp / "validation", 16, session_seconds, 1)
         )
         memory(tmp, big)
+        sandbox_overhead(tmp, 10, repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -81,6 +81,11 @@ def cmd_execute(args: argparse.Namespace) -> int:
     console.print(
         f"Executing [bold]{plan.improvement.id}[/bold]{mode}: {escape(plan.improvement.title)}"
     )
+    sandbox = system.sandbox(plan.base.commit)
+    if sandbox.sandboxed:
+        console.print(f"sandbox: {sandbox.mechanism}", style="dim")
+    else:
+        console.print('NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])', style="bold yellow")
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress)
     if result.diff is not None:

@@ -17,6 +17,7 @@ from tars_bot.models import (
     ExecutionPlan,
     PlannedStep,
     Probe,
+    SandboxReport,
     StepResult,
 )
 
@@ -177,6 +178,8 @@ def execution_renderable(execution: Execution) -> Group:
         ("started", execution.started_at),
         ("finished", execution.finished_at or "-"),
     ]
+    if execution.sandbox is not None:
+        details.append(("sandbox", sandbox_line(execution.sandbox)))
     if execution.pushed_to:
         details.append(("pushed to", execution.pushed_to))
     if execution.pull_request:
@@ -218,6 +221,13 @@ def execution_renderable(execution: Execution) -> Group:
     if execution.failure_reason:
         lines.append(Text.assemble(("reason: ", "red bold"), execution.failure_reason))
     return Group(*lines)
+
+
+def sandbox_line(sandbox: SandboxReport) -> str:
+    """How the execution's processes were isolated, in one line."""
+    if not sandbox.sandboxed:
+        return 'NOT SANDBOXED (sandbox = "off"): steps ran as ordinary processes of the user'
+    return f"{sandbox.mechanism}, network {sandbox.network} for steps, memory: {sandbox.memory}"
 
 
 def _state_text(step: StepResult) -> str:
@@ -384,6 +394,9 @@ def execution_markdown(
     lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
     if execution.failure_reason:
         lines += [f"> {_md(execution.failure_reason)}", ""]
+    if execution.sandbox is not None:
+        warn = "" if execution.sandbox.sandboxed else "⚠️ "
+        lines += [f"{warn}Sandbox: {_md(sandbox_line(execution.sandbox))}", ""]
     lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
     for step in execution.steps:
         commit = f"`{step.commit[:10]}`" if step.commit else "-"

@@ -24,7 +24,7 @@ from tars_bot.models import (
     SandboxReport,
     StepResult,
 )
-from tars_bot.sandbox import Sandbox, open_sandbox
+from tars_bot.sandbox import Sandbox, SandboxInfo, open_sandbox
 from tars_bot.validator import Validator
 
 KEPT = ("succeeded", "unvalidated")  # an unvalidated result is kept for the user to decide
@@ -83,6 +83,12 @@ class ExecutionSystem:
     def config(self, ref: str = "HEAD") -> Config:
         _, tree = self.repo.resolve(ref)
         return parse_config(self.repo.read(tree, "pyproject.toml"), f"pyproject.toml at {ref}")
+
+    def sandbox(self, ref: str = "HEAD") -> SandboxInfo:
+        """How processes an improvement controls would be isolated; raises where the
+        configuration requires a sandbox that cannot be set up here."""
+        config = self.config(ref)
+        return open_sandbox(config.sandbox, config.pass_env, self.repo.workdir).info
 
     def improvement_file(self, improvement_id: str, ref: str = "HEAD") -> Path:
         """The improvement file for `improvement_id` in the working tree's improvements dir."""
