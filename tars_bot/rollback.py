@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from tars_bot import actions, faults, journal, workspace
+from tars_bot import actions, faults, journal, sandbox, workspace
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
@@ -284,12 +284,19 @@ def recover(repo: Repo) -> list[str]:
     """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
     done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
     done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
-    running = set()
-    for execution in journal.history(repo):
-        if execution.state not in ("running", "validating") and not execution.pending:
-            continue
+    running, owners = set(), set()
+    unfinished = [
+        e for e in journal.history(repo) if e.state in ("running", "validating") or e.pending
+    ]
+    for execution in unfinished:
         if journal.process_alive(execution.pid, execution.host, execution.started_at):
             running.add(execution.id)
+            owners.add(execution.pid or 0)
+    # before their worktrees go: a step may still run where its tars-bot was killed
+    ended = sandbox.end_leftovers(workspace.worktree_path(repo, "x").parent, owners)
+    done += [f"ended leftover step process {pid}" for pid in ended]
+    for execution in unfinished:
+        if execution.id in running:
             continue
         try:
             done.append(_recover_execution(repo, execution))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import configparser
 import contextlib
+import ctypes
 import fnmatch
 import functools
 import json
@@ -38,6 +39,9 @@ SECRET_PATTERNS = ("*_TOKEN", "*_SECRET", "*_KEY", "*_PASSWORD", "GITHUB_TOKEN")
 OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a process's output
 MEMORY_SAMPLE_S = 0.1
 INFO_FD = "{info-fd}"  # replaced by the pipe bwrap reports its sandbox's pid on
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+_PR_SET_PDEATHSIG = 1
+KILL_WAIT_S = 5  # how long a killed process tree may take to go
 PIPE_DRAIN_S = 2  # unsandboxed: how long a leftover process may hold the output pipe open
 INSIDE_TMP = Path("/tmp")  # inside the sandbox: the run's own scratch directory
 # git config a sandboxed git may see: enough to read the repository, nothing that runs code
@@ -378,10 +382,16 @@ class _Process:
         memory = memory_mb * 1024 * 1024
         fsize = int(self.jail.max_file_mb * 1e6) if self.jail.max_file_mb else None
 
-        def apply_limits() -> None:  # in the child between fork and exec: only setrlimit
+        parent = os.getpid()
+
+        def apply_limits() -> None:  # in the child between fork and exec: no locks taken
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             if fsize is not None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+            # dies with tars-bot, even killed before bwrap's own --die-with-parent takes hold
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
 
         info_read, info_write = os.pipe()
         out_read, out_write = os.pipe()
@@ -412,13 +422,15 @@ class _Process:
         # wait4 rather than Popen.wait: it also returns the peak memory and CPU time
         waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
         waiter.start()
-        inner = _read_child_pid(info_read) if self.sandboxed else None
-        os.close(info_read)
+        inner = None
         try:
+            inner = _read_child_pid(info_read) if self.sandboxed else None
             timed_out = self._watch(proc.pid, inner, waiter, start + timeout_s, memory)
         except BaseException:  # Ctrl-C or a signal: the process and its children go first
             self._kill(proc.pid, inner, waiter)
             raise
+        finally:
+            os.close(info_read)
         if timed_out or self.memory_exceeded:
             self._kill(proc.pid, inner, waiter)
         self._end_stragglers(proc.pid, reader, out_read)
@@ -464,6 +476,9 @@ class _Process:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
         waiter.join()
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(_alive(v) for v in victims) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the kernel tears them down asynchronously
 
     def _end_stragglers(self, pid: int, reader: threading.Thread, out_read: int) -> None:
         """After the main process: in the sandbox nothing is left (its namespace is gone);
@@ -474,6 +489,31 @@ class _Process:
         reader.join(None if self.sandboxed else PIPE_DRAIN_S)
         os.close(out_read)
         reader.join()
+
+
+def end_leftovers(under: Path, owners: set[int]) -> list[int]:
+    """End sandboxes that a killed tars-bot left: bubblewrap processes binding a path `under`
+    (a repository's worktrees) whose parent is none of the live `owners`. Their namespaces,
+    and every process in them, go with them. Returns the pids ended."""
+    ended = []
+    root = str(_real(under)) + "/"
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            stat = Path(entry.path, "stat").read_bytes()
+        except OSError:
+            continue
+        binds = [os.fsdecode(a) for a in argv if a.startswith(os.fsencode(root))]
+        parent = int(stat.rsplit(b")", 1)[1].split()[1])
+        if argv[0].endswith(b"bwrap") and binds and parent not in owners | {os.getpid()}:
+            pid = int(entry.name)
+            for victim in [pid, *_descendants(pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victim, signal.SIGKILL)
+            ended.append(pid)
+    return ended
 
 
 def _read_child_pid(fd: int) -> int | None:
@@ -504,6 +544,15 @@ def _descendants(root: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie no longer does: it only waits to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] != b"Z"
 
 
 def _rss(pid: int) -> int:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import pytest
 
+from tars_bot.sandbox import find_bwrap
 from tests.conftest import commit_files, git, run_tars, start_tars, wait_until, write_files
 from tests.test_plan_cli import add_improvement
 
@@ -240,7 +241,7 @@ def test_tools_are_never_imported_from_the_checkout(repo, tmp_path):
     checkout, must not run instead of the real tools."""
     marker = tmp_path / "pwned"
     payload = f'from pathlib import Path\n\nPath("{marker}").write_text("x")\n'
-    with_config(repo, "[tool.ruff]\nline-length = 100\n")
+    with_config(repo, "[tool.ruff]\nline-length = 300\n")  # the payload names a long path
     write_files(
         repo,
         {
@@ -380,9 +381,10 @@ def test_a_step_dies_with_a_killed_tars_bot(repo):
     """17: kill -9 of tars-bot mid-step: nothing of the step keeps running, before or after
     `recover`."""
     marker = uuid.uuid4().hex
-    add_improvement(repo, improvement(f"(setsid sh -c 'sleep 3600; : {marker}' &)\nsleep 3600"))
+    run = f"(setsid sh -c 'sleep 3600; : {marker}' &)\ntouch src/started\nsleep 3600"
+    add_improvement(repo, improvement(run))
     proc = start_tars(repo, "execute", "--improvement-id", "imp")
-    wait_until(lambda: processes_with(marker), proc)
+    wait_until(lambda: list((repo / ".git/tars-bot/worktrees").glob("*/src/started")), proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     deadline = time.monotonic() + 10
@@ -390,6 +392,28 @@ def test_a_step_dies_with_a_killed_tars_bot(repo):
         time.sleep(0.05)
     assert processes_with(marker) == []
     assert run_tars(repo, "recover").returncode == 0
+    assert processes_with(marker) == []
+
+
+def test_recover_ends_a_sandbox_its_killed_owner_left(repo):
+    """17: a sandbox whose tars-bot is gone (killed in the instant before bubblewrap could tie
+    its namespace to it) is ended by `recover`, whatever runs in it."""
+    marker = uuid.uuid4().hex
+    worktree = repo / ".git" / "tars-bot" / "worktrees" / "pool-0"
+    worktree.mkdir(parents=True)
+    bwrap, _ = find_bwrap()
+    jail = f"--ro-bind / / --dev /dev --proc /proc --bind {worktree} {worktree} --unshare-all"
+    # the shell exits at once: the sandbox is left to init, as a killed tars-bot leaves it
+    subprocess.run(["sh", "-c", f"{bwrap} {jail} -- sh -c 'sleep 3600; : {marker}' &"], check=True)
+    deadline = time.monotonic() + 10
+    while len(processes_with(marker)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_with(marker)
+    result = run_tars(repo, "recover")
+    assert "ended leftover step process" in result.stdout
+    deadline = time.monotonic() + 10
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert processes_with(marker) == []
 
 
