@@ -497,3 +497,19 @@ def test_the_token_goes_only_to_github_whatever_a_config_rewrites(repo):
     assert _AskForCredentials.seen  # the rewritten URL was asked
     sent = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     assert not [auth for auth in _AskForCredentials.seen if sent in auth or TOKEN in auth]
+
+
+def test_a_nox_session_installs_its_dependencies_in_the_sandbox(repo):
+    """Validation needs the network to build its virtualenv (check_network); it still runs in
+    the sandbox, writing only the worktree and its virtualenv directory."""
+    noxfile = (
+        "import nox\n\n@nox.session\ndef tests(session):\n"
+        '    session.install("six")\n    session.run("python", "-c", "import six")\n'
+    )
+    commit_files(repo, {"noxfile.py": noxfile}, "noxfile")
+    proc, execution = execute(
+        repo, improvement("echo x > src/pkg/x.py", "validation: {final: [tests]}\n")
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [c["status"] for c in execution["checks"]] == ["passed"]
+    assert list((repo / ".git" / "tars-bot" / "nox").glob("*/tests/bin/python"))
