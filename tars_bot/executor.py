@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tars_bot import actions, journal, workspace
 from tars_bot.config import Config
-from tars_bot.git import NewContent, Worktree
+from tars_bot.git import NewContent
 from tars_bot.models import CheckResult, ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
 from tars_bot.quickchecks import Change, needs_worktree, quick_checks
@@ -43,16 +43,6 @@ def commit_message(ctx: StepContext, step: PlannedStep) -> str:
     )
 
 
-def _guard(ctx: StepContext, space: workspace.Workspace, tree: Worktree) -> workspace.GitGuard:
-    """What a step's process must leave alone in git: tars-bot's own refs always; unsandboxed,
-    every ref of the user too."""
-    own = [journal.EXECUTIONS + ctx.execution_id, *([space.branch_ref] if space.branch_ref else [])]
-    users = (
-        None if ctx.sandbox.bwrap else ("refs/tars-bot/", f"refs/heads/{ctx.config.branch_prefix}")
-    )
-    return workspace.GitGuard(space.repo, tree.path, own, users)
-
-
 def _run(
     ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
 ) -> list[str] | str:
@@ -75,7 +65,10 @@ def _run(
             "TARS_STEP": str(step.number),
             "TARS_WORKSPACE": str(tree.path),
         }
-        with _guard(ctx, space, tree) as guard:
+        own = [journal.EXECUTIONS + ctx.execution_id, *filter(None, [space.branch_ref])]
+        sandboxed = ctx.sandbox.bwrap is not None
+        prefix = ctx.config.branch_prefix
+        with workspace.guard(space.repo, tree.path, own, sandboxed, prefix) as guard:
             proc = ctx.sandbox.run(
                 step.action.command,
                 jail,

@@ -16,6 +16,7 @@ from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
 from tars_bot.sandbox import Jail, ProcessResult, Sandbox, Scratch, open_sandbox, python_tool
+from tars_bot.workspace import guard
 
 NOXFILE = "noxfile.py"
 CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json
@@ -191,14 +192,18 @@ class Validator:
                 "-f", NOXFILE, *selector, "--report", scratch.inside("nox-report.json"),
                 "--envdir", str(envdir), "--reuse-venv=yes",
             ]  # fmt: skip
-            proc = self.sandbox.run(
-                command, jail, timeout, self.limits.memory_mb, scratch=scratch,
-                on_output=self.on_output,
-            )  # fmt: skip
+            sandboxed, prefix = self.sandbox.bwrap is not None, self.config.branch_prefix
+            with guard(self.repo, worktree.path, [], sandboxed, prefix) as guarded:
+                proc = self.sandbox.run(
+                    command, jail, timeout, self.limits.memory_mb, scratch=scratch,
+                    on_output=self.on_output,
+                )  # fmt: skip
             report = scratch.host / "nox-report.json"
             sessions = json.loads(report.read_text())["sessions"] if report.is_file() else []
         output = _tail(proc.output)
         status, summary = _verdict(proc, sessions, output, timeout)
+        if guarded.tampered:  # the tree's own code did it: a failure of that tree
+            status, summary = "failed", guarded.tampered
         return CheckResult(
             check=check,
             status=status,

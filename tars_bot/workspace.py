@@ -307,6 +307,15 @@ class GitGuard:
         return refs
 
 
+def guard(
+    repo: Repo, worktree: Path, own_refs: list[str], sandboxed: bool, branch_prefix: str
+) -> GitGuard:
+    """The guard around a step's or check's process: tars-bot's own refs always; unsandboxed,
+    every ref of the user too (all but tars-bot's and other executions' branches)."""
+    users = None if sandboxed else ("refs/tars-bot/", f"refs/heads/{branch_prefix}")
+    return GitGuard(repo, worktree, own_refs, users)
+
+
 def _admin_dir(worktree: Path) -> Path | None:
     """The git dir a linked worktree's `.git` file points to."""
     link = worktree / ".git"

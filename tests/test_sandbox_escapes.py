@@ -513,3 +513,25 @@ def test_a_nox_session_installs_its_dependencies_in_the_sandbox(repo):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [c["status"] for c in execution["checks"]] == ["passed"]
     assert list((repo / ".git" / "tars-bot" / "nox").glob("*/tests/bin/python"))
+
+
+def test_an_unsandboxed_check_that_plants_a_hook_fails_and_the_hook_is_removed(repo):
+    """A nox session runs the tree's own code: unsandboxed, what it does to git is put back."""
+    noxfile = (
+        "import nox, subprocess\n\n@nox.session(venv_backend='none')\ndef tests(session):\n"
+        "    hooks = subprocess.check_output(['git', 'rev-parse', '--git-common-dir'], text=True)\n"
+        "    open(hooks.strip() + '/hooks/post-checkout', 'w').write('#!/bin/sh\\n')\n"
+    )
+    commit_files(
+        repo,
+        {"noxfile.py": noxfile, "pyproject.toml": BASE["pyproject.toml"] + 'sandbox = "off"\n'},
+        "noxfile",
+    )
+    add_improvement(repo, improvement("echo x > src/pkg/x.py", "validation: {final: [tests]}\n"))
+    proc, execution = execute(repo, None)
+    assert proc.returncode == 1
+    assert (
+        "changed git's own state, put back by tars-bot: .git/hooks/post-checkout"
+        in execution["failure_reason"]
+    )
+    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
