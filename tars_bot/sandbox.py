@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -333,10 +334,17 @@ class _Output:
         self.tail_size = self.total = 0
         self.on_output = on_output
 
-    def feed(self, fd: int) -> None:
-        with contextlib.suppress(OSError):  # the pipe closed under us: a drain that gave up
-            for chunk in iter(lambda: os.read(fd, 65536), b""):
-                self._add(chunk)
+    def feed(self, fd: int, stop: threading.Event) -> None:
+        """Read until end of file, or until `stop` is set and nothing more is waiting."""
+        while True:
+            if not select.select([fd], [], [], 0.1)[0]:
+                if stop.is_set():
+                    return
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            self._add(chunk)
 
     def _add(self, chunk: bytes) -> None:
         self.total += len(chunk)
@@ -416,7 +424,10 @@ class _Process:
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write(stdin)  # type: ignore[union-attr]
             proc.stdin.close()  # type: ignore[union-attr]
-        reader = threading.Thread(target=self.output.feed, args=(out_read,), daemon=True)
+        stop_reading = threading.Event()
+        reader = threading.Thread(
+            target=self.output.feed, args=(out_read, stop_reading), daemon=True
+        )
         reader.start()
         waited: list[tuple[int, int, resource.struct_rusage]] = []
         # wait4 rather than Popen.wait: it also returns the peak memory and CPU time
@@ -433,7 +444,8 @@ class _Process:
             os.close(info_read)
         if timed_out or self.memory_exceeded:
             self._kill(proc.pid, inner, waiter)
-        self._end_stragglers(proc.pid, reader, out_read)
+        self._end_stragglers(proc.pid, reader, stop_reading)
+        os.close(out_read)
         proc.returncode = 0  # reaped by wait4 above; keep Popen from waiting again
         _, status, usage = waited[0]
         return ProcessResult(
@@ -480,14 +492,14 @@ class _Process:
         while any(_alive(v) for v in victims) and time.monotonic() < deadline:
             time.sleep(0.01)  # the kernel tears them down asynchronously
 
-    def _end_stragglers(self, pid: int, reader: threading.Thread, out_read: int) -> None:
+    def _end_stragglers(self, pid: int, reader: threading.Thread, stop: threading.Event) -> None:
         """After the main process: in the sandbox nothing is left (its namespace is gone);
         unsandboxed, the process group is killed and a process that left it (setsid) may hold
         the pipe only briefly."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         reader.join(None if self.sandboxed else PIPE_DRAIN_S)
-        os.close(out_read)
+        stop.set()
         reader.join()
 
 

@@ -535,3 +535,19 @@ def test_an_unsandboxed_check_that_plants_a_hook_fails_and_the_hook_is_removed(r
         in execution["failure_reason"]
     )
     assert not (repo / ".git" / "hooks" / "post-checkout").exists()
+
+
+def test_unsandboxed_a_child_holding_the_pipe_does_not_hang_tars_bot(repo):
+    """11, sandbox = "off": a setsid child that keeps stdout open cannot keep tars-bot waiting
+    (it escapes the step there, which the report says: "daemons may escape")."""
+    with_config(repo, 'sandbox = "off"\n')
+    marker = uuid.uuid4().hex
+    run = f"(setsid sh -c 'sleep 3600; : {marker}' &)\necho x > src/pkg/x.py"
+    try:
+        proc, execution = execute(repo, improvement(run))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert execution["steps"][0]["state"] == "applied"
+        assert "daemons may escape" in execution["sandbox"]["memory"]
+    finally:
+        for line in processes_with(marker):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
