@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from tars_bot.errors import TarsError
 
@@ -415,20 +415,18 @@ class _Process:
                 stderr=out_write,
                 start_new_session=True,
                 pass_fds=(info_write,) if self.sandboxed else (),
-                preexec_fn=apply_limits,  # only setrlimit, which takes no locks: safe with threads
+                preexec_fn=apply_limits,  # system calls only, no locks: safe with threads
             )
         finally:
             os.close(out_write)
             os.close(info_write)
-        if stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.write(stdin)  # type: ignore[union-attr]
-            proc.stdin.close()  # type: ignore[union-attr]
         stop_reading = threading.Event()
         reader = threading.Thread(
             target=self.output.feed, args=(out_read, stop_reading), daemon=True
         )
         reader.start()
+        if stdin is not None:  # from a thread: a process that never reads it cannot block us
+            threading.Thread(target=_write_all, args=(proc.stdin, stdin), daemon=True).start()
         waited: list[tuple[int, int, resource.struct_rusage]] = []
         # wait4 rather than Popen.wait: it also returns the peak memory and CPU time
         waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
@@ -526,6 +524,12 @@ def end_leftovers(under: Path, owners: set[int]) -> list[int]:
                     os.kill(victim, signal.SIGKILL)
             ended.append(pid)
     return ended
+
+
+def _write_all(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, OSError):
+        pipe.write(data)
+        pipe.close()
 
 
 def _read_child_pid(fd: int) -> int | None:
