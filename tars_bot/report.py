@@ -120,6 +120,8 @@ def _by_step(culprits: list[Culprit]) -> dict[int | None, list[Culprit]]:
 
 def _found(culprits: list[Culprit]) -> str:
     runs = sum(c.runs for c in culprits)
+    if runs == 0:
+        return "found from cached results"
     spent = timespan(sum(c.duration_s for c in culprits))
     return f"found in {runs} run{'s' if runs != 1 else ''}, {spent}"
 
@@ -137,7 +139,14 @@ def blame(culprits: list[Culprit], execution: Execution) -> str:
 def _dropped(culprits: list[Culprit], execution: Execution) -> str:
     step = next(s for s in execution.steps if s.number == culprits[0].step)
     revert = f" (revert {step.revert_commit[:7]})" if step.revert_commit else ""
-    return f"{blame(culprits, execution)} and was dropped{revert}"
+    built_on = [s.number for s in execution.steps if s.reason == f"built on step {step.number}"]
+    also = f", with step{'s' if len(built_on) > 1 else ''} {_numbers(built_on)} built on it"
+    return f"{blame(culprits, execution)} and was dropped{also if built_on else ''}{revert}"
+
+
+def _numbers(numbers: list[int]) -> str:
+    head = ", ".join(map(str, numbers[:-1]))
+    return f"{head} and {numbers[-1]}" if head else str(numbers[-1])
 
 
 def is_dropped(culprit: Culprit, execution: Execution) -> bool:

@@ -150,9 +150,18 @@ class _Steps:
             self.plan.steps[number - 1].files or []
         )
 
+    def declared(self, number: int) -> set[int]:
+        """The steps a step's improvement says it depends on (not the order the planner added
+        for steps that might touch the same file: a `run` step's real files tell that)."""
+        by_name = {s.name: s.number for s in self.plan.steps}
+        written = self.plan.improvement.steps
+        step = next(s for s in written if s.name == self.plan.steps[number - 1].name)
+        named = [written[d - 1].name if isinstance(d, int) else d for d in step.depends_on]
+        return {by_name[name] for name in named}
+
     def dependents(self, numbers: set[int]) -> set[int]:
-        """Later steps that build on `numbers`: by declared order or shared files. Skipped steps
-        count: without the earlier change, theirs may not be empty."""
+        """Later steps that build on `numbers`: by declared dependency or shared files. Skipped
+        steps count: without the earlier change, theirs may not be empty."""
         closed = set(numbers)
         first = min(numbers)
         for step in self.plan.steps[first:]:
@@ -161,7 +170,7 @@ class _Steps:
                 "skipped",
             ):
                 continue
-            if set(step.depends_on) & closed or any(
+            if self.declared(step.number) & closed or any(
                 self.files(step.number) & self.files(n) for n in closed
             ):
                 closed.add(step.number)

@@ -548,6 +548,6 @@ def test_unsandboxed_a_child_holding_the_pipe_does_not_hang_tars_bot(repo):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert execution["steps"][0]["state"] == "applied"
         assert "daemons may escape" in execution["sandbox"]["memory"]
-    finally:
-        for line in processes_with(marker):
-            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    finally:  # the escaped daemon, and its sleep
+        for pid in [int(line.split(":")[0]) for line in processes_with(marker)]:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)

@@ -227,3 +227,32 @@ def test_per_step_checks_compile_and_ruff(cli, make_repo, tmp_path):
         execution["failure_reason"]
         == 'step 1 "ugly": per-step check: ruff format failed (b.py: would be reformatted by ruff format)'
     )
+
+
+def test_drop_step_keeps_a_later_run_step_that_only_might_have_touched_its_files(
+    cli, make_repo, tmp_path
+):
+    """The planner orders a `run` step after every step whose files its scope covers; that is
+    an order, not a dependency: its real files decide whether it built on the culprit."""
+    repo, _ = make_validated_repo(make_repo, tmp_path)
+    text = textwrap.dedent("""\
+        title: t
+        on_failure: drop-step
+        validation: {final: [tests]}
+        steps:
+          - {name: good, write: {path: data/a.txt, content: ok}}
+          - {name: bad, write: {path: data/b.txt, content: BAD}}
+          - {name: other file, run: "echo ok > data/c.txt", scope: ["data/**"]}
+          - {name: declared, run: "echo ok > data/d.txt", scope: ["data/d.txt"], depends_on: [bad]}
+        """)
+    add_improvement(repo, text)
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+    [execution] = history(cli, repo)
+    assert [s["state"] for s in execution["steps"]] == [
+        "applied",
+        "reverted",
+        "applied",
+        "reverted",
+    ]
+    files = git(repo, "ls-tree", "--name-only", "tars-bot/imp", "data/").split()
+    assert files == ["data/a.txt", "data/base.txt", "data/c.txt"]

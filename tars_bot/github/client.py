@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,13 +16,14 @@ import jwt
 import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.IssueComment import IssueComment
-from github.NamedUser import NamedUser
 from github.PullRequestPart import PullRequestPart
 from urllib3 import Retry
 from urllib3.response import BaseHTTPResponse
 
 from tars_bot import __version__
 from tars_bot.errors import TarsError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.github.com"
 BODY_LIMIT = 65_536  # characters in an issue, pull request or comment body
@@ -32,8 +34,16 @@ RETRIED_METHODS = Retry.DEFAULT_ALLOWED_METHODS | {"PATCH"}
 # PyGithub's own defaults; GitHub asks integrations to pace writes to avoid secondary rate limits.
 SECONDS_BETWEEN_REQUESTS = 0.25
 SECONDS_BETWEEN_WRITES = 1.0
+PER_PAGE = 100  # GitHub's largest page: a busy thread's comments in a request or two
 
 Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    labels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Issue:
     head_ref: str | None = None
     head_repo_full_name: str | None = None  # None also when the head fork was deleted
     base_repo_full_name: str | None = None
+    author: str = ""  # who opened it: a marker in its body counts only if that is tars-bot
 
     @property
     def from_fork(self) -> bool:
@@ -190,6 +201,7 @@ class GitHubClient:
         self.repository = repository
         self._repo = github.get_repo(repository)
         self._installation = installation
+        self._author: str | None = None  # who GitHub says wrote our last comment
 
     @classmethod
     def from_env(
@@ -205,6 +217,7 @@ class GitHubClient:
             retry=retry_policy(sleep),
             seconds_between_requests=SECONDS_BETWEEN_REQUESTS if pace else None,
             seconds_between_writes=SECONDS_BETWEEN_WRITES if pace else None,
+            per_page=PER_PAGE,
             # objects are fetched only when read, so a write costs one request
             lazy=True,
         )
@@ -248,9 +261,20 @@ class GitHubClient:
         with _api(f"react to comment {comment_id}"):
             self._comment(comment_id).create_reaction(content)
 
+    def react(self, comment_id: int, content: str) -> bool:
+        """`add_reaction` as decoration: a failure is logged, never raised."""
+        try:
+            self.add_reaction(comment_id, content)
+        except TarsError as e:
+            log.warning("%s", e)
+            return False
+        return True
+
     def comment(self, number: int, body: str) -> int:
         with _api(f"comment on #{number}"):
-            return self._repo.get_issue(number).create_comment(fit_body(body)).id
+            created = self._repo.get_issue(number).create_comment(fit_body(body))
+        self._author = created.user.login
+        return created.id
 
     def edit_comment(self, comment_id: int, body: str) -> None:
         with _api(f"edit comment {comment_id}"):
@@ -259,12 +283,15 @@ class GitHubClient:
     def find_comment(self, number: int, marker: str) -> int | None:
         """The newest comment of ours on #`number` that contains `marker`, to edit in place."""
         with _api(f"read the comments of #{number}"):
-            ours = [
-                c.id
-                for c in self._repo.get_issue(number).get_comments()
-                if marker in (c.body or "") and self._is_ours(c.user)
-            ]
-        return ours[-1] if ours else None
+            newest_first = self._repo.get_issue(number).get_comments().reversed
+            return next(
+                (
+                    c.id
+                    for c in newest_first
+                    if marker in (c.body or "") and self.is_ours(c.user.login, c.user.type)
+                ),
+                None,
+            )
 
     def issue(self, number: int) -> Issue:
         with _api(f"read #{number}"):
@@ -276,6 +303,7 @@ class GitHubClient:
                 state=issue.state,
                 labels=tuple(label.name for label in issue.labels),
                 is_pull_request=issue.pull_request is not None,
+                author=issue.user.login,
             )
             if not record.is_pull_request:
                 return record
@@ -283,21 +311,29 @@ class GitHubClient:
             return _with_head(record, pull.head, pull.base)
 
     def open_or_update_pull_request(
-        self, head: str, base: str, title: str, body: str, labels: Iterable[str] = ()
-    ) -> tuple[int, str]:
-        """The open pull request for branch `head`, created or brought up to date: (number, url)."""
+        self, head: str, base: str, title: str, body: str
+    ) -> PullRequest:
+        """The open pull request for branch `head`, created or brought up to date."""
         owner = self.repository.partition("/")[0]
         with _api(f"open a pull request for {head}"):
             pull = next(iter(self._repo.get_pulls(state="open", head=f"{owner}:{head}")), None)
             body = fit_body(body)
             if pull is None:
                 pull = self._repo.create_pull(base=base, head=head, title=title, body=body)
+                self._author = pull.user.login
             else:
                 changes = {"base": base} if pull.base.ref != base else {}
                 pull.edit(title=title, body=body, **changes)
-            if labels := list(labels):
-                pull.add_to_labels(*labels)
-            return pull.number, pull.html_url
+            labels = tuple(label.name for label in pull.labels)
+            return PullRequest(pull.number, pull.html_url, labels)
+
+    def add_labels(self, number: int, labels: Iterable[str]) -> None:
+        """Add `labels` to issue or pull request #`number`. The body is `{"labels": [...]}` as
+        GitHub's REST description defines it (PyGithub's `add_to_labels` sends a bare array)."""
+        url = f"{self._repo.url}/issues/{number}/labels"
+        names = list(labels)
+        with _api(f"label #{number} {', '.join(names)}"):
+            self._github.requester.requestJsonAndCheck("POST", url, input={"labels": names})
 
     def changed_files(self, number: int) -> list[str]:
         """The paths a pull request changes."""
@@ -328,10 +364,14 @@ class GitHubClient:
                     return None
                 raise
 
-    def _is_ours(self, user: NamedUser) -> bool:
-        if self.login is None:  # not knowing our bot's name, trust the marker on a bot's comment
-            return user.type == "Bot"
-        return user.login == self.login
+    def is_ours(self, login: str, user_type: str = "User") -> bool:
+        """Whether `login` is tars-bot's own identity: the token's user, or the bot GitHub says
+        wrote our comments. An installation that has written nothing yet trusts its usual
+        bots: Actions' and any App's (`[bot]`, which no user login can end with)."""
+        known = self.login or self._author
+        if known is not None:
+            return login == known
+        return user_type == "Bot" and login.endswith("[bot]")
 
     def _comment(self, comment_id: int) -> IssueComment:
         # PyGithub only reaches a comment through its issue; its URL needs no issue number

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -14,9 +16,10 @@ PREFIX = "/tars-bot"
 MARKER = "<!-- tars-bot"  # starts the hidden marker in every comment tars-bot writes
 DEFAULT_ALLOWED = frozenset({"admin", "maintain", "write"})
 ROLES = ("read", "triage", "write", "maintain", "admin")  # weakest first
+DIGEST_SHOWN = 16  # hex digits of a body digest shown and asked for: 64 bits, no forging them
 USAGE = """\
 usage: /tars-bot plan
-       /tars-bot execute [--dry-run]
+       /tars-bot execute [--dry-run] [--digest HEX]
        /tars-bot status
        /tars-bot rollback [--step N] [--cascade]
        /tars-bot history
@@ -29,6 +32,7 @@ class Command:
     dry_run: bool = False
     step: int | None = None
     cascade: bool = False
+    digest: str | None = None  # execute only while the issue body's digest starts with this
 
 
 class CommandError(TarsError):
@@ -49,12 +53,27 @@ def _step_number(text: str) -> int:
     return int(text)
 
 
+def _digest(text: str) -> str:
+    if not re.fullmatch(f"[0-9a-f]{{{DIGEST_SHOWN},64}}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected {DIGEST_SHOWN} to 64 hex digits of the issue's digest, found {text!r}"
+        )
+    return text
+
+
+def body_digest(body: str) -> str:
+    """The sha256 of an issue body: what an `execute` is bound to."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def _parser() -> argparse.ArgumentParser:
     options: dict[str, Any] = {"add_help": False, "allow_abbrev": False}
     parser = _Parser(prog=PREFIX, **options)
     verbs = parser.add_subparsers(dest="verb", metavar="command", required=True)
     verbs.add_parser("plan", **options)
-    verbs.add_parser("execute", **options).add_argument("--dry-run", action="store_true")
+    execute = verbs.add_parser("execute", **options)
+    execute.add_argument("--dry-run", action="store_true")
+    execute.add_argument("--digest", type=_digest)
     verbs.add_parser("status", **options)
     rollback = verbs.add_parser("rollback", **options)
     rollback.add_argument("--step", type=_step_number)
@@ -64,11 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_line(body: str) -> str | None:
+    """The first line of `body` when it starts with /tars-bot, else None. As written: a leading
+    blank line or space makes it no command, as the shipped workflow's
+    `startsWith(github.event.comment.body, '/tars-bot')` also says."""
+    first = body.split("\n", 1)[0].rstrip()
+    return first if first.split(maxsplit=1)[:1] == [PREFIX] and first.startswith(PREFIX) else None
+
+
 def parse_command(body: str) -> Command | None:
-    """The command on the first line of `body`; None when the comment is not addressed to us."""
-    lines = body.strip().splitlines()
-    first = lines[0] if lines else ""
-    if first.split(maxsplit=1)[:1] != [PREFIX]:
+    """The command on the first line of `body`; None when the comment is not addressed to us.
+    The Action and the webhook app both decide with this function."""
+    first = command_line(body)
+    if first is None:
         return None
     try:
         words = shlex.split(first)[1:]
@@ -84,6 +111,7 @@ def parse_command(body: str) -> Command | None:
         dry_run=getattr(args, "dry_run", False),
         step=getattr(args, "step", None),
         cascade=getattr(args, "cascade", False),
+        digest=getattr(args, "digest", None),
     )
 
 
@@ -101,6 +129,7 @@ class CommentEvent:
     repository: str
     sender: str
     installation_id: int | None = None
+    issue_body: str | None = None  # the issue's body in the event: what the commenter saw
 
 
 def parse_event(payload: Mapping[str, Any]) -> CommentEvent:
@@ -117,6 +146,7 @@ def parse_event(payload: Mapping[str, Any]) -> CommentEvent:
             repository=payload["repository"]["full_name"],
             sender=payload["sender"]["login"],
             installation_id=(payload.get("installation") or {}).get("id"),
+            issue_body=(issue["body"] or "") if "body" in issue else None,
         )
     except (KeyError, TypeError) as e:
         raise TarsError(f"not an issue_comment event: no {e} in the payload") from e
@@ -151,13 +181,34 @@ def authorize(
     return Decision(False, reason, _refusal(event.user_login, permission, allowed))
 
 
+def refusal_marker(login: str) -> str:
+    """Marks the refusal to `login`: one per commenter and issue, however often they ask."""
+    return f"{MARKER}:refusal={login} -->"
+
+
 def _refusal(login: str, permission: str, allowed: Collection[str]) -> str:
     held = "no" if permission == "none" else permission
     return (
         f"Sorry @{login}, tars-bot only takes commands from people with {_either(allowed)} "
         f"permission on this repository, and you have {held} permission. A maintainer can run "
-        f"the command for you.\n\n{MARKER}:refusal -->"
+        f"the command for you.\n\n{refusal_marker(login)}"
     )
+
+
+class Replier(Protocol):
+    def find_comment(self, number: int, marker: str) -> int | None: ...
+    def comment(self, number: int, body: str) -> int: ...
+
+
+def refuse(client: Replier, event: CommentEvent, decision: Decision) -> bool:
+    """Post the decision's reply unless this commenter was refused on this issue already (a
+    bot comment per `/tars-bot` comment by anyone would let anyone flood the thread)."""
+    if decision.reply is None:
+        return False
+    if client.find_comment(event.issue_number, refusal_marker(event.user_login)) is not None:
+        return False
+    client.comment(event.issue_number, decision.reply)
+    return True
 
 
 def _either(roles: Collection[str]) -> str:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from tars_bot import report
-from tars_bot.github.client import GitHubClient
+from tars_bot.errors import TarsError
+from tars_bot.github.client import GitHubClient, PullRequest
 from tars_bot.system import ExecutionSystem
+
+log = logging.getLogger(__name__)
 
 LABEL = "tars-bot"
 LOG_LIMIT = 20_000  # characters of a failed step's output shown in the body
+
+Warn = Callable[[str], None]
 
 
 def status_markdown(system: ExecutionSystem, execution_id: str) -> str:
@@ -20,17 +28,11 @@ def status_markdown(system: ExecutionSystem, execution_id: str) -> str:
 
 
 def update_pull_request(
-    system: ExecutionSystem, client: GitHubClient, execution_id: str
-) -> tuple[int, str]:
-    execution = system.status(execution_id)
-    plan = system.plan_of(execution_id)
-    return client.open_or_update_pull_request(
-        head=execution.branch or plan.branch,
-        base=client.default_branch(),
-        title=f"tars-bot: {plan.improvement.title}",
-        body=status_markdown(system, execution_id),
-        labels=[LABEL],
-    )
+    system: ExecutionSystem, client: GitHubClient, execution_id: str, warn: Warn = log.warning
+) -> PullRequest:
+    pull = _open_or_update(system, client, execution_id)
+    label(client, pull, warn)
+    return pull
 
 
 def publish(
@@ -39,9 +41,35 @@ def publish(
     execution_id: str,
     token: str | None,
     remote: str = "origin",
+    warn: Warn = log.warning,
 ) -> str:
-    """Push the execution's branch and journal, then open (or update) its pull request."""
+    """Push the execution's branch and journal, then open (or update) its pull request, recorded
+    in the journal at once: a later rollback closes it, whatever happens next."""
     system.push(execution_id, remote, token)
-    _, url = update_pull_request(system, client, execution_id)
-    system.record_pull_request(execution_id, url, remote, token)
-    return url
+    pull = _open_or_update(system, client, execution_id)
+    system.record_pull_request(execution_id, pull.url, remote, token)
+    label(client, pull, warn)
+    return pull.url
+
+
+def label(client: GitHubClient, pull: PullRequest, warn: Warn = log.warning) -> None:
+    """Decoration: a label that cannot be added is reported through `warn`, never raised."""
+    if LABEL in pull.labels:
+        return
+    try:
+        client.add_labels(pull.number, [LABEL])
+    except TarsError as e:
+        warn(f"the pull request is not labelled {LABEL}: {e}")
+
+
+def _open_or_update(
+    system: ExecutionSystem, client: GitHubClient, execution_id: str
+) -> PullRequest:
+    execution = system.status(execution_id)
+    plan = system.plan_of(execution_id)
+    return client.open_or_update_pull_request(
+        head=execution.branch or plan.branch,
+        base=client.default_branch(),
+        title=f"tars-bot: {plan.improvement.title}",
+        body=status_markdown(system, execution_id),
+    )
