@@ -21,6 +21,7 @@ from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
 
 LOG_TAIL_LINES = 20
+FRESH_HELP = "run the checks even where a result for the tree is cached (and replace it)"
 EPILOG = """\
 examples:
   tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
@@ -69,7 +70,10 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
         except ValidationError as e:
             raise TarsError(*validation_problems(e, args.plan_file)) from None
         return system.rebase(plan) if args.rebase else plan
-    path = system.improvement_file(args.improvement_id)
+    if getattr(args, "improvement_file", None):
+        path = Path(args.improvement_file)
+    else:
+        path = system.improvement_file(args.improvement_id)
     return system.plan(system.load_improvement(path), source=system.display_path(path))
 
 
@@ -87,7 +91,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
     else:
         console.print('NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])', style="bold yellow")
     with report.LiveProgress(console, args.verbose) as progress:
-        result = system.execute(plan, dry_run=args.dry_run, progress=progress)
+        result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:
         sys.stdout.write(result.diff)
     execution = system.status(result.execution_id)
@@ -240,7 +244,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    results = ExecutionSystem(args.repo).validate(args.execution_id, args.sessions)
+    system = ExecutionSystem(args.repo)
+    results = system.validate(args.execution_id, args.sessions, fresh=args.fresh)
     if args.format == "json":
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
     else:
@@ -331,9 +336,11 @@ def _parser() -> argparse.ArgumentParser:
     source = execute.add_mutually_exclusive_group(required=True)
     source.add_argument("--plan-file", metavar="PATH", help="a plan written by `tars-bot plan`")
     source.add_argument("--improvement-id", metavar="ID", help="plan and execute this improvement")
+    source.add_argument("--improvement-file", metavar="PATH", help="plan and execute this file")
     execute.add_argument(
         "--dry-run", action="store_true", help="apply in a throwaway worktree, print the diff"
     )
+    execute.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     execute.add_argument(
         "--push", action="store_true", help="push the branch and its journal (GITHUB_TOKEN)"
     )
@@ -384,6 +391,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--sessions", nargs="+", metavar="S", help="nox sessions or tag:NAME (default: final)"
     )
+    validate.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.set_defaults(func=cmd_validate)
 

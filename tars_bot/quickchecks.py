@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import time
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tars_bot.models import CheckResult
 from tars_bot.sandbox import Jail, ProcessResult, Sandbox, ruff_binary
 
 RUFF_TIMEOUT_S = 300
+_LINE = re.compile(r"\bline \d+")
 RUFF_MEMORY_MB = 2048
 
 
@@ -117,14 +119,19 @@ def _new_findings(ruff: _Ruff, repo: Repo, change: Change, paths: list[str]) -> 
     before: collections.Counter[tuple[str, ...]] = collections.Counter()
     for path in sorted({f[0] for f in found}):
         if (old := repo.read(change.parent_tree, path)) is not None:
-            before.update((p, code, msg) for p, _, code, msg in ruff.findings([path], old))
+            before.update(_key(*f) for f in ruff.findings([path], old))
     new = []
     for path, where, code, message in found:
-        if before[(path, code, message)] > 0:
-            before[(path, code, message)] -= 1
+        if before[key := _key(path, where, code, message)] > 0:
+            before[key] -= 1
         else:
             new.append(f"{path}:{where}: {code} {message}")
     return new
+
+
+def _key(path: str, where: str, code: str, message: str) -> tuple[str, ...]:
+    """A finding, wherever the step moved it: messages name lines too ("from line 7")."""
+    return path, code, _LINE.sub("line N", message)
 
 
 def _newly_unformatted(ruff: _Ruff, repo: Repo, change: Change, paths: list[str]) -> list[str]:

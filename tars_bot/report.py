@@ -382,8 +382,14 @@ class LiveProgress:
 
 
 def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a Markdown table cell, carrying no HTML (no marker)."""
+    return _no_html(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _no_html(text: str) -> str:
+    """User text that GitHub shows as written but that holds no HTML: no tag, no hidden comment,
+    no marker that could pass for tars-bot's."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def marker(execution_id: str) -> str:
@@ -396,9 +402,10 @@ def execution_markdown(
     """The pull request body / status comment for an execution, as GitHub Markdown. The hidden
     marker comes last: bodies too long for GitHub are cut at the start, never the end."""
     improvement = plan.improvement
-    lines = [f"**tars-bot** executed improvement `{improvement.id}`: {improvement.title}", ""]
+    title = _md(improvement.title)
+    lines = [f"**tars-bot** executed improvement `{improvement.id}`: {title}", ""]
     if improvement.description:
-        lines += [improvement.description, ""]
+        lines += [_no_html(improvement.description), ""]
     state = execution.state.replace("_", " ")
     lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
     if execution.failure_reason:
@@ -430,13 +437,33 @@ def execution_markdown(
             "is kept until you roll it back.",
             "",
         ]
-    lines += [
-        "**Rollback**: comment `/tars-bot rollback` (everything) or `/tars-bot rollback --step N`,",
-        f"or run `tars-bot rollback --execution-id {execution.id} [--step N]`.",
-        "",
-        marker(execution.id),
-    ]
+    if execution.state in ("failed", "rolled_back", "interrupted"):
+        lines += _failure_markdown(execution)
+    elif not execution.dry_run:
+        lines += [
+            "**Rollback**: comment `/tars-bot rollback` (everything) or "
+            "`/tars-bot rollback --step N`,",
+            f"or run `tars-bot rollback --execution-id {execution.id} [--step N]`.",
+            "",
+        ]
+    lines.append(marker(execution.id))
     return "\n".join(lines)
+
+
+def _failure_markdown(execution: Execution) -> list[str]:
+    """Where a failed execution left things, and what to do next."""
+    branch = f"branch `{execution.branch}`" if execution.branch else "no branch (dry run)"
+    if execution.branch and execution.state == "rolled_back":
+        branch += " (deleted by the rollback; its commits stay in the journal)"
+    pull = f"pull request {execution.pull_request}" if execution.pull_request else "no pull request"
+    return [
+        f"Execution `{execution.id}`, {branch}, {pull}.",
+        "",
+        "**Next**: see the reason and the output above, fix the improvement (or the code it "
+        "relies on), then comment `/tars-bot execute` again; `/tars-bot execute --dry-run` "
+        f"tries it without a branch. Locally: `tars-bot status --execution-id {execution.id}`.",
+        "",
+    ]
 
 
 def _culprits_markdown(execution: Execution) -> list[str]:
@@ -480,24 +507,42 @@ def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
 PLAN_MARKER = "<!-- tars-bot:plan -->"
 
 
-def plan_markdown(plan: ExecutionPlan, source: str) -> str:
-    """A plan as GitHub Markdown, for pull requests that add or change improvement files."""
+def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None) -> str:
+    """A plan as GitHub Markdown (an issue's `/tars-bot plan`, a pull request's improvement
+    files), ending with `next_step`: what to do with it."""
     improvement = plan.improvement
     lines = [
         f"**tars-bot plan** for `{improvement.id}` ({_md(source)}): {_md(improvement.title)}",
         "",
         f"Base `{plan.base.commit[:10]}`, branch `{plan.branch}`, digest `{plan.digest[:19]}`",
         "",
-        "| # | step | action | changes | after |",
-        "|---|---|---|---|---|",
+        "| # | step | action | changes | may write | after |",
+        "|---|---|---|---|---|---|",
     ]
     for step in plan.steps:
         after = ", ".join(map(str, step.depends_on)) or "-"
+        scope = _md(", ".join(step.scope)) or "-"
         lines.append(
             f"| {step.number} | {_md(step.name)} | {step.action.kind} | "
-            f"{_md(_changes(step))} | {after} |"
+            f"{_md(_changes(step))} | {scope} | {after} |"
         )
-    final = ", ".join(plan.validation.final) or "none"
-    lines += ["", f"Final checks: {final} ({plan.validation.strategy})", ""]
+    lines += ["", _checks_line(plan), ""]
     lines += [f"- ⚠️ {_md(w)}" for w in plan.warnings]
+    if next_step:
+        lines += ([""] if plan.warnings else []) + [next_step]
     return "\n".join(lines)
+
+
+def _checks_line(plan: ExecutionPlan) -> str:
+    if plan.validation.final:
+        return f"Final checks: {', '.join(plan.validation.final)} ({plan.validation.strategy})"
+    per_step = sorted({check for step in plan.steps for check in step.checks})
+    if per_step:
+        return (
+            f"⚠️ **No final checks**: only {_md(', '.join(per_step))} after steps; nothing tests "
+            "the result as a whole (set `validation.final`)."
+        )
+    return (
+        "⚠️ **Nothing will test this change**: no final checks and no checks after steps (set "
+        "`validation` in the improvement or `[tool.tars-bot]`)."
+    )

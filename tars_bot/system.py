@@ -110,9 +110,14 @@ class ExecutionSystem:
         return self.plan(plan.improvement, base=plan.base.ref)
 
     def execute(
-        self, plan: ExecutionPlan, dry_run: bool = False, progress: Progress | None = None
+        self,
+        plan: ExecutionPlan,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        fresh: bool = False,
     ) -> ExecutionResult:
-        """Run the plan's steps as commits on a new branch in a worktree of their own."""
+        """Run the plan's steps as commits on a new branch in a worktree of their own; with
+        `fresh`, checks run even where a result for the tree is cached."""
         progress = progress or Silent()
         self._check_plan(plan)
         config = self.config(plan.base.commit)
@@ -125,7 +130,9 @@ class ExecutionSystem:
             execution = self._new_execution(plan, execution_id, dry_run, sandbox, config)
             record = journal.Record.start(self.repo, execution, plan)
             try:
-                execution, diff = self._run_steps(plan, record, dry_run, progress, sandbox)
+                execution, diff = self._run_steps(
+                    plan, record, dry_run, progress, sandbox, fresh=fresh
+                )
             except BaseException as e:
                 stopped = isinstance(e, KeyboardInterrupt | Terminated)
                 state = "interrupted" if stopped else "failed"
@@ -213,7 +220,9 @@ class ExecutionSystem:
         """Finish or undo what killed processes left behind; returns what was done."""
         return rollback.recover(self.repo)
 
-    def validate(self, execution_id: str, checks: list[str] | None = None) -> list[CheckResult]:
+    def validate(
+        self, execution_id: str, checks: list[str] | None = None, fresh: bool = False
+    ) -> list[CheckResult]:
         """Run checks (default: the plan's final ones) on the execution's result again; results
         already known for that tree come from the cache."""
         record = journal.Record.resume(self.repo, execution_id)
@@ -230,7 +239,7 @@ class ExecutionSystem:
             self.repo, name, execution.head_commit, None, config.worktree_pool
         )
         with space:
-            validator = Validator(self.repo, config, config.limits, space.checkout)
+            validator = Validator(self.repo, config, config.limits, space.checkout, fresh=fresh)
             results = validator.run(execution.head_commit, checks)
         record.save(execution.model_copy(update={"checks": results}))
         return results
@@ -315,6 +324,8 @@ class ExecutionSystem:
         dry_run: bool,
         progress: Progress,
         sandbox: Sandbox,
+        *,
+        fresh: bool,
     ) -> tuple[Execution, str | None]:
         """Steps, then final checks and benefits; every result journaled as it comes."""
         execution = record.execution
@@ -333,6 +344,7 @@ class ExecutionSystem:
                 on_output=probes.output,
                 on_check_started=probes.started,
                 on_check_finished=probes.finished,
+                fresh=fresh,
             )
             ctx = executor.StepContext(
                 plan=plan,

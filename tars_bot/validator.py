@@ -26,6 +26,13 @@ DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "re
 OUTPUT_TAIL_LINES = 40
 LIST_TIMEOUT_S = 120
 LIST_MEMORY_MB = 2048
+# nox's own errors and pip's or uv's when the index cannot be reached: never a test failure
+_INFRASTRUCTURE = re.compile(
+    r"nox > Session \S+ raised exception .*|.*(?:No matching distribution found|"
+    r"Could not find a version that satisfies|Failed to establish a new connection|"
+    r"Temporary failure in name resolution|CERTIFICATE_VERIFY_FAILED|invalid peer certificate|"
+    r"Network is unreachable|ReadTimeoutError).*"
+)
 _LISTING = f"nox-{version('nox')}-all"  # the cache key names how sessions were discovered
 _PYTEST_SUMMARY = re.compile(r"^=+ (.*\d+ (?:passed|failed|error|errors)[^=]*?) in [\d.]+s", re.M)
 
@@ -120,6 +127,7 @@ class Validator:
     on_check_started: Callable[[str, str], None] | None = None  # (check, commit)
     on_check_finished: Callable[[str, CheckResult], None] | None = None  # (commit, result)
     runs: dict[str, int] = field(default_factory=dict)  # nox runs per check, for reports
+    fresh: bool = False  # run even where a result is cached (and replace it)
     sandbox: Sandbox = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,7 +164,7 @@ class Validator:
         if self.on_check_started:
             self.on_check_started(check, commit)
         tree = self.repo.tree_of(commit)
-        result = self.cached(tree, check)
+        result = None if self.fresh else self.cached(tree, check)
         if result is None:
             result = self._run_nox(commit, tree, check)
             if result.status != "error":  # a check that could not run says nothing of the tree
@@ -238,6 +246,13 @@ class Validator:
         return bad, first_bad
 
 
+def _infrastructure(output: str) -> str | None:
+    """What in a failed session's output says the machine, not the tree, failed it: nox's own
+    exception (a missing venv backend), or a package index that could not be reached."""
+    found = _INFRASTRUCTURE.search(output)
+    return found.group(0).strip() if found else None
+
+
 def _verdict(
     proc: ProcessResult, sessions: list[dict[str, object]], output: str, timeout: int
 ) -> tuple[str, str]:
@@ -248,6 +263,8 @@ def _verdict(
     if proc.exit_code == 2 or not sessions:
         return "error", "nox could not load the noxfile or select the session"
     if "failed" in results or "aborted" in results:
+        if cause := _infrastructure(proc.output.decode(errors="replace")):
+            return "error", f"could not set up the session: {cause}"
         return "failed", _summary(output) or "session failed"
     if all(r == "skipped" for r in results):
         return "error", "; ".join(reasons)  # e.g. a missing interpreter is not a test failure

@@ -700,7 +700,12 @@ def _react(call: _Call, reactions: list[Reaction]) -> Response:
 
 @_route("POST", REPO + r"/issues/(?P<number>\d+)/labels")
 def _add_labels(call: _Call) -> Response:
-    names = call.body["labels"] if isinstance(call.body, dict) else call.body
+    # GitHub's REST description: {"labels": ["name", ...]}; a schema-following server
+    # answers anything else (PyGithub's add_to_labels sends a bare array) with 422
+    names = call.body.get("labels") if isinstance(call.body, dict) else None
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        message = 'Invalid request.\n\n"labels" must be an array of label names in an object.'
+        raise HTTPError(422, message)
     issue = call.issue()
     call.repo.add_labels(issue, names)
     return Response(200, [call.gh.label_json(call.repo, name) for name in issue.labels])

@@ -62,8 +62,10 @@ def comment_payload(repo, number: int, body: str, user: str = "writer", **change
     payload["comment"].update(
         id=comment.id, body=body, user={**payload["comment"]["user"], "login": user}
     )
-    payload["issue"]["number"] = number
-    if not repo.issues[number].is_pull:
+    issue = repo.issues[number]
+    payload["issue"] |= {"number": number, "title": issue.title, "body": issue.body}
+    payload["issue"]["user"] = {**payload["issue"]["user"], "login": issue.user, "type": "User"}
+    if not issue.is_pull:
         payload["issue"]["pull_request"] = None
     payload["repository"]["full_name"] = "octo/app"
     payload.update(changes)

@@ -126,3 +126,32 @@ def test_a_check_slower_than_its_limit_is_not_blamed_on_a_step(cli, make_repo):
     assert execution["steps"][0]["state"] == "applied"  # no step blamed
     assert git(repo, "branch", "--list", "tars-bot/imp")  # kept for the user to decide
     assert git(repo, "for-each-ref", "refs/tars-bot/checks") == ""  # nothing cached
+
+
+def test_a_finding_whose_message_names_a_line_is_still_the_bases_when_moved(cli, make_repo):
+    """F811's message says "from line 7": lines added above it move it, it stays the same."""
+    files = dict(STRICT)
+    files["src/pkg/dup.py"] = '"""Dup."""\n\nimport os\nimport os\n\nprint(os.sep)\n'
+    repo = make_repo(files)
+    step = '{name: doc, edit: {path: src/pkg/dup.py, search: "\\"\\"\\"Dup.\\"\\"\\"", replace: "\\"\\"\\"Dup.\\n\\nTwo more lines.\\n\\"\\"\\""}}'
+    execution = execute(cli, repo, step)
+    assert execution["state"] == "succeeded", execution["failure_reason"]
+
+
+def test_an_unreachable_package_index_is_not_a_test_failure(cli, make_repo):
+    """The session cannot install its dependencies: the machine failed, not the tree."""
+    noxfile = textwrap.dedent("""\
+        import nox
+
+        @nox.session
+        def tests(session):
+            session.install("--index-url", "http://127.0.0.1:9/simple", "--retries", "0", "six")
+        """)
+    repo = make_repo({"noxfile.py": noxfile, "src/a.py": "A = 1\n"})
+    text = "title: t\nvalidation: {final: [tests]}\nsteps: [{name: s, write: {path: src/b.py, content: 'B = 1'}}]\n"
+    add_improvement(repo, text)
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 1
+    [execution] = json.loads(cli("history", "--repo", repo, "--format", "json").out)
+    assert execution["state"] == "unvalidated"
+    assert "could not set up the session" in execution["failure_reason"]
+    assert git(repo, "for-each-ref", "refs/tars-bot/checks") == ""

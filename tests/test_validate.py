@@ -127,6 +127,9 @@ def test_validating_a_tree_again_hits_the_cache(cli, make_repo, tmp_path):
     assert result.code == 0, result.err
     assert "nox session tests passed" in result.out and "(cached)" in result.out
     assert runs(counter) == before
+    fresh = cli("validate", "--repo", repo, "--execution-id", execution["id"], "--fresh")
+    assert fresh.code == 0 and "(cached)" not in fresh.out
+    assert runs(counter) == before + 1
     fresh = cli(
         "validate", "--repo", repo, "--execution-id", execution["id"], "--sessions", "old_python"
     )

@@ -22,19 +22,24 @@ from tars_bot.github import publish
 from tars_bot.github.client import GitHubClient, Issue
 from tars_bot.github.commands import (
     DEFAULT_ALLOWED,
+    DIGEST_SHOWN,
     USAGE,
     Command,
     CommandError,
     CommentEvent,
     authorize,
+    body_digest,
+    command_line,
     parse_command,
     parse_event,
+    refuse,
 )
 from tars_bot.models import CheckResult, Execution, Improvement, PlannedStep, StepResult
 from tars_bot.system import ExecutionSystem, Progress
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
-EXECUTION_MARKER = re.compile(r"<!-- tars-bot:execution=([\w.-]+) -->")
+# the last line of a body tars-bot wrote: user text above it is escaped, logs are fenced
+EXECUTION_MARKER = re.compile(r"<!-- tars-bot:execution=([\w.-]+) -->\s*\Z")
 IMPROVEMENT_FILE = re.compile(r"^\.tars/improvements/[^/]+\.(ya?ml|toml|json)$")
 ClientFactory = Callable[[Mapping[str, str]], GitHubClient]
 
@@ -80,15 +85,11 @@ def run(
 
 def _on_comment(ctx: Context) -> int:
     event = parse_event(ctx.payload)
-    try:
-        if parse_command(event.body.splitlines()[0] if event.body else "") is None:
-            return 0  # not addressed to tars-bot
-    except CommandError:
-        pass  # addressed to tars-bot but malformed: an authorized commenter gets the usage
+    if command_line(event.body) is None:
+        return 0  # not addressed to tars-bot; a malformed command gets the usage
     decision = authorize(ctx.client, event, ctx.allowed)
     if not decision.allowed:
-        if decision.reply:
-            ctx.client.comment(event.issue_number, decision.reply)
+        refuse(ctx.client, event, decision)
         print(f"tars-bot: not acting: {decision.reason}")
         return 0
     return handle_comment(ctx, event)
@@ -112,7 +113,9 @@ def _on_dispatch(ctx: Context) -> int:
             repository=ctx.client.repository,
             sender=ctx.payload.get("sender", {}).get("login", ""),
         )
-        return handle_comment(ctx, event, inputs.get("head-sha") or None)
+        # the app bound an issue's execute to its body with --digest in the command
+        head_sha = inputs.get("head-sha") or None
+        return handle_comment(ctx, event, head_sha, acknowledged=True)
     improvement_id = inputs.get("improvement-id")
     if not improvement_id:
         raise TarsError("workflow_dispatch needs the input improvement-id (or issue-number)")
@@ -125,28 +128,39 @@ def _on_dispatch(ctx: Context) -> int:
     return 0 if ok else 1
 
 
-def handle_comment(ctx: Context, event: CommentEvent, head_sha: str | None = None) -> int:
-    """Acknowledge, run the command, and always finish with a reaction and a status comment.
-    `head_sha`: the pull request's head when the command was authorized, if known."""
+def handle_comment(
+    ctx: Context, event: CommentEvent, head_sha: str | None = None, acknowledged: bool = False
+) -> int:
+    """Acknowledge (unless the webhook app did), run the command, and always finish with a
+    reaction and a status comment. `head_sha`: the pull request's head when the command was
+    authorized, if known."""
     number = event.issue_number
     handled = f"<!-- tars-bot:comment={event.comment_id} -->"
     if ctx.client.find_comment(number, handled) is not None:
         print(f"tars-bot: comment {event.comment_id} was handled already")
         return 0
-    ctx.client.add_reaction(event.comment_id, "eyes")
-    first_line = event.body.splitlines()[0].strip()
+    if not acknowledged:
+        ctx.client.react(event.comment_id, "eyes")
+    first_line = (command_line(event.body) or event.body.split("\n", 1)[0]).strip()
     status = ctx.client.comment(number, f"⏳ `{first_line}`: working on it…\n\n{handled}")
     try:
         command = parse_command(first_line)
-        assert command is not None
+        if command is None:
+            raise CommandError(f"not a command: {first_line!r}")
         issue = ctx.client.issue(number)
         progress = CommentProgress(ctx.client, status, first_line, handled)
-        ok, body = _dispatch(ctx, command, issue, head_sha or issue.head_sha, progress)
+        ok, body = _dispatch(ctx, command, issue, _Seen(event, head_sha), progress)
     except CommandError as e:
         problem, _, usage = str(e).partition("\n\n")
         ok, body = False, f"❌ {problem}\n\n```\n{usage}\n```"
     except TarsError as e:
-        ok, body = False, f"❌ `{first_line}` failed:\n\n```\n{e}\n```"
+        ok, body = (
+            False,
+            (
+                f"❌ `{first_line}` failed:\n\n```\n{e}\n```\n\n"
+                f"**Next**: fix what the message says, then comment `{first_line}` again."
+            ),
+        )
     except Exception as e:  # the bot must never acknowledge and then go silent
         traceback.print_exc()
         ok, body = (
@@ -154,12 +168,37 @@ def handle_comment(ctx: Context, event: CommentEvent, head_sha: str | None = Non
             f"❌ `{first_line}` failed with an internal error: {type(e).__name__}: {e}",
         )
     ctx.client.edit_comment(status, f"{body}\n\n{handled}")
-    ctx.client.add_reaction(event.comment_id, "+1" if ok else "-1")
+    ctx.client.react(event.comment_id, "+1" if ok else "-1")
     return 0 if ok else 1
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What the commenter saw: the issue body in the comment's event, the head of a pull request
+    when the webhook app authorized the command (either may be unknown)."""
+
+    event: CommentEvent
+    head_sha: str | None
+
+    def changed(self, command: Command, issue: Issue) -> str | None:
+        """Why `issue` is no longer what the command approved, or None."""
+        if issue.is_pull_request:
+            if self.head_sha is not None and issue.head_sha != self.head_sha:
+                return "❌ the pull request changed since the command; comment again."
+            return None
+        now = body_digest(issue.body)
+        seen = self.event.issue_body
+        if (seen is None or body_digest(seen) == now) and now.startswith(command.digest or ""):
+            return None
+        return (
+            f"❌ #{issue.number} was edited after the command, so nothing ran: tars-bot runs only "
+            "the improvement the commenter saw.\n\n**Next**: read the issue again, then comment "
+            f"`/tars-bot execute --digest {now[:DIGEST_SHOWN]}` to run it as it is now."
+        )
+
+
 def _dispatch(
-    ctx: Context, command: Command, issue: Issue, head_sha: str | None, progress: Progress
+    ctx: Context, command: Command, issue: Issue, seen: _Seen, progress: Progress
 ) -> tuple[bool, str]:
     if issue.from_fork and not ctx.allow_forks:
         return False, "❌ tars-bot does not act on pull requests from forks here."
@@ -171,16 +210,27 @@ def _dispatch(
     if command.verb == "plan":
         improvement = _improvement_from(ctx, issue)
         plan = ctx.system.plan(improvement, source=f"issue #{issue.number}")
-        return True, report.plan_markdown(plan, f"#{issue.number}")
+        return True, report.plan_markdown(plan, f"#{issue.number}", _next_after_plan(issue))
     if command.verb == "execute":
+        if refusal := seen.changed(command, issue):
+            return False, refusal
         improvement = _improvement_from(ctx, issue)
-        if issue.is_pull_request and ctx.client.issue(issue.number).head_sha != head_sha:
-            return False, "❌ the pull request changed since the command; comment again."
         return _execute(ctx, improvement, command.dry_run, progress)
     execution = _execution_for(ctx, issue)
     if command.verb == "status":
         return True, publish.status_markdown(ctx.system, execution.id)
     return _rollback(ctx, execution, command)
+
+
+def _next_after_plan(issue: Issue) -> str:
+    if issue.is_pull_request:
+        return "**Next**: comment `/tars-bot execute` to run it again on the default branch."
+    digest = body_digest(issue.body)[:DIGEST_SHOWN]
+    return (
+        f"**Next**: comment `/tars-bot execute --digest {digest}` to run this plan: it runs only "
+        f"while the issue is as planned here (body digest `{digest}`); add `--dry-run` to try it "
+        "without a branch. To change it, edit the issue and comment `/tars-bot plan` again."
+    )
 
 
 def _improvement_from(ctx: Context, issue: Issue) -> Improvement:
@@ -198,8 +248,10 @@ def _improvement_from(ctx: Context, issue: Issue) -> Improvement:
 
 
 def _execution_for(ctx: Context, issue: Issue) -> Execution:
+    """The execution whose marker ends the body of a pull request tars-bot opened (a marker
+    anyone else wrote is ignored), else the latest of the issue's improvement."""
     found = EXECUTION_MARKER.search(issue.body)
-    if found:
+    if found and ctx.client.is_ours(issue.author):
         return ctx.system.status(found.group(1))
     improvement_id = f"issue-{issue.number}"
     latest = next((e for e in ctx.system.history() if e.improvement == improvement_id), None)
@@ -244,14 +296,33 @@ def _execute(
     plan = ctx.system.plan(improvement)
     result = ctx.system.execute(plan, dry_run=dry_run, progress=progress)
     if result.success and not dry_run:
-        url = publish.publish(ctx.system, ctx.client, result.execution_id, ctx.token)
-        return True, f"✅ Executed: {url}\n\n" + publish.status_markdown(
-            ctx.system, result.execution_id
-        )
+        return _publish(ctx, result.execution_id)
     body = publish.status_markdown(ctx.system, result.execution_id)
     if dry_run and result.diff is not None:
         body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
     return result.success, body
+
+
+def _publish(ctx: Context, execution_id: str) -> tuple[bool, str]:
+    warnings: list[str] = []
+
+    def warn(text: str) -> None:
+        print(f"tars-bot: {text}")
+        warnings.append(f"⚠️ {text}")
+
+    try:
+        url = publish.publish(ctx.system, ctx.client, execution_id, ctx.token, warn=warn)
+    except TarsError as e:
+        execution = ctx.system.status(execution_id)
+        pull = f" and pull request {execution.pull_request}" if execution.pull_request else ""
+        head = (
+            f"❌ Execution `{execution_id}` succeeded on branch `{execution.branch}`{pull}, but "
+            f"publishing it failed:\n\n```\n{e}\n```\n\n**Next**: fix what the message says, "
+            "then comment `/tars-bot execute` again."
+        )
+        return False, f"{head}\n\n{publish.status_markdown(ctx.system, execution_id)}"
+    status = publish.status_markdown(ctx.system, execution_id)
+    return True, "\n\n".join([f"✅ Executed: {url}", *warnings, status])
 
 
 def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[bool, str]:
@@ -290,7 +361,11 @@ def _on_pull_request(ctx: Context) -> int:
             continue  # deleted by the pull request
         try:
             plan = ctx.system.plan(ctx.system.load_improvement(file), base=base, source=path)
-            sections.append(report.plan_markdown(plan, path))
+            after = (
+                "**Next**: once this pull request is merged, run the tars-bot workflow "
+                f"(workflow_dispatch) with improvement-id `{plan.improvement.id}` to execute it."
+            )
+            sections.append(report.plan_markdown(plan, path, after))
         except TarsError as e:
             ok = False
             sections.append(f"❌ `{path}` cannot be planned:\n\n```\n{e}\n```")

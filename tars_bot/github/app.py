@@ -4,6 +4,7 @@ once, and hands each comment command to the repository's tars-bot workflow (or a
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvicorn
+import uvicorn.config
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -28,8 +30,11 @@ from tars_bot.github.commands import (
     CommandError,
     CommentEvent,
     authorize,
+    body_digest,
+    command_line,
     parse_command,
     parse_event,
+    refuse,
 )
 from tars_bot.github.queues import RecentIds, SerialQueues
 
@@ -102,9 +107,18 @@ def create_app(settings: AppSettings) -> Starlette:
 
 
 def make_server(settings: AppSettings, host: str, port: int, **config: Any) -> uvicorn.Server:
-    """The server `serve` runs; `config` adds uvicorn settings."""
+    """The server `serve` runs; `config` adds uvicorn settings. By default tars-bot's own log
+    (deliveries, authorization decisions, failures) goes where uvicorn's does, from info up."""
     app = create_app(settings)
+    config.setdefault("log_config", log_config())
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", **config))
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, with tars-bot's loggers at info on its handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["tars_bot"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def serve(settings: AppSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -174,17 +188,10 @@ def _handle(kind: str, body: bytes, background: _Background) -> JSONResponse:
         event = parse_event(payload)
     except TarsError as e:
         return _error(400, str(e))
-    if not _addressed_to_us(event.body):
+    if command_line(event.body) is None:  # a mistyped command deserves an answer: usage
         return _status(202, "ignored", "not a /tars-bot command")
     background.accept(event)
     return _status(202, "accepted")
-
-
-def _addressed_to_us(body: str) -> bool:
-    try:
-        return parse_command(body) is not None
-    except CommandError:
-        return True  # a mistyped command deserves an answer, with the usage
 
 
 def _status(code: int, status: str, reason: str | None = None) -> JSONResponse:
@@ -248,23 +255,40 @@ def _answer(
 ) -> None:
     with settings.client_for(event.repository, event.installation_id) as client:
         decision = authorize(client, event, settings.allowed_permissions)
-        log.info("%s: %s", _where(event), decision.reason)
-        if decision.reply:
-            client.comment(event.issue_number, decision.reply)
+        verdict = "obeying" if decision.allowed else "not obeying"
+        log.info("%s: %s: %s", _where(event), verdict, decision.reason)
         if not decision.allowed:
+            if refuse(client, event, decision):
+                log.info("%s: refused %s", _where(event), event.user_login)
             return
-        client.add_reaction(event.comment_id, "eyes")
+        client.react(event.comment_id, "eyes")
         if runs is not None:
             runs.put(event.repository, event)
             return
         inputs = {
-            "command": _command_line(event),
+            "command": _bound_command(event),
             "issue-number": str(event.issue_number),
             "comment-id": str(event.comment_id),
         }
         if event.is_pull_request:  # the workflow refuses to execute if the head moves after this
             inputs["head-sha"] = client.issue(event.issue_number).head_sha or ""
         client.dispatch_workflow(settings.workflow_file, client.default_branch(), inputs)
+        log.info("%s: dispatched to %s", _where(event), settings.workflow_file)
+
+
+def _bound_command(event: CommentEvent) -> str:
+    """The command line for the workflow: an `execute` on an issue gets `--digest` of the body
+    the commenter saw, so that the workflow, which starts later, refuses an edited issue."""
+    line = _command_line(event)
+    try:
+        command = parse_command(line)
+    except CommandError:
+        return line  # the workflow answers with the usage
+    if command is None or command.verb != "execute" or command.digest is not None:
+        return line
+    if event.is_pull_request or event.issue_body is None:
+        return line  # a pull request is bound by head-sha
+    return f"{line} --digest {body_digest(event.issue_body)}"
 
 
 @contextlib.contextmanager
@@ -287,14 +311,14 @@ def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
     )
     try:
         with settings.client_for(event.repository, event.installation_id) as client:
-            client.add_reaction(event.comment_id, "-1")
+            client.react(event.comment_id, "-1")
             client.comment(event.issue_number, body)
     except Exception:  # nothing is left to tell but the log
         log.exception("%s: cannot report the failure on GitHub", _where(event))
 
 
 def _command_line(event: CommentEvent) -> str:
-    return event.body.strip().splitlines()[0].strip()
+    return command_line(event.body) or ""
 
 
 def _where(event: CommentEvent) -> str:

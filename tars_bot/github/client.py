@@ -288,7 +288,7 @@ class GitHubClient:
                 (
                     c.id
                     for c in newest_first
-                    if marker in (c.body or "") and self.is_ours(c.user.login, c.user.type)
+                    if marker in (c.body or "") and self.is_ours(c.user.login)
                 ),
                 None,
             )
@@ -364,14 +364,14 @@ class GitHubClient:
                     return None
                 raise
 
-    def is_ours(self, login: str, user_type: str = "User") -> bool:
+    def is_ours(self, login: str) -> bool:
         """Whether `login` is tars-bot's own identity: the token's user, or the bot GitHub says
-        wrote our comments. An installation that has written nothing yet trusts its usual
-        bots: Actions' and any App's (`[bot]`, which no user login can end with)."""
+        wrote our comments. An installation that has written nothing yet trusts bots (Actions'
+        and Apps' logins end with `[bot]`, which no user's can)."""
         known = self.login or self._author
         if known is not None:
             return login == known
-        return user_type == "Bot" and login.endswith("[bot]")
+        return login.endswith("[bot]")
 
     def _comment(self, comment_id: int) -> IssueComment:
         # PyGithub only reaches a comment through its issue; its URL needs no issue number

@@ -33,6 +33,6 @@ def runner(environ: Mapping[str, str], cache: Path) -> Callable[[CommentEvent], 
             )
             env = {**environ, "GITHUB_REPOSITORY": event.repository, "GITHUB_TOKEN": token or ""}
             ctx = action.Context(env, client, ExecutionSystem(checkout.workdir), {})
-            action.handle_comment(ctx, event)
+            action.handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
 
     return run
