@@ -89,7 +89,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
     if sandbox.sandboxed:
         console.print(f"sandbox: {sandbox.mechanism}", style="dim")
     else:
-        console.print('NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])', style="bold yellow")
+        warning = 'NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])'
+        console.print(escape(warning), style="bold yellow")
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:

@@ -140,8 +140,10 @@ def _dropped(culprits: list[Culprit], execution: Execution) -> str:
     step = next(s for s in execution.steps if s.number == culprits[0].step)
     revert = f" (revert {step.revert_commit[:7]})" if step.revert_commit else ""
     built_on = [s.number for s in execution.steps if s.reason == f"built on step {step.number}"]
-    also = f", with step{'s' if len(built_on) > 1 else ''} {_numbers(built_on)} built on it"
-    return f"{blame(culprits, execution)} and was dropped{also if built_on else ''}{revert}"
+    also = ""
+    if built_on:
+        also = f", with step{'s' if len(built_on) > 1 else ''} {_numbers(built_on)} built on it"
+    return f"{blame(culprits, execution)} and was dropped{also}{revert}"
 
 
 def _numbers(numbers: list[int]) -> str:
