@@ -35,7 +35,11 @@ from typing import IO, Literal
 
 from tars_bot.errors import TarsError
 
-ENV_ALLOWLIST = ("PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
+ENV_ALLOWLIST = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL",
+    # where the machine's certificate authorities are (TLS inspection): uv and requests need them
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT",
+)  # fmt: skip
 SECRET_PATTERNS = ("*_TOKEN", "*_SECRET", "*_KEY", "*_PASSWORD", "GITHUB_TOKEN")
 OUTPUT_KEEP = 64 * 1024  # bytes kept from each end of a process's output
 MEMORY_SAMPLE_S = 0.1

@@ -126,14 +126,29 @@ def test_a_token_github_refuses_to_identify_counts_as_an_installation(fake_githu
     assert len(fake_github.calls("GET", "/user")) == 1
 
 
-def test_find_comment_reads_every_page(client, repo, fake_github):
+def test_find_comment_reads_100_at_a_time_newest_first(client, repo, fake_github):
     issue = repo.add_issue("busy")
-    for n in range(45):
+    for n in range(245):
         repo.add_comment(issue.number, f"comment {n}", "alice")
+    repo.add_comment(issue.number, MARKER, "github-actions[bot]")
     ours = repo.add_comment(issue.number, MARKER, "github-actions[bot]")
+    repo.add_comment(issue.number, "later", "alice")
     assert client.find_comment(issue.number, MARKER) == ours.id
     pages = fake_github.calls("GET", f"/repos/octo/app/issues/{issue.number}/comments")
-    assert [r.query.get("page") for r in pages] == [None, "2"]
+    # the first page tells where the last one is; the match is there, page 2 is never read
+    assert [r.query for r in pages] == [{"per_page": "100"}, {"per_page": "100", "page": "3"}]
+    assert client.find_comment(issue.number, "<!-- tars-bot:none -->") is None
+
+
+def test_a_marker_counts_only_in_what_tars_bot_wrote(fake_github, connect, repo):
+    issue = repo.add_issue("x")
+    repo.add_comment(issue.number, MARKER, "mallory")
+    client = connect(fake_github.token)
+    assert client.find_comment(issue.number, MARKER) is None
+    assert client.is_ours("other-app[bot]")  # an installation that wrote nothing trusts bots
+    client.comment(issue.number, "hello")  # GitHub tells who we are by what we write
+    assert client.is_ours("github-actions[bot]")
+    assert not client.is_ours("other-app[bot]") and not client.is_ours("mallory")
 
 
 def test_with_a_personal_token_ours_means_written_by_that_user(fake_github, connect, repo):
@@ -159,6 +174,7 @@ def test_issue_record(client, repo):
         "head_ref": None,
         "head_repo_full_name": None,
         "base_repo_full_name": None,
+        "author": "octocat",
     }
 
 
@@ -181,19 +197,13 @@ def test_a_missing_issue_is_a_tars_error(client, repo):
 
 
 def test_pull_request_is_opened_then_updated(client, repo, fake_github):
-    number, url = client.open_or_update_pull_request(
-        "tars-bot/utf8-io", "trunk", "Use UTF-8", "first", ["tars-bot"]
-    )
-    again = client.open_or_update_pull_request(
-        "tars-bot/utf8-io", "trunk", "Use UTF-8 (2)", "second", ["tars-bot", "automated"]
-    )
-    assert again == (number, url) == (1, "https://github.com/octo/app/pull/1")
-    pull = repo.issues[number]
-    assert (pull.title, pull.body, pull.labels) == (
-        "Use UTF-8 (2)",
-        "second",
-        ["tars-bot", "automated"],
-    )
+    first = client.open_or_update_pull_request("tars-bot/utf8-io", "trunk", "Use UTF-8", "first")
+    assert first == PullRequest(1, "https://github.com/octo/app/pull/1", ())
+    client.add_labels(first.number, ["tars-bot"])
+    again = client.open_or_update_pull_request("tars-bot/utf8-io", "trunk", "Use UTF-8 (2)", "2nd")
+    assert again == PullRequest(1, "https://github.com/octo/app/pull/1", ("tars-bot",))
+    pull = repo.issues[again.number]
+    assert (pull.title, pull.body, pull.labels) == ("Use UTF-8 (2)", "2nd", ["tars-bot"])
     assert (pull.head_ref, pull.base_ref, pull.state) == ("tars-bot/utf8-io", "trunk", "open")
     assert len(fake_github.calls("POST", "/repos/octo/app/pulls")) == 1
     listed = fake_github.calls("GET", "/repos/octo/app/pulls")
@@ -203,8 +213,8 @@ def test_pull_request_is_opened_then_updated(client, repo, fake_github):
 def test_a_closed_pull_request_is_not_reused(client, repo):
     old = repo.add_pull("old attempt", "tars-bot/utf8-io", base="trunk")
     old.state = "closed"
-    number, _ = client.open_or_update_pull_request("tars-bot/utf8-io", "trunk", "t", "b")
-    assert number != old.number
+    pull = client.open_or_update_pull_request("tars-bot/utf8-io", "trunk", "t", "b")
+    assert pull.number != old.number
 
 
 def test_close_pull_request_with_a_comment(client, repo):
