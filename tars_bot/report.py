@@ -284,7 +284,8 @@ def _culprit_lines(execution: Execution) -> list[Text]:
 def history_table(executions: list[Execution]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for column in ("execution", "improvement", "state", "steps", "branch", "started"):
-        table.add_column(column)
+        # ids are what users copy: never cut, even on a narrow or piped output
+        table.add_column(column, no_wrap=column == "execution", min_width=len(column))
     for execution in executions:
         applied = sum(s.state == "applied" for s in execution.steps)
         table.add_row(

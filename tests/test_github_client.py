@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from github import Auth, Github
+from github import Auth, Github, GithubException
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tars_bot.errors import TarsError
-from tars_bot.github.client import BODY_LIMIT, GitHubClient, fit_body
+from tars_bot.github.client import BODY_LIMIT, GitHubClient, PullRequest, fit_body
 from tests.fake_github import FakeGitHub, Repo
 
 MARKER = "<!-- tars-bot:execution=20240101-abc -->"
@@ -208,6 +208,32 @@ def test_pull_request_is_opened_then_updated(client, repo, fake_github):
     assert len(fake_github.calls("POST", "/repos/octo/app/pulls")) == 1
     listed = fake_github.calls("GET", "/repos/octo/app/pulls")
     assert listed[0].query == {"state": "open", "head": "octo:tars-bot/utf8-io"}
+
+
+def test_labels_are_sent_as_github_s_rest_description_defines_them(client, repo, fake_github):
+    pull = repo.add_pull("Use UTF-8", "tars-bot/utf8-io")
+    client.add_labels(pull.number, ["tars-bot", "automated"])
+    [call] = fake_github.calls("POST", f"/repos/octo/app/issues/{pull.number}/labels")
+    assert call.json == {"labels": ["tars-bot", "automated"]}
+    assert pull.labels == ["tars-bot", "automated"]
+
+
+@pytest.mark.parametrize("body", [["tars-bot"], {"labels": []}, {"labels": "x"}, "tars-bot"])
+def test_the_fake_refuses_label_bodies_off_github_s_schema(client, repo, body):
+    pull = repo.add_pull("Use UTF-8", "tars-bot/utf8-io")
+    url = f"{client._repo.url}/issues/{pull.number}/labels"
+    with pytest.raises(GithubException) as caught:
+        client._github.requester.requestJsonAndCheck("POST", url, input=body)
+    assert caught.value.status == 422 and pull.labels == []
+
+
+def test_pygithub_add_to_labels_is_off_schema(connect, repo):
+    """Why the client does not use it: it sends a bare array."""
+    pull = repo.add_pull("Use UTF-8", "tars-bot/utf8-io")
+    gh = Github(base_url=connect.__self__ if False else repo.server.url, auth=Auth.Token(repo.server.token))
+    with pytest.raises(GithubException) as caught:
+        gh.get_repo("octo/app").get_issue(pull.number).add_to_labels("tars-bot")
+    assert caught.value.status == 422
 
 
 def test_a_closed_pull_request_is_not_reused(client, repo):
