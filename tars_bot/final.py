@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 from tars_bot import benefits, journal, rollback
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
+from tars_bot.git import Repo
 from tars_bot.models import (
     Benefit,
     BenefitResult,
@@ -39,6 +40,7 @@ class ProbeLog:
     def __init__(self, record: journal.Record, progress: CheckProgress) -> None:
         self.record, self.progress = record, progress
         self.probes: list[Probe] = []
+        self.aliases: dict[str, int] = {}  # commits replayed to stand for a step's
         self._output = bytearray()
         self._dropped = 0
 
@@ -47,6 +49,8 @@ class ProbeLog:
         execution = self.record.execution
         if commit == execution.base_commit:
             return 0
+        if commit in self.aliases:
+            return self.aliases[commit]
         return next((s.number for s in execution.steps if s.commit == commit), None)
 
     def started(self, check: str, commit: str) -> None:
@@ -106,6 +110,25 @@ class Failure:
 
 def _applied(execution: Execution) -> list[tuple[int, str]]:
     return [(s.number, s.commit or "") for s in execution.steps if s.state == "applied"]
+
+
+def _probe_commits(repo: Repo, plan: ExecutionPlan, execution: Execution) -> list[tuple[int, str]]:
+    """Per applied step, a commit holding the tree up to that step. Once steps were dropped,
+    a later step's own commit still holds their change: probing it would blame the next step
+    for what was dropped. So the trees are replayed without them (commits no ref names)."""
+    applied = _applied(execution)
+    dropped = {s.number for s in execution.steps if s.state == "reverted"}
+    if not dropped:
+        return applied
+    probes, parent = [], plan.base.commit
+    for number, _ in applied:
+        later = {s.number for s in execution.steps if s.number > number}
+        tree = rollback.replay(repo, plan, execution, without=dropped | later)
+        if tree is None:
+            return applied  # a kept step needs a dropped one: nothing better to probe
+        parent = repo.create_commit(tree, [parent], f"tars-bot probe: up to step {number}")
+        probes.append((number, parent))
+    return probes
 
 
 def _culprit(step: int | None, result: CheckResult, probes: list[Probe]) -> Culprit:
@@ -180,7 +203,8 @@ def find_culprits(
 ) -> Findings:
     """The final checks on the tip and, for those failing, the first step at which they fail."""
     start = len(probes.probes)
-    applied = _applied(execution)
+    applied = _probe_commits(validator.repo, plan, execution)
+    probes.aliases.update((commit, number) for number, commit in applied)
     if plan.validation.strategy == "each" and (
         found := _after_each(validator, plan, applied, probes, start)
     ):

@@ -184,7 +184,7 @@ def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[i
     results = {s.number: s for s in execution.steps}
     for step in plan.steps:
         result = results[step.number]
-        if step.number in without or result.state in ("pending", "running", "failed"):
+        if step.number in without or result.state in ("pending", "running", "failed", "reverted"):
             continue
         if isinstance(step.action, RunAction):
             if result.commit is None:

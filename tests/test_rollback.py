@@ -42,6 +42,19 @@ def tree(repo: Path, rev: str) -> str:
     return git(repo, "rev-parse", f"{rev}^{{tree}}")
 
 
+def test_rolling_back_one_step_after_another(cli, make_repo):
+    """The second step rollback replays the plan without the first one too."""
+    repo = make_repo(FILES)
+    add_improvement(repo, textwrap.dedent(STEPS))
+    execution_id = run(cli, repo)
+    for step in ("3", "1"):
+        result = cli("rollback", "--repo", repo, "--execution-id", execution_id, "--step", step)
+        assert result.code == 0, result.err
+    assert git(repo, "show", "tars-bot/imp:a.txt") == "alpha"
+    assert git(repo, "show", "tars-bot/imp:c.txt") == "gamma"
+    assert git(repo, "show", "tars-bot/imp:b.txt") == "BETA!"
+
+
 def test_rolling_back_an_independent_middle_step(cli, make_repo):
     repo = make_repo(FILES)
     add_improvement(repo, textwrap.dedent(STEPS))

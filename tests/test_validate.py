@@ -259,3 +259,25 @@ def test_drop_step_keeps_a_later_run_step_that_only_might_have_touched_its_files
     ]
     files = git(repo, "ls-tree", "--name-only", "tars-bot/imp", "data/").split()
     assert files == ["data/a.txt", "data/base.txt", "data/c.txt"]
+
+
+def test_drop_step_finds_a_second_culprit_without_blaming_the_steps_between(
+    cli, make_repo, tmp_path
+):
+    """After step 2 is dropped, the steps after it still carry its change in their commits:
+    the search for the next culprit must probe trees without it, or it blames step 3."""
+    repo, _ = make_validated_repo(make_repo, tmp_path)
+    steps = "\n".join(
+        f"  - {{name: s{n}, write: {{path: data/s{n}.txt, content: {'BAD' if n in (2, 5) else 'ok'}}}}}"
+        for n in range(1, 7)
+    )
+    add_improvement(
+        repo, f"title: t\non_failure: drop-step\nvalidation: {{final: [tests]}}\nsteps:\n{steps}\n"
+    )
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+    [execution] = history(cli, repo)
+    states = [s["state"] for s in execution["steps"]]
+    assert states == ["applied", "reverted", "applied", "applied", "reverted", "applied"]
+    assert [c["step"] for c in execution["culprits"]] == [2, 5]
+    files = git(repo, "ls-tree", "--name-only", "tars-bot/imp", "data/").split()
+    assert files == [f"data/{name}.txt" for name in ("base", "s1", "s3", "s4", "s6")]
