@@ -177,7 +177,7 @@ class Sandbox:
         for path in hidden:
             argv += ["--tmpfs", str(path)]
         # what the process needs from under a hidden path (or /tmp): interpreters, tools on PATH
-        for path in _tool_dirs(hidden):
+        for path in _tool_dirs(tuple(hidden), os.environ.get("PATH", "")):
             argv += ["--ro-bind-try", str(path), str(path)]
         cwd = _real(jail.cwd)
         if cwd.is_relative_to(_real(scratch.host)):
@@ -315,11 +315,12 @@ def _existing(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.is_dir()]
 
 
-def _tool_dirs(hidden: list[Path]) -> list[Path]:
+@functools.cache
+def _tool_dirs(hidden: tuple[Path, ...], path_variable: str) -> list[Path]:
     """Top-level directories under a hidden path (or /tmp) that hold the interpreter or a PATH
     entry: e.g. ~/.pyenv stays visible when the real HOME is hidden."""
     wanted = [Path(sys.prefix), Path(sys.base_prefix), _real(Path(sys.executable)).parent]
-    wanted += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    wanted += [Path(p) for p in path_variable.split(os.pathsep) if p]
     keep = set()
     for path in wanted:
         real = _real(path)
