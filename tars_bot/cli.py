@@ -107,9 +107,31 @@ def cmd_execute(args: argparse.Namespace) -> int:
             f"--execution-id {execution.id}`, or roll it back with `tars-bot rollback "
             f"--execution-id {execution.id}`"
         )
+    if result.success and result.branch and args.bundle:
+        system.hand_off(result.execution_id, Path(args.bundle))
+        console.print(f"bundle: {args.bundle} (branch {result.branch} and its journal)")
     if result.success and result.branch and (args.push or args.open_pr):
         _publish(system, result.execution_id, args, console)
     return EXIT_OK if result.success else EXIT_FAILED
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    system = ExecutionSystem(args.repo)
+    if args.improvement_file:
+        path = Path(args.improvement_file)
+    else:
+        path = system.improvement_file(args.improvement_id, args.trusted)
+    improvement = system.load_improvement(path)
+    execution = system.receive(Path(args.bundle), improvement, args.trusted)
+    console = _console()
+    console.print(
+        f"checked: execution {execution.id}, branch {execution.branch} at "
+        f"{(execution.head_commit or '')[:10]}: tars-bot's commits only, each step within its "
+        "scope, on the plan computed here"
+    )
+    if args.push or args.open_pr:
+        _publish(system, execution.id, args, console)
+    return EXIT_OK
 
 
 def _failing_output(system: ExecutionSystem, execution: Execution) -> tuple[str, str] | None:
@@ -343,6 +365,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     execute.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     execute.add_argument(
+        "--bundle",
+        metavar="PATH",
+        help="on success, write the branch and its journal as a git bundle for `tars-bot "
+        "receive` in a job that may push (this one needs no write token)",
+    )
+    execute.add_argument(
         "--push", action="store_true", help="push the branch and its journal (GITHUB_TOKEN)"
     )
     execute.add_argument(
@@ -382,6 +410,32 @@ def _parser() -> argparse.ArgumentParser:
         "--cascade", action="store_true", help="with --step: also revert the steps built on it"
     )
     rollback.set_defaults(func=cmd_rollback)
+
+    receive = verbs.add_parser(
+        "receive",
+        parents=[common],
+        help="check a bundle from `execute --bundle` against the plan, then push it",
+        description="Split privilege: the job that ran the improvement held no write token. "
+        "Here the plan is computed again from the trusted branch, and the bundle must hold "
+        "exactly its branch and journal, tars-bot's commits only, each step within its scope, "
+        "no protected path; otherwise nothing is pushed (exit 2).",
+    )
+    receive.add_argument("--bundle", required=True, metavar="PATH")
+    wanted = receive.add_mutually_exclusive_group(required=True)
+    wanted.add_argument("--improvement-id", metavar="ID")
+    wanted.add_argument("--improvement-file", metavar="PATH")
+    receive.add_argument(
+        "--trusted",
+        default="HEAD",
+        metavar="REF",
+        help="the branch the plan's base must be on (default: HEAD, the default branch)",
+    )
+    receive.add_argument("--push", action="store_true", help="push the branch and its journal")
+    receive.add_argument(
+        "--open-pr", action="store_true", help="push, then open or update its pull request"
+    )
+    receive.add_argument("--remote", default="origin", help="where to push (default: origin)")
+    receive.set_defaults(func=cmd_receive)
 
     validate = verbs.add_parser(
         "validate",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tars_bot import executor, final, journal, loader, planner, rollback, workspace
+from tars_bot import executor, final, handoff, journal, loader, planner, rollback, workspace
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError, Terminated
 from tars_bot.git import Repo
@@ -24,6 +24,7 @@ from tars_bot.models import (
     SandboxReport,
     StepResult,
 )
+from tars_bot.paths import Scope
 from tars_bot.sandbox import Sandbox, SandboxInfo, open_sandbox
 from tars_bot.validator import Validator
 
@@ -203,6 +204,21 @@ class ExecutionSystem:
         record = journal.Record.resume(self.repo, execution_id)
         record.save(record.execution.model_copy(update={"pull_request": url}))
         self.repo.push(remote, [_journal_spec(execution_id)], token)
+
+    def hand_off(self, execution_id: str, path: Path) -> None:
+        """Write the execution's branch and journal as a git bundle, for a job that may push."""
+        handoff.write_bundle(self.repo, journal.load(self.repo, execution_id), path)
+
+    def receive(self, path: Path, improvement: Improvement, trusted: str = "HEAD") -> Execution:
+        """Take a bundle from a job without write access: checked against the plan of
+        `improvement` computed here, on a base that is `trusted` or behind it, before its branch
+        and journal get their names. Raises handoff.HandoffRefused naming what is wrong."""
+        tip, _ = self.repo.resolve(trusted)
+
+        def plan_at(base: str) -> tuple[ExecutionPlan, Scope]:
+            return self.plan(improvement, base=base), Scope(self.config(base).protected)
+
+        return handoff.receive_bundle(self.repo, path, tip, plan_at).execution
 
     def fetch_journal(self, remote: str = "origin", token: str | None = None) -> None:
         """Bring the executions recorded elsewhere (e.g. by CI) into this repository."""

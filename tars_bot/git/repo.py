@@ -237,7 +237,7 @@ class Repo:
         self._git("-C", str(path), "reset", "--hard", "--quiet")
         return Worktree(path)
 
-    def _git(self, *args: str) -> None:
+    def _git(self, *args: str) -> str:
         # Nothing the repository's config names runs here (hooks, fsmonitor), and git gets no
         # secrets: only what it needs from the environment.
         safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
@@ -247,6 +247,38 @@ class Repo:
         )
         if proc.returncode != 0:
             raise TarsError(f"git {' '.join(args[:3])}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def create_bundle(self, path: Path, refs: list[str], exclude: str) -> None:
+        """A git bundle at `path` holding `refs` and what they add to `exclude`."""
+        self._git("bundle", "create", "--quiet", str(path), *refs, f"^{exclude}")
+
+    def bundle_refs(self, path: Path) -> dict[str, str]:
+        """The refs a bundle holds: name -> commit id (git checks the bundle first)."""
+        self._git("bundle", "verify", "--quiet", str(path))
+        lines = self._git("bundle", "list-heads", str(path)).splitlines()
+        return {name: commit for commit, name in (line.split(" ", 1) for line in lines)}
+
+    def fetch_bundle(self, path: Path, refspecs: list[str]) -> None:
+        """Bring a bundle's objects in, its refs to where `refspecs` say."""
+        self._git("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", str(path), *refspecs)
+
+    def parents(self, commit: str) -> list[str]:
+        return [str(p) for p in self._repo[commit].peel(pygit2.Commit).parent_ids]  # type: ignore[attr-defined]
+
+    def changed_paths(self, old: str, new: str) -> list[str]:
+        """Paths that differ between two commits (or trees), renames as delete and add."""
+        old_tree, new_tree = self._repo[self.tree_of(old)], self._repo[self.tree_of(new)]
+        deltas = old_tree.diff_to_tree(new_tree).deltas  # type: ignore[attr-defined]
+        return sorted(
+            {diff_file_path(d.new_file) for d in deltas}
+            | {diff_file_path(d.old_file) for d in deltas}
+        )
+
+    def tree_paths(self, commit: str) -> list[str]:
+        """Every file path in a commit's tree."""
+        tree = self._repo[self.tree_of(commit)]
+        return sorted(_walk(tree, ""))
 
     @contextlib.contextmanager
     def _worktree_records(self) -> Iterator[None]:
@@ -350,6 +382,14 @@ class Repo:
         """`git diff old new` as text (commits or trees)."""
         old_tree, new_tree = self._repo[self.tree_of(old)], self._repo[self.tree_of(new)]
         return old_tree.diff_to_tree(new_tree).patch or ""  # type: ignore[attr-defined]
+
+
+def _walk(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
+    for entry in tree:
+        if entry.type_str == "tree":
+            yield from _walk(entry, f"{prefix}{entry.name}/")  # type: ignore[arg-type]
+        else:
+            yield f"{prefix}{entry.name}"
 
 
 def create_repository(path: Path, files: dict[str, str], message: str) -> str:
