@@ -129,13 +129,13 @@ def _check_branch(
             if number in made or any(n > number for n in made):
                 raise HandoffRefused(f"{where}: step {number} out of the plan's order")
             scope = Scope(steps[number].scope)
-            if outside := [p for p in changed if not scope.covers(p)]:
-                raise HandoffRefused(
-                    f"{where}: step {number} changed {outside[0]}, outside its scope"
-                )
             if forbidden := [p for p in changed if protected.covers(p)]:
                 raise HandoffRefused(
                     f"{where}: step {number} changed {forbidden[0]}, a protected path"
+                )
+            if outside := [p for p in changed if not scope.covers(p)]:
+                raise HandoffRefused(
+                    f"{where}: step {number} changed {outside[0]}, outside its scope"
                 )
             made[number] = commit
         parent = commit
