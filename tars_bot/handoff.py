@@ -50,10 +50,10 @@ def write_bundle(repo: Repo, execution: Execution, path: Path) -> None:
 def receive_bundle(
     repo: Repo, path: Path, trusted: str, plan_at: Callable[[str], tuple[ExecutionPlan, Scope]]
 ) -> Handoff:
-    """Check the bundle against the plan computed here (`plan_at(base)`: the plan and the
-    protected paths of the configuration there) on the base it names,
-    which must be `trusted` (the default branch) or behind it; only when everything holds are
-    its branch and journal given their names. Raises HandoffRefused, having pushed nothing."""
+    """Check the bundle against the plan computed here (`plan_at(base)`: the plan, and the
+    protected paths of the configuration there) on the base it names, which must be `trusted`
+    (the default branch) or behind it; only when everything holds are its branch and journal
+    given their names. Raises HandoffRefused, having pushed nothing."""
     refs = repo.bundle_refs(path)
     journals = [r for r in refs if r.startswith(journal.EXECUTIONS)]
     branches = [r for r in refs if r.startswith("refs/heads/")]
@@ -98,54 +98,61 @@ def _claimed_base(repo: Repo, record: str) -> str:
 def _check_branch(
     repo: Repo, plan: ExecutionPlan, execution_id: str, head: str, protected: Scope
 ) -> None:
+    """A straight line from the base, of the plan's steps in order and reverts of them."""
     base = plan.base.commit
     if not repo.is_ancestor(base, head):
         raise HandoffRefused(
             f"branch {plan.branch}: does not start at the planned base {base[:10]}"
         )
-    parent, steps, made = base, {s.number: s for s in plan.steps}, {}
+    parent, made = base, {}  # step number -> its commit
     for commit in repo.commits_between(base, head):
         where = f"branch {plan.branch}: commit {commit[:10]}"
         if repo.parents(commit) != [parent]:
             raise HandoffRefused(f"{where} is not on a straight line from the base")
-        trailers = repo.trailers(commit)
-        if trailers.get("Tars-Execution") != execution_id or trailers.get("Tars-Improvement") != (
-            plan.improvement.id or ""
-        ):
-            raise HandoffRefused(f"{where} was not made by tars-bot for execution {execution_id}")
-        number = _step_number(trailers.get("Tars-Step", ""), len(plan.steps))
-        if number is None:
-            raise HandoffRefused(
-                f"{where}: Tars-Step {trailers.get('Tars-Step')!r} is no step of the plan"
-            )
+        number, reverted = _tars_bot_step(repo, plan, execution_id, commit, where)
         changed = repo.changed_paths(parent, commit)
-        reverted = trailers.get("Tars-Revert-Of")
-        if reverted is not None:
-            if made.get(number) != reverted or not set(changed) <= set(
-                repo.changed_paths(*repo.parents(reverted), reverted)
-            ):
-                raise HandoffRefused(f"{where} reverts what step {number} did not do")
-        else:
-            if number in made or any(n > number for n in made):
+        if reverted is None:
+            if made and number <= max(made):
                 raise HandoffRefused(f"{where}: step {number} out of the plan's order")
-            scope = Scope(steps[number].scope)
-            if forbidden := [p for p in changed if protected.covers(p)]:
-                raise HandoffRefused(
-                    f"{where}: step {number} changed {forbidden[0]}, a protected path"
-                )
-            if outside := [p for p in changed if not scope.covers(p)]:
-                raise HandoffRefused(
-                    f"{where}: step {number} changed {outside[0]}, outside its scope"
-                )
+            _check_paths(
+                plan.steps[number - 1].scope, protected, changed, f"{where}: step {number}"
+            )
             made[number] = commit
+        elif made.get(number) != reverted or not set(changed) <= set(
+            repo.changed_paths(repo.parents(reverted)[0], reverted)
+        ):
+            raise HandoffRefused(f"{where} reverts what step {number} did not do")
         parent = commit
 
 
-def _step_number(trailer: str, total: int) -> int | None:
+def _tars_bot_step(
+    repo: Repo, plan: ExecutionPlan, execution_id: str, commit: str, where: str
+) -> tuple[int, str | None]:
+    """(step number, the commit it reverts or None) from a commit's trailers."""
+    trailers = repo.trailers(commit)
+    mine = (trailers.get("Tars-Execution"), trailers.get("Tars-Improvement"))
+    if mine != (execution_id, plan.improvement.id):
+        raise HandoffRefused(f"{where} was not made by tars-bot for execution {execution_id}")
+    reverted = trailers.get("Tars-Revert-Of")  # a revert names its step alone: "Tars-Step: 2"
+    number = _step_number(trailers.get("Tars-Step", ""), len(plan.steps), reverted is not None)
+    if number is None:
+        step = trailers.get("Tars-Step")
+        raise HandoffRefused(f"{where}: Tars-Step {step!r} is no step of the plan")
+    return number, reverted
+
+
+def _check_paths(scope: list[str], protected: Scope, changed: list[str], what: str) -> None:
+    if forbidden := [p for p in changed if protected.covers(p)]:
+        raise HandoffRefused(f"{what} changed {forbidden[0]}, a protected path")
+    if outside := [p for p in changed if not Scope(scope).covers(p)]:
+        raise HandoffRefused(f"{what} changed {outside[0]}, outside its scope")
+
+
+def _step_number(trailer: str, total: int, revert: bool) -> int | None:
     number, _, of = trailer.partition("/")
-    if not number.isdigit() or of != str(total) or not 1 <= int(number) <= total:
+    if not number.isdigit() or of != ("" if revert else str(total)):
         return None
-    return int(number)
+    return int(number) if 1 <= int(number) <= total else None
 
 
 def _check_journal(

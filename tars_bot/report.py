@@ -546,6 +546,7 @@ def _checks_line(plan: ExecutionPlan) -> str:
             "the result as a whole (set `validation.final`)."
         )
     return (
-        "⚠️ **Nothing will test this change**: no final checks and no checks after steps (set "
-        "`validation` in the improvement or `[tool.tars-bot]`)."
+        "⚠️ **Nothing will test this change**: no final checks and no nox sessions after steps, "
+        "only quick checks (if configured) on changed Python files. Set `validation` in the "
+        "improvement or in `[tool.tars-bot]`."
     )

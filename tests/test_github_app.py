@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 import uvicorn
+import uvicorn.config
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -29,6 +30,7 @@ from tars_bot.github.app import (
     STOPPED,
     AppSettings,
     ClientFactory,
+    log_config,
     make_server,
 )
 from tars_bot.github.client import GitHubClient
@@ -344,14 +346,77 @@ def test_a_mistyped_command_goes_to_the_workflow_which_answers_with_the_usage(ho
     eventually(lambda: dispatched(repo, payload) in repo.dispatches)
 
 
-def test_a_reader_is_refused_politely_and_nothing_runs(hook, repo):
+def test_a_reader_is_refused_politely_once_and_nothing_runs(hook, repo):
     payload = comment_payload(repo, login="rod")
     assert hook.post(payload).status_code == 202
     refusal = eventually(lambda: replies(repo))
     assert refusal[0].startswith("Sorry @rod, tars-bot only takes commands from people with write")
+    again = comment_payload(repo, "/tars-bot plan", login="rod")
+    assert hook.post(again).status_code == 202
     settle(hook, repo)
     assert dispatched(repo, payload) not in repo.dispatches
-    assert reactions(repo, payload) == []
+    assert reactions(repo, payload) == reactions(repo, again) == []
+    assert len(replies(repo)) == 1  # one refusal per commenter and issue, however often asked
+
+
+def test_deliveries_and_decisions_are_logged_at_info(hook, repo, caplog):
+    caplog.set_level(logging.INFO, logger="tars_bot")
+    writer, reader = comment_payload(repo), comment_payload(repo, login="rod")
+    for payload in (writer, reader):
+        assert hook.post(payload).status_code == 202
+    settle(hook, repo)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any('(issue_comment): {"status":"accepted"}' in m for m in infos), infos
+    where = f"comment {writer['comment']['id']} on octo-org/app#1"
+    assert f"{where}: obeying: wes has write permission" in infos
+    assert f"{where}: dispatched to tars-bot.yml" in infos
+    assert any(
+        m.startswith(f"comment {reader['comment']['id']} on octo-org/app#1: not obeying: rod")
+        for m in infos
+    )
+
+
+def test_serve_logs_tars_bot_at_info_by_default():
+    config = log_config()
+    assert config["loggers"]["tars_bot"] == {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    assert "tars_bot" not in uvicorn.config.LOGGING_CONFIG["loggers"]  # a copy was changed
+
+
+def test_an_execute_on_an_issue_is_bound_to_the_body_the_commenter_saw(hook, repo):
+    body = "```yaml\nsteps: [{name: n, write: {path: N.md, content: x}}]\n```\n"
+    issue = repo.add_issue("notes", body, user="rod")
+    payload = comment_payload(repo, "/tars-bot execute --dry-run")
+    payload["comment"]["id"] = repo.add_comment(issue.number, "/tars-bot execute", "wes").id
+    payload["issue"] |= {"number": issue.number, "body": body}
+    del payload["issue"]["pull_request"]
+    assert hook.post(payload).status_code == 202
+    [dispatch] = eventually(lambda: repo.dispatches)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    assert dispatch.inputs == {
+        "command": f"/tars-bot execute --dry-run --digest {digest}",
+        "issue-number": str(issue.number),
+        "comment-id": str(payload["comment"]["id"]),
+    }
+
+
+COMMENT_BODIES = json.loads((Path(__file__).parent / "data" / "comment_bodies.json").read_text())
+
+
+@pytest.mark.parametrize("case", COMMENT_BODIES, ids=lambda case: repr(case["body"]))
+def test_the_app_reads_comment_bodies_as_the_action_does(hook, repo, case):
+    """The same table as test_github_action's: a comment is a command for both or for neither."""
+    payload = comment_payload(repo, case["body"])
+    response = hook.post(payload)
+    if case["line"] is None:
+        assert response.json() == {"status": "ignored", "reason": "not a /tars-bot command"}
+        return
+    assert response.json() == {"status": "accepted"}
+    [dispatch] = eventually(lambda: repo.dispatches)
+    assert dispatch.inputs["command"] == case["line"]
 
 
 @pytest.mark.parametrize(
@@ -360,7 +425,7 @@ def test_a_reader_is_refused_politely_and_nothing_runs(hook, repo):
         {"login": "dependabot[bot]", "user_type": "Bot"},
         {"action": "edited"},
         {"action": "deleted"},
-        {"body": "/tars-bot plan\n\n<!-- tars-bot:refusal -->"},
+        {"body": "/tars-bot plan\n\n<!-- tars-bot:refusal=rod -->"},
     ],
 )
 def test_bots_edits_and_our_own_comments_are_left_alone(hook, repo, fake_github, changes):

@@ -19,6 +19,7 @@ from tars_bot.github.commands import (
     CommandError,
     CommentEvent,
     authorize,
+    command_line,
     parse_command,
     parse_event,
 )
@@ -40,7 +41,12 @@ PAYLOAD = Path(__file__).parent / "data" / "issue_comment.json"
         ("/tars-bot rollback --step=4", Command("rollback", step=4)),
         ("/tars-bot history", Command("history")),
         ("/tars-bot help", Command("help")),
-        ("  /tars-bot   plan  \r\nthe rest is a note", Command("plan")),
+        ("/tars-bot   plan  \r\nthe rest is a note", Command("plan")),
+        ("/tars-bot execute --digest " + "ab12" * 4, Command("execute", digest="ab12" * 4)),
+        (
+            "/tars-bot execute --dry-run --digest " + "0" * 64,
+            Command("execute", dry_run=True, digest="0" * 64),
+        ),
     ],
 )
 def test_every_verb_parses(text, expected):
@@ -61,6 +67,8 @@ def test_every_verb_parses(text, expected):
         ("/tars-bot rollback --cascade", "--cascade needs --step N"),
         ("/tars-bot help me", "unrecognized arguments: me"),
         ('/tars-bot plan "unclosed', "cannot read the command: No closing quotation"),
+        ("/tars-bot execute --digest abc", "expected 16 to 64 hex digits"),
+        ("/tars-bot execute --digest " + "G" * 16, "expected 16 to 64 hex digits"),
     ],
 )
 def test_bad_commands_say_what_is_wrong_and_show_usage(text, problem):
@@ -82,6 +90,8 @@ def test_bad_commands_say_what_is_wrong_and_show_usage(text, problem):
         "/tars-bot-ng plan",
         "> /tars-bot plan",
         "thanks!\n/tars-bot plan",
+        "\n/tars-bot plan",  # as written: the shipped workflow's filter skips these too
+        "  /tars-bot plan",
     ],
 )
 def test_other_comments_are_not_commands(text):
@@ -110,6 +120,8 @@ def test_parse_event_from_a_real_shaped_payload():
         repository="octo-org/app",
         sender="mona",
         installation_id=48211977,
+        issue_body="Steps, checks and benefits of execution 20240311-091355-3f2a.\n\n"
+        "<!-- tars-bot:execution=20240311-091355-3f2a -->",
     )
     assert parse_command(event.body) == Command("execute", dry_run=True)
 
@@ -117,8 +129,11 @@ def test_parse_event_from_a_real_shaped_payload():
 def test_a_comment_on_an_issue_is_not_on_a_pull_request():
     payload = json.loads(PAYLOAD.read_text())
     del payload["issue"]["pull_request"], payload["installation"]
+    payload["issue"]["body"] = None  # an issue without a description
     event = parse_event(payload)
-    assert (event.is_pull_request, event.installation_id) == (False, None)
+    assert (event.is_pull_request, event.installation_id, event.issue_body) == (False, None, "")
+    del payload["issue"]["body"]
+    assert parse_event(payload).issue_body is None  # unknown: nothing to bind an execute to
 
 
 def test_a_payload_of_another_event_is_a_tars_error():
@@ -209,3 +224,24 @@ def test_edits_bots_and_our_own_comments_are_ignored_without_asking_github(
     assert (decision.allowed, decision.reply) == (False, None)
     assert reason in decision.reason
     assert fake_github.requests == []
+
+
+COMMENT_BODIES = json.loads((PAYLOAD.parent / "comment_bodies.json").read_text())
+
+
+@pytest.mark.parametrize("case", COMMENT_BODIES, ids=lambda case: repr(case["body"]))
+def test_the_table_of_comment_bodies_agrees_with_the_shipped_workflow_s_filter(case):
+    """tests/data/comment_bodies.json, which the Action's and the app's tests also run: the
+    parser takes a command only where the workflow's job filter lets the comment through."""
+    import yaml
+
+    workflow = Path(__file__).parent.parent / ".github" / "workflows" / "tars-bot.yml"
+    job = yaml.safe_load(workflow.read_text())["jobs"]["tars-bot"]
+    assert "startsWith(github.event.comment.body, '/tars-bot')" in job["if"]
+    assert command_line(case["body"]) == case["line"]
+    assert case["line"] is None or case["body"].startswith("/tars-bot")
+    try:
+        valid = parse_command(case["body"]) is not None
+    except CommandError:
+        valid = False
+    assert valid is case["valid"]

@@ -16,6 +16,13 @@ FILES = {
     "src/app.py": "VALUE = 1\n",
     "README.md": "# app\n",
 }
+NOXFILE = """\
+import nox
+
+@nox.session(venv_backend="none")
+def tests(session):
+    session.run("python", "-c", "import pathlib, sys; sys.exit(pathlib.Path('src/extra.py').exists())")
+"""
 IMPROVEMENT = """\
 title: Two steps
 target_components: [core]
@@ -31,7 +38,9 @@ def origin(tmp_path: Path) -> Path:
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "-q", str(origin), str(seed))
-    commit_files(seed, {**FILES, ".tars/improvements/imp.yaml": IMPROVEMENT}, "initial")
+    dropping = IMPROVEMENT + "on_failure: drop-step\nvalidation: {final: [tests]}\n"
+    files = {**FILES, "noxfile.py": NOXFILE, ".tars/improvements/imp.yaml": IMPROVEMENT}
+    commit_files(seed, {**files, ".tars/improvements/drop.yaml": dropping}, "initial")
     git(seed, "push", "-q", "origin", "main")
     return origin
 
@@ -187,3 +196,15 @@ def test_a_bundle_planned_on_a_base_off_the_default_branch_is_refused(origin):
     assert refused.returncode == 2
     assert "is not on the default branch" in refused.stderr
     assert pushed(origin) == ""
+
+
+def test_a_dropped_step_and_its_revert_pass_the_check(origin):
+    runner = clone(origin, "runner")
+    proc = run_tars(runner, "execute", "--improvement-id", "drop", "--bundle", "../drop.bundle")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "was dropped" in proc.stdout
+    publisher = clone(origin, "publisher")
+    bundle = str(origin.parent / "drop.bundle")
+    received = run_tars(publisher, "receive", "--bundle", bundle, "--improvement-id", "drop")
+    assert received.returncode == 0, received.stdout + received.stderr
+    assert git(publisher, "rev-parse", "tars-bot/drop") == git(runner, "rev-parse", "tars-bot/drop")
