@@ -39,12 +39,16 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
+def _improvement_path(system: ExecutionSystem, args: argparse.Namespace, ref: str) -> Path:
+    """--improvement-file as given, or the file of --improvement-id in the config at `ref`."""
+    if args.improvement_file:
+        return Path(args.improvement_file)
+    return system.improvement_file(args.improvement_id, ref)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
-    if args.improvement_file:
-        path = Path(args.improvement_file)
-    else:
-        path = system.improvement_file(args.improvement_id, args.base)
+    path = _improvement_path(system, args, args.base)
     improvement = system.load_improvement(path)
     plan = system.plan(improvement, base=args.base, source=system.display_path(path))
     plan_json = plan.model_dump_json(indent=2) + "\n"
@@ -70,10 +74,7 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
         except ValidationError as e:
             raise TarsError(*validation_problems(e, args.plan_file)) from None
         return system.rebase(plan) if args.rebase else plan
-    if getattr(args, "improvement_file", None):
-        path = Path(args.improvement_file)
-    else:
-        path = system.improvement_file(args.improvement_id)
+    path = _improvement_path(system, args, "HEAD")
     return system.plan(system.load_improvement(path), source=system.display_path(path))
 
 
@@ -117,11 +118,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 def cmd_receive(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
-    if args.improvement_file:
-        path = Path(args.improvement_file)
-    else:
-        path = system.improvement_file(args.improvement_id, args.trusted)
-    improvement = system.load_improvement(path)
+    improvement = system.load_improvement(_improvement_path(system, args, args.trusted))
     execution = system.receive(Path(args.bundle), improvement, args.trusted)
     console = _console()
     console.print(

@@ -90,27 +90,10 @@ def tampered(runner: Path, execution_id: str, tip: str, name: str, *extra_refs: 
     """A bundle of the branch moved to `tip`, with a journal that says it ends there."""
     journal = f"refs/tars-bot/executions/{execution_id}"
     record = git(runner, "rev-parse", journal)
-    env = {**os.environ, "GIT_INDEX_FILE": str(runner / ".git" / "tamper-index")}
     text = git(runner, "show", f"{record}:execution.json").replace(
         git(runner, "rev-parse", "tars-bot/imp"), tip
     )
-    blob = subprocess.run(
-        ["git", "-C", str(runner), "hash-object", "-w", "--stdin"],
-        input=text, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    subprocess.run(["git", "-C", str(runner), "read-tree", record], env=env, check=True)
-    subprocess.run(
-        ["git", "-C", str(runner), "update-index", "--cacheinfo", f"100644,{blob},execution.json"],
-        env=env, check=True,
-    )  # fmt: skip
-    tree = subprocess.run(
-        ["git", "-C", str(runner), "write-tree"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    forged = git(runner, "commit-tree", tree, "-p", record, "-m", "succeeded")
+    forged = commit_on(runner, record, {"execution.json": text}, "succeeded")
     git(runner, "update-ref", journal, forged)
     git(runner, "update-ref", "refs/heads/tars-bot/imp", tip)
     bundle = runner.parent / f"{name}.bundle"
