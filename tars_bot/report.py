@@ -395,6 +395,11 @@ def _no_html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def no_html_comments(markdown: str) -> str:
+    """Markdown from elsewhere, shown as it is but unable to hide a comment or marker."""
+    return markdown.replace("<!--", "&lt;!--")
+
+
 def marker(execution_id: str) -> str:
     return f"<!-- tars-bot:execution={execution_id} -->"
 

@@ -295,8 +295,8 @@ def test_action_yml_wires_its_inputs_to_the_entrypoint():
         assert variable in Path(action.__file__).read_text() or variable == "GITHUB_TOKEN"
     workflow = yaml.safe_load((root / ".github" / "workflows" / "tars-bot.yml").read_text())
     assert workflow["permissions"] == {"contents": "read"}  # jobs ask for more, one by one
-    steps = workflow["jobs"]["tars-bot"]["steps"]
-    assert steps[0]["with"]["persist-credentials"] is False
+    for job in workflow["jobs"].values():
+        assert job["steps"][0]["with"]["persist-credentials"] is False
 
 
 def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_path):

@@ -79,6 +79,17 @@ def run(
         payload = json.loads(Path(environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
     except (KeyError, OSError, ValueError) as e:
         raise TarsError(f"GITHUB_EVENT_PATH: cannot read the event payload: {e}") from None
+    stage = environ.get("TARS_BOT_STAGE") or "all"
+    if stage != "all" and event_name != "pull_request":
+        from tars_bot.github import stages
+
+        handler = {
+            "authorize": stages.authorize_stage,
+            "execute": stages.execute_stage,
+            "publish": stages.publish_stage,
+        }.get(stage)
+        if handler is None:
+            raise TarsError(f"TARS_BOT_STAGE: {stage!r} is not all, authorize, execute or publish")
     with (client_factory or GitHubClient.from_env)(environ) as client:
         return handler(Context(environ, client, ExecutionSystem(repo), payload))
 
@@ -100,22 +111,8 @@ def _on_dispatch(ctx: Context) -> int:
     if inputs.get("issue-number") and inputs.get("comment-id"):
         # handed over by the webhook app, which authorized the commenter; GitHub only lets
         # people with write access start a workflow by hand
-        number, comment_id = int(inputs["issue-number"]), int(inputs["comment-id"])
-        issue = ctx.client.issue(number)
-        event = CommentEvent(
-            action="created",
-            comment_id=comment_id,
-            body=inputs.get("command", ""),
-            user_login=ctx.payload.get("sender", {}).get("login", ""),
-            user_type="User",
-            issue_number=number,
-            is_pull_request=issue.is_pull_request,
-            repository=ctx.client.repository,
-            sender=ctx.payload.get("sender", {}).get("login", ""),
-        )
-        # the app bound an issue's execute to its body with --digest in the command
         head_sha = inputs.get("head-sha") or None
-        return handle_comment(ctx, event, head_sha, acknowledged=True)
+        return handle_comment(ctx, dispatched_event(ctx, inputs), head_sha, acknowledged=True)
     improvement_id = inputs.get("improvement-id")
     if not improvement_id:
         raise TarsError("workflow_dispatch needs the input improvement-id (or issue-number)")
@@ -126,6 +123,24 @@ def _on_dispatch(ctx: Context) -> int:
     ok, body = _execute(ctx, improvement, command.dry_run)
     print(body)
     return 0 if ok else 1
+
+
+def dispatched_event(ctx: Context, inputs: Mapping[str, str]) -> CommentEvent:
+    """The comment the webhook app authorized, as the workflow_dispatch inputs carry it (the
+    app binds an issue's execute to its body with --digest in the command)."""
+    number = int(inputs["issue-number"])
+    sender = ctx.payload.get("sender", {}).get("login", "")
+    return CommentEvent(
+        action="created",
+        comment_id=int(inputs["comment-id"]),
+        body=inputs.get("command", ""),
+        user_login=sender,
+        user_type="User",
+        issue_number=number,
+        is_pull_request=ctx.client.issue(number).is_pull_request,
+        repository=ctx.client.repository,
+        sender=sender,
+    )
 
 
 def handle_comment(
@@ -149,7 +164,7 @@ def handle_comment(
             raise CommandError(f"not a command: {first_line!r}")
         issue = ctx.client.issue(number)
         progress = CommentProgress(ctx.client, status, first_line, handled)
-        ok, body = _dispatch(ctx, command, issue, _Seen(event, head_sha), progress)
+        ok, body = _dispatch(ctx, command, issue, Seen(event, head_sha), progress)
     except CommandError as e:
         problem, _, usage = str(e).partition("\n\n")
         ok, body = False, f"❌ {problem}\n\n```\n{usage}\n```"
@@ -173,7 +188,7 @@ def handle_comment(
 
 
 @dataclass(frozen=True)
-class _Seen:
+class Seen:
     """What the commenter saw: the issue body in the comment's event, the head of a pull request
     when the webhook app authorized the command (either may be unknown)."""
 
@@ -198,7 +213,7 @@ class _Seen:
 
 
 def _dispatch(
-    ctx: Context, command: Command, issue: Issue, seen: _Seen, progress: Progress
+    ctx: Context, command: Command, issue: Issue, seen: Seen, progress: Progress
 ) -> tuple[bool, str]:
     if issue.from_fork and not ctx.allow_forks:
         return False, "❌ tars-bot does not act on pull requests from forks here."
@@ -208,13 +223,13 @@ def _dispatch(
     if command.verb == "history":
         return True, _history_markdown(ctx.system.history(10))
     if command.verb == "plan":
-        improvement = _improvement_from(ctx, issue)
+        improvement = improvement_from(ctx, issue)
         plan = ctx.system.plan(improvement, source=f"issue #{issue.number}")
         return True, report.plan_markdown(plan, f"#{issue.number}", _next_after_plan(issue))
     if command.verb == "execute":
         if refusal := seen.changed(command, issue):
             return False, refusal
-        improvement = _improvement_from(ctx, issue)
+        improvement = improvement_from(ctx, issue)
         return _execute(ctx, improvement, command.dry_run, progress)
     execution = _execution_for(ctx, issue)
     if command.verb == "status":
@@ -233,7 +248,7 @@ def _next_after_plan(issue: Issue) -> str:
     )
 
 
-def _improvement_from(ctx: Context, issue: Issue) -> Improvement:
+def improvement_from(ctx: Context, issue: Issue) -> Improvement:
     """An issue's first yaml block, or the improvement of the execution behind a pull request."""
     if issue.is_pull_request:
         return ctx.system.plan_of(_execution_for(ctx, issue).id).improvement
@@ -296,14 +311,14 @@ def _execute(
     plan = ctx.system.plan(improvement)
     result = ctx.system.execute(plan, dry_run=dry_run, progress=progress)
     if result.success and not dry_run:
-        return _publish(ctx, result.execution_id)
+        return publish_execution(ctx, result.execution_id)
     body = publish.status_markdown(ctx.system, result.execution_id)
     if dry_run and result.diff is not None:
         body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
     return result.success, body
 
 
-def _publish(ctx: Context, execution_id: str) -> tuple[bool, str]:
+def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
     warnings: list[str] = []
 
     def warn(text: str) -> None:

@@ -1,0 +1,180 @@
+"""The Action split by privilege (`TARS_BOT_STAGE`), as the shipped workflow runs it:
+
+authorize  (may write issues)   checks the commenter, acknowledges, says whether to execute
+execute    (read-only token)    runs the improvement; leaves the report and, on success, a git
+                                bundle of the branch and journal in TARS_BOT_HANDOFF
+publish    (may push)           checks the bundle against the plan computed here (handoff.py),
+                                pushes, opens the pull request, finishes the status comment;
+                                commands that run no improvement (status, rollback...) run here
+
+Nothing the improvement controls runs where a write token is; what the execute job hands over
+is believed only after it is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tars_bot import report
+from tars_bot.errors import TarsError
+from tars_bot.github import action, publish
+from tars_bot.github.commands import (
+    Command,
+    CommentEvent,
+    authorize,
+    command_line,
+    parse_command,
+    parse_event,
+    refuse,
+)
+from tars_bot.models import Improvement
+from tars_bot.system import Silent
+
+RESULT = "result.json"
+BUNDLE = "execution.bundle"
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The comment (or the app's dispatch) being handled, and its command; or, dispatched by
+    hand, the improvement to execute (event None)."""
+
+    event: CommentEvent | None
+    command: Command | None
+    head_sha: str | None = None
+    improvement_id: str | None = None
+
+
+def authorize_stage(ctx: action.Context) -> int:
+    """Check and acknowledge the command; tell the next jobs whether there is one to run."""
+    inputs = ctx.payload.get("inputs") or {}
+    if "comment" not in ctx.payload:  # dispatched: by hand, or by the app that authorized it
+        command = parse_command(f"/tars-bot {inputs.get('command') or 'execute'}")
+        return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
+    event = parse_event(ctx.payload)
+    if command_line(event.body) is None:
+        return _outputs(ctx, act=False, execute=False)
+    decision = authorize(ctx.client, event, ctx.allowed)
+    if not decision.allowed:
+        refuse(ctx.client, event, decision)
+        print(f"tars-bot: not acting: {decision.reason}")
+        return _outputs(ctx, act=False, execute=False)
+    ctx.client.react(event.comment_id, "eyes")
+    line = (command_line(event.body) or "").strip()
+    ctx.client.comment(event.issue_number, f"⏳ `{line}`: working on it…\n\n{_handled(event)}")
+    command = parse_command(line)
+    return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
+
+
+def execute_stage(ctx: action.Context) -> int:
+    """Run the improvement with a token that cannot write; hand over the report and bundle."""
+    request = _request(ctx)
+    handoff = _handoff_dir(ctx)
+    result: dict[str, object] = {}
+    try:
+        ok, body = _execute(ctx, request, handoff)
+    except TarsError as e:
+        ok, body = False, f"❌ `execute` failed:\n\n```\n{e}\n```"
+    result |= {"ok": ok, "body": body}
+    (handoff / RESULT).write_text(json.dumps(result))
+    return 0  # the outcome travels in the hand-off; the publish job reports it
+
+
+def publish_stage(ctx: action.Context) -> int:
+    """Finish what the execute job started, or run a command that runs no improvement."""
+    request = _request(ctx)
+    if request.event is None:  # dispatched by hand: the log is the report
+        ok, body = _received(ctx, request)
+        print(body)
+        return 0 if ok else 1
+    if request.command is None or request.command.verb != "execute":
+        return action.handle_comment(ctx, request.event, request.head_sha, acknowledged=True)
+    status = ctx.client.find_comment(request.event.issue_number, _handled(request.event))
+    ok, body = _received(ctx, request)
+    body = f"{body}\n\n{_handled(request.event)}"
+    if status is None:
+        ctx.client.comment(request.event.issue_number, body)
+    else:
+        ctx.client.edit_comment(status, body)
+    ctx.client.react(request.event.comment_id, "+1" if ok else "-1")
+    return 0 if ok else 1
+
+
+def _execute(ctx: action.Context, request: _Request, handoff: Path) -> tuple[bool, str]:
+    assert request.command is not None
+    if request.event is not None:
+        issue = ctx.client.issue(request.event.issue_number)
+        if refusal := action.Seen(request.event, request.head_sha).changed(request.command, issue):
+            return False, refusal
+    plan = ctx.system.plan(_improvement(ctx, request))
+    result = ctx.system.execute(plan, dry_run=request.command.dry_run, progress=Silent())
+    if result.success and not request.command.dry_run:
+        ctx.system.hand_off(result.execution_id, handoff / BUNDLE)
+    body = publish.status_markdown(ctx.system, result.execution_id)
+    if request.command.dry_run and result.diff is not None:
+        body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
+    return result.success, body
+
+
+def _received(ctx: action.Context, request: _Request) -> tuple[bool, str]:
+    """The execute job's outcome; a bundle only once it is checked here, then published."""
+    handoff = _handoff_dir(ctx)
+    try:
+        result = json.loads((handoff / RESULT).read_text())
+    except (OSError, ValueError):
+        return False, "❌ the execute job left no result: see the workflow run's log."
+    # its report is shown, never believed: no marker or HTML comment survives from it
+    shown = report.no_html_comments(str(result.get("body", "")))
+    bundle = handoff / BUNDLE
+    if not result.get("ok") or not bundle.is_file():
+        return bool(result.get("ok")), shown
+    try:
+        execution = ctx.system.receive(bundle, _improvement(ctx, request))
+    except TarsError as e:
+        return False, (
+            f"❌ The execute job's result was refused, so nothing was pushed:\n\n```\n{e}\n```"
+        )
+    return action.publish_execution(ctx, execution.id)
+
+
+def _improvement(ctx: action.Context, request: _Request) -> Improvement:
+    """The improvement as the default branch or the approved issue body has it."""
+    if request.event is None:
+        path = ctx.system.improvement_file(request.improvement_id or "")
+        return ctx.system.load_improvement(path)
+    return action.improvement_from(ctx, ctx.client.issue(request.event.issue_number))
+
+
+def _request(ctx: action.Context) -> _Request:
+    inputs = ctx.payload.get("inputs") or {}
+    if inputs.get("improvement-id") and not inputs.get("comment-id"):
+        command = parse_command(f"/tars-bot {inputs.get('command') or 'execute'}")
+        return _Request(None, command, improvement_id=inputs["improvement-id"])
+    if inputs.get("comment-id"):
+        event = action.dispatched_event(ctx, inputs)
+        return _Request(event, parse_command(event.body), inputs.get("head-sha") or None)
+    event = parse_event(ctx.payload)
+    return _Request(event, parse_command((command_line(event.body) or "").strip()))
+
+
+def _handled(event: CommentEvent) -> str:
+    return f"<!-- tars-bot:comment={event.comment_id} -->"
+
+
+def _handoff_dir(ctx: action.Context) -> Path:
+    path = Path(ctx.environ.get("TARS_BOT_HANDOFF") or "tars-bot-handoff")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _outputs(ctx: action.Context, *, act: bool, execute: bool) -> int:
+    """Step outputs for the next jobs (GITHUB_OUTPUT), also printed for the log."""
+    lines = f"act={str(act).lower()}\nexecute={str(execute).lower()}\n"
+    print(f"tars-bot: {lines.strip().replace(chr(10), ', ')}")
+    if output := ctx.environ.get("GITHUB_OUTPUT") or os.environ.get("GITHUB_OUTPUT"):
+        with Path(output).open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+    return 0
