@@ -236,7 +236,7 @@ def test_the_table_of_comment_bodies_agrees_with_the_shipped_workflow_s_filter(c
     import yaml
 
     workflow = Path(__file__).parent.parent / ".github" / "workflows" / "tars-bot.yml"
-    job = yaml.safe_load(workflow.read_text())["jobs"]["tars-bot"]
+    job = yaml.safe_load(workflow.read_text())["jobs"]["authorize"]
     assert "startsWith(github.event.comment.body, '/tars-bot')" in job["if"]
     assert command_line(case["body"]) == case["line"]
     assert case["line"] is None or case["body"].startswith("/tars-bot")
