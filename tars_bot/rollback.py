@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from tars_bot import actions, faults, journal, sandbox, workspace
+from tars_bot import actions, faults, journal, processes, workspace
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
@@ -302,7 +302,7 @@ def recover(repo: Repo) -> list[str]:
             running.add(execution.id)
             owners.add(execution.pid or 0)
     # before their worktrees go: a step may still run where its tars-bot was killed
-    ended = sandbox.end_leftovers(workspace.worktree_path(repo, "x").parent, owners)
+    ended = processes.end_leftovers(workspace.worktree_path(repo, "x").parent, owners)
     done += [f"ended leftover step process {pid}" for pid in ended]
     for execution in unfinished:
         if execution.id in running:

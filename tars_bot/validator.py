@@ -15,7 +15,8 @@ from tars_bot.config import Config
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
-from tars_bot.sandbox import Jail, ProcessResult, Sandbox, Scratch, open_sandbox, python_tool
+from tars_bot.processes import ProcessResult
+from tars_bot.sandbox import Jail, Sandbox, Scratch, open_sandbox, python_tool
 from tars_bot.workspace import guard
 
 NOXFILE = "noxfile.py"
