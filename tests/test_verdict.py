@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from tars_bot import report
+from tars_bot import markdown
 from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
 from tests.conftest import git
@@ -92,7 +92,7 @@ def test_a_dropped_step_is_named_with_what_it_broke_and_how_it_was_found(cli, ma
     assert f"tests on {commits[2][:7]} (step 3) failed: 1 failed, 5 passed" in text
 
     system = ExecutionSystem(repo)
-    body = report.execution_markdown(Execution(**execution), system.plan_of(execution["id"]))
+    body = markdown.execution_markdown(Execution(**execution), system.plan_of(execution["id"]))
     assert re.search(
         r'- ❌ step 3 "s3" broke tests \(found in 3 runs, [\d.]+s\) \(1 failed, 5 passed\); '
         f"dropped: reverted by `{revert[:7]}`",

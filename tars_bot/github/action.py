@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import loader, report
+from tars_bot import loader, markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import publish
 from tars_bot.github.client import GitHubClient, Issue
@@ -225,7 +225,7 @@ def _dispatch(
     if command.verb == "plan":
         improvement = improvement_from(ctx, issue)
         plan = ctx.system.plan(improvement, source=f"issue #{issue.number}")
-        return True, report.plan_markdown(plan, f"#{issue.number}", _next_after_plan(issue))
+        return True, markdown.plan_markdown(plan, f"#{issue.number}", _next_after_plan(issue))
     if command.verb == "execute":
         if refusal := seen.changed(command, issue):
             return False, refusal
@@ -380,12 +380,12 @@ def _on_pull_request(ctx: Context) -> int:
                 "**Next**: once this pull request is merged, run the tars-bot workflow "
                 f"(workflow_dispatch) with improvement-id `{plan.improvement.id}` to execute it."
             )
-            sections.append(report.plan_markdown(plan, path, after))
+            sections.append(markdown.plan_markdown(plan, path, after))
         except TarsError as e:
             ok = False
             sections.append(f"❌ `{path}` cannot be planned:\n\n```\n{e}\n```")
-    body = "\n\n---\n\n".join(sections) + f"\n\n{report.PLAN_MARKER}"
-    existing = ctx.client.find_comment(number, report.PLAN_MARKER)
+    body = "\n\n---\n\n".join(sections) + f"\n\n{markdown.PLAN_MARKER}"
+    existing = ctx.client.find_comment(number, markdown.PLAN_MARKER)
     if existing is None:
         ctx.client.comment(number, body)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from tars_bot import report
+from tars_bot import markdown
 from tars_bot.errors import TarsError
 from tars_bot.github.client import GitHubClient, PullRequest
 from tars_bot.system import ExecutionSystem
@@ -24,7 +24,7 @@ def status_markdown(system: ExecutionSystem, execution_id: str) -> str:
     for step in execution.steps:
         if step.state == "failed" and (log := system.step_log(execution_id, step.number)):
             logs[step.number] = log.decode(errors="replace")[-LOG_LIMIT:]
-    return report.execution_markdown(execution, system.plan_of(execution_id), logs)
+    return markdown.execution_markdown(execution, system.plan_of(execution_id), logs)
 
 
 def update_pull_request(

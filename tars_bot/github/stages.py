@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import report
+from tars_bot import markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import action, publish
 from tars_bot.github.commands import (
@@ -127,7 +127,7 @@ def _received(ctx: action.Context, request: _Request) -> tuple[bool, str]:
     except (OSError, ValueError):
         return False, "❌ the execute job left no result: see the workflow run's log."
     # its report is shown, never believed: no marker or HTML comment survives from it
-    shown = report.no_html_comments(str(result.get("body", "")))
+    shown = markdown.no_html_comments(str(result.get("body", "")))
     bundle = handoff / BUNDLE
     if not result.get("ok") or not bundle.is_file():
         return bool(result.get("ok")), shown

@@ -1,0 +1,182 @@
+"""GitHub Markdown: pull request bodies, status comments and plan comments. User text in them is
+escaped, so that it can hide no HTML comment or marker that could pass for tars-bot's."""
+
+from __future__ import annotations
+
+import re
+
+from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.report import blame, sandbox_line, state_text, step_changes, timespan
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell, carrying no HTML (no marker)."""
+    return _no_html(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _no_html(text: str) -> str:
+    """User text that GitHub shows as written but that holds no HTML: no tag, no hidden comment,
+    no marker that could pass for tars-bot's."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def no_html_comments(markdown: str) -> str:
+    """Markdown from elsewhere, shown as it is but unable to hide a comment or marker."""
+    return markdown.replace("<!--", "&lt;!--")
+
+
+def marker(execution_id: str) -> str:
+    return f"<!-- tars-bot:execution={execution_id} -->"
+
+
+def execution_markdown(
+    execution: Execution, plan: ExecutionPlan, logs: dict[int, str] | None = None
+) -> str:
+    """The pull request body / status comment for an execution, as GitHub Markdown. The hidden
+    marker comes last: bodies too long for GitHub are cut at the start, never the end."""
+    improvement = plan.improvement
+    title = _md(improvement.title)
+    lines = [f"**tars-bot** executed improvement `{improvement.id}`: {title}", ""]
+    if improvement.description:
+        lines += [_no_html(improvement.description), ""]
+    state = execution.state.replace("_", " ")
+    lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
+    if execution.failure_reason:
+        lines += [f"> {_md(execution.failure_reason)}", ""]
+    if execution.sandbox is not None:
+        warn = "" if execution.sandbox.sandboxed else "⚠️ "
+        lines += [f"{warn}Sandbox: {_md(sandbox_line(execution.sandbox))}", ""]
+    lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
+    for step in execution.steps:
+        commit = f"`{step.commit[:10]}`" if step.commit else "-"
+        checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
+        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
+        cells = [str(step.number), _md(step.name), _md(state_text(step)), commit, checks, duration]
+        lines.append(f"| {' | '.join(cells)} |")
+    lines.append("")
+    if execution.checks:
+        lines += ["**Final checks**", ""]
+        lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
+        lines.append("")
+    lines += _culprits_markdown(execution)
+    lines += _benefits_markdown(plan, execution)
+    for number, log in (logs or {}).items():
+        fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", log)))
+        summary = f"<details><summary>Output of step {number}</summary>"
+        lines += [summary, "", fence, log, fence, "</details>", ""]
+    if execution.state == "unvalidated":
+        lines += [
+            f"**Validate again**: `tars-bot validate --execution-id {execution.id}`; the branch "
+            "is kept until you roll it back.",
+            "",
+        ]
+    if execution.state in ("failed", "rolled_back", "interrupted"):
+        lines += _failure_markdown(execution)
+    elif not execution.dry_run:
+        lines += [
+            "**Rollback**: comment `/tars-bot rollback` (everything) or "
+            "`/tars-bot rollback --step N`,",
+            f"or run `tars-bot rollback --execution-id {execution.id} [--step N]`.",
+            "",
+        ]
+    lines.append(marker(execution.id))
+    return "\n".join(lines)
+
+
+def _failure_markdown(execution: Execution) -> list[str]:
+    """Where a failed execution left things, and what to do next."""
+    branch = f"branch `{execution.branch}`" if execution.branch else "no branch (dry run)"
+    if execution.branch and execution.state == "rolled_back":
+        branch += " (deleted by the rollback; its commits stay in the journal)"
+    pull = f"pull request {execution.pull_request}" if execution.pull_request else "no pull request"
+    return [
+        f"Execution `{execution.id}`, {branch}, {pull}.",
+        "",
+        "**Next**: see the reason and the output above, fix the improvement (or the code it "
+        "relies on), then comment `/tars-bot execute` again; `/tars-bot execute --dry-run` "
+        f"tries it without a branch. Locally: `tars-bot status --execution-id {execution.id}`.",
+        "",
+    ]
+
+
+def _culprits_markdown(execution: Execution) -> list[str]:
+    """Each step that broke a final check, and the runs (tip, bisection) that found it."""
+    if not execution.culprits:
+        return []
+    lines = ["**Culprits**", ""]
+    for culprit in execution.culprits:
+        summary = f" ({culprit.summary})" if culprit.summary else ""
+        revert = next((s.revert_commit for s in execution.steps if s.number == culprit.step), None)
+        outcome = f"dropped: reverted by `{revert[:7]}`" if revert else "not dropped"
+        lines += [
+            f"- ❌ {_md(blame([culprit], execution))}{_md(summary)}; {outcome}",
+            "",
+        ]
+        lines += ["| check | commit | step | result | time |", "|---|---|---|---|---|"]
+        for p in culprit.probes:
+            step = {None: "-", 0: "base"}.get(p.step, str(p.step))
+            icon = {"passed": "✅", "failed": "❌"}.get(p.status, "⚠️")
+            result = f"{icon} {p.status}" + (f": {_md(p.summary)}" if p.summary else "")
+            spent = "cached" if p.cached else timespan(p.duration_s)
+            lines.append(f"| {_md(p.check)} | `{p.commit[:7]}` | {step} | {result} | {spent} |")
+        lines.append("")
+    return lines
+
+
+def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
+    texts = [b for b in plan.improvement.expected_benefits if isinstance(b, str)]
+    if not texts and not execution.benefits:
+        return []
+    lines = ["**Benefits**", ""]
+    lines += [f"- expected: {_md(text)}" for text in texts]
+    for b in execution.benefits:
+        verdict = {True: " ✅ met", False: " ❌ not met", None: ""}[b.met]
+        target = f" (target {b.expected})" if b.expected else ""
+        change = f"{b.before:g} → {b.after:g} {b.measure}, {b.change:+.1%}"
+        lines.append(f"- {_md(b.name)}: {change}{target}{verdict}")
+    return [*lines, ""]
+
+
+PLAN_MARKER = "<!-- tars-bot:plan -->"
+
+
+def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None) -> str:
+    """A plan as GitHub Markdown (an issue's `/tars-bot plan`, a pull request's improvement
+    files), ending with `next_step`: what to do with it."""
+    improvement = plan.improvement
+    lines = [
+        f"**tars-bot plan** for `{improvement.id}` ({_md(source)}): {_md(improvement.title)}",
+        "",
+        f"Base `{plan.base.commit[:10]}`, branch `{plan.branch}`, digest `{plan.digest[:19]}`",
+        "",
+        "| # | step | action | changes | may write | after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in plan.steps:
+        after = ", ".join(map(str, step.depends_on)) or "-"
+        scope = _md(", ".join(step.scope)) or "-"
+        lines.append(
+            f"| {step.number} | {_md(step.name)} | {step.action.kind} | "
+            f"{_md(step_changes(step))} | {scope} | {after} |"
+        )
+    lines += ["", _checks_line(plan), ""]
+    lines += [f"- ⚠️ {_md(w)}" for w in plan.warnings]
+    if next_step:
+        lines += ([""] if plan.warnings else []) + [next_step]
+    return "\n".join(lines)
+
+
+def _checks_line(plan: ExecutionPlan) -> str:
+    if plan.validation.final:
+        return f"Final checks: {', '.join(plan.validation.final)} ({plan.validation.strategy})"
+    per_step = sorted({check for step in plan.steps for check in step.checks})
+    if per_step:
+        return (
+            f"⚠️ **No final checks**: only {_md(', '.join(per_step))} after steps; nothing tests "
+            "the result as a whole (set `validation.final`)."
+        )
+    return (
+        "⚠️ **Nothing will test this change**: no final checks and no nox sessions after steps, "
+        "only quick checks (if configured) on changed Python files. Set `validation` in the "
+        "improvement or in `[tool.tars-bot]`."
+    )
