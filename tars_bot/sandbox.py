@@ -45,9 +45,9 @@ SAFE_GIT_CONFIG = {
     "extensions": None,  # all: objectformat, worktreeconfig, ...
 }  # fmt: skip
 HOW_TO_ENABLE = (
-    "install bubblewrap (apt install bubblewrap: on Ubuntu 24.04 its AppArmor profile lets it "
-    "create user namespaces; or sysctl kernel.apparmor_restrict_unprivileged_userns=0), "
-    'or set sandbox = "off" in [tool.tars-bot] to run improvements unsandboxed'
+    "bubblewrap needs unprivileged user namespaces: on Ubuntu 24.04 give bwrap an AppArmor "
+    "profile that allows them, or run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`"
+    '; or set sandbox = "off" in [tool.tars-bot] to run improvements unsandboxed'
 )
 
 Mode = Literal["required", "off"]
