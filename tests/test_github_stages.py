@@ -119,3 +119,18 @@ def test_the_shipped_workflow_gives_the_execute_job_no_write_permission():
     steps = [s.get("with", {}) for s in jobs["execute"]["steps"]]
     assert all("TARS_BOT_TOKEN" not in json.dumps(s) for s in steps)
     assert any(s.get("stage") == "execute" for s in steps)
+
+
+def test_a_command_without_an_improvement_is_answered_by_publish(setup, fake_github, tmp_path):  # noqa: F811
+    checkout, origin, repo = setup
+    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    payload = comment_payload(repo, issue.number, "/tars-bot help")
+    assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
+    assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=false\n"
+    assert (
+        stage(fake_github, tmp_path, job_checkout(origin, "publish-job"), "publish", payload) == 0
+    )
+    comments = [c.body for c in repo.comments_on(issue.number)]
+    [status] = [c for c in comments if "tars-bot:comment=" in c]
+    assert "/tars-bot rollback" in status  # the usage
+    assert [r.content for r in repo.comments[payload["comment"]["id"]].reactions] == ["eyes", "+1"]

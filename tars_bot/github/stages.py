@@ -23,6 +23,7 @@ from tars_bot.errors import TarsError
 from tars_bot.github import action, publish
 from tars_bot.github.commands import (
     Command,
+    CommandError,
     CommentEvent,
     authorize,
     command_line,
@@ -50,9 +51,8 @@ class _Request:
 
 def authorize_stage(ctx: action.Context) -> int:
     """Check and acknowledge the command; tell the next jobs whether there is one to run."""
-    inputs = ctx.payload.get("inputs") or {}
     if "comment" not in ctx.payload:  # dispatched: by hand, or by the app that authorized it
-        command = parse_command(f"/tars-bot {inputs.get('command') or 'execute'}")
+        command = _request(ctx).command
         return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
     event = parse_event(ctx.payload)
     if command_line(event.body) is None:
@@ -64,9 +64,10 @@ def authorize_stage(ctx: action.Context) -> int:
         return _outputs(ctx, act=False, execute=False)
     ctx.client.react(event.comment_id, "eyes")
     line = (command_line(event.body) or "").strip()
-    ctx.client.comment(event.issue_number, f"⏳ `{line}`: working on it…\n\n{_handled(event)}")
-    command = parse_command(line)
-    return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
+    execute = (command := _command(line)) is not None and command.verb == "execute"
+    if execute:  # the status comment the publish job finishes; others it writes itself
+        ctx.client.comment(event.issue_number, f"⏳ `{line}`: working on it…\n\n{_handled(event)}")
+    return _outputs(ctx, act=True, execute=execute)
 
 
 def execute_stage(ctx: action.Context) -> int:
@@ -151,13 +152,22 @@ def _improvement(ctx: action.Context, request: _Request) -> Improvement:
 def _request(ctx: action.Context) -> _Request:
     inputs = ctx.payload.get("inputs") or {}
     if inputs.get("improvement-id") and not inputs.get("comment-id"):
-        command = parse_command(f"/tars-bot {inputs.get('command') or 'execute'}")
+        command = _command(f"/tars-bot {inputs.get('command') or 'execute'}")
         return _Request(None, command, improvement_id=inputs["improvement-id"])
     if inputs.get("comment-id"):
         event = action.dispatched_event(ctx, inputs)
-        return _Request(event, parse_command(event.body), inputs.get("head-sha") or None)
+        return _Request(event, _command(event.body), inputs.get("head-sha") or None)
     event = parse_event(ctx.payload)
-    return _Request(event, parse_command((command_line(event.body) or "").strip()))
+    return _Request(event, _command((command_line(event.body) or "").strip()))
+
+
+def _command(line: str) -> Command | None:
+    """The command on `line`; None when there is none, or a malformed one (which the publish
+    job answers with the usage, through the Action's own handling)."""
+    try:
+        return parse_command(line)
+    except CommandError:
+        return None
 
 
 def _handled(event: CommentEvent) -> str:
