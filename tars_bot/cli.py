@@ -176,10 +176,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     execution = system.status(args.execution_id)
     if args.log is not None:
+        if not any(s.number == args.log for s in execution.steps):
+            raise TarsError(f"execution {execution.id} has no step {args.log}")
         log = system.step_log(execution.id, args.log)
-        if log is None:
-            raise TarsError(f"execution {execution.id}: step {args.log} has no output log")
-        sys.stdout.write(log.decode(errors="replace"))
+        if log is None:  # a step that printed nothing, or never ran a command
+            print(f"step {args.log} printed nothing", file=sys.stderr)
+        sys.stdout.write((log or b"").decode(errors="replace"))
     elif args.format == "json":
         print(execution.model_dump_json(indent=2))
     else:

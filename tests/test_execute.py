@@ -480,3 +480,14 @@ def test_network_can_be_allowed(cli, make_repo):
     add_improvement(repo, "title: t\nsteps: [{name: r, run: 'echo x > src/r.txt'}]\n")
     assert execute(cli, repo).code == 0
     assert only_execution(cli, repo)["steps"][0]["network"] == "allowed"
+
+
+def test_the_log_of_a_silent_step_is_empty_not_an_error(cli, make_repo):
+    repo = make_repo(SOURCE)
+    add_improvement(repo, "title: t\nsteps: [{name: quiet, run: 'echo x > src/q.txt'}]\n")
+    assert execute(cli, repo).code == 0
+    execution = only_execution(cli, repo)
+    quiet = cli("status", "--repo", repo, "--execution-id", execution["id"], "--log", "1")
+    assert quiet.code == 0 and quiet.out == "" and "printed nothing" in quiet.err
+    missing = cli("status", "--repo", repo, "--execution-id", execution["id"], "--log", "7")
+    assert missing.code == 2 and f"execution {execution['id']} has no step 7" in missing.err
