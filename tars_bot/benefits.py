@@ -20,18 +20,6 @@ class MeasureError(Exception):
     """The benefit's command failed or printed no number."""
 
 
-def _jail(where: Path, repo: Repo, config: Config) -> Jail:
-    """A worktree's jail: only it is writable (a benefit command may leave caches)."""
-    return Jail(
-        cwd=where,
-        writable=(where,),
-        read_only=(where / ".git",),
-        git_dir=repo.git_dir,
-        hide=(repo.workdir,),
-        network=config.allow_network,
-    )
-
-
 def _sample(benefit: Benefit, jail: Jail, sandbox: Sandbox, limits: Limits) -> float:
     proc = sandbox.run(benefit.command, jail, limits.step_timeout, limits.memory_mb)
     if proc.exit_code != 0 or proc.timed_out:
@@ -51,7 +39,11 @@ def measure(
 ) -> BenefitResult:
     """Run the command `repeat` times on each tree, alternating, and compare the medians."""
     sandbox = open_sandbox(config.sandbox, config.pass_env, repo.workdir)
-    jails = _jail(before_dir, repo, config), _jail(after_dir, repo, config)
+    # each in its worktree, which it may write (caches): nothing else
+    jails = [
+        Jail.worktree(where, repo.git_dir, repo.workdir, network=config.allow_network)
+        for where in (before_dir, after_dir)
+    ]
     before, after = [], []
     for _ in range(benefit.repeat):
         before.append(_sample(benefit, jails[0], sandbox, limits))

@@ -49,12 +49,10 @@ def _run(
     """Run the step's command in the worktree: the changed paths, or why the step failed."""
     assert isinstance(step.action, RunAction)
     tree = space.checkout()
-    jail = Jail(
-        cwd=tree.path,
-        writable=(tree.path,),
-        read_only=(tree.path / ".git",),
-        git_dir=space.repo.git_dir,
-        hide=(space.repo.workdir,),
+    jail = Jail.worktree(
+        tree.path,
+        space.repo.git_dir,
+        space.repo.workdir,
         network=ctx.config.allow_network,
         max_file_mb=step.limits.max_file_mb,
     )
@@ -95,7 +93,11 @@ def _run(
         return f"command exited with code {proc.exit_code}{_hint(proc.output, step)}"
     changed, ignored = tree.changed_paths()
     tree.remove(ignored)  # not committed, so not left to influence the checks either
-    return workspace.oversized(tree.path, changed, step.limits.max_file_mb) or changed
+    return workspace.oversized(tree.path, changed, _max_file_bytes(step)) or changed
+
+
+def _max_file_bytes(step: PlannedStep) -> int:
+    return int(step.limits.max_file_mb * 1e6)
 
 
 def _hint(output: bytes, step: PlannedStep) -> str:
@@ -147,7 +149,7 @@ def apply_step(
     policy = workspace.Policy(
         scope=Scope(step.scope),
         protected=Scope(ctx.config.protected),
-        max_file_bytes=int(step.limits.max_file_mb * 1e6),
+        max_file_bytes=_max_file_bytes(step),
     )
     commit, lines = None, 0
     if changes is not None:

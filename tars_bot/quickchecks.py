@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import time
 import tomllib
@@ -74,7 +75,8 @@ class _Ruff:
     """ruff on files of a worktree, and on their parent versions given through stdin."""
 
     def __init__(self, sandbox: Sandbox, worktree: Worktree) -> None:
-        self.sandbox, self.root = sandbox, worktree.path
+        # ruff names files by their real path, as the sandbox shows it
+        self.sandbox, self.root = sandbox, Path(os.path.realpath(worktree.path))
         self.jail = Jail(cwd=worktree.path)  # reads only: nothing is writable
 
     def run(self, args: list[str], stdin: bytes | None = None) -> ProcessResult:

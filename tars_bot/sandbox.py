@@ -69,6 +69,30 @@ class Jail:
     network: bool = False
     max_file_mb: float | None = None  # RLIMIT_FSIZE: no file written can grow past it
 
+    @classmethod
+    def worktree(
+        cls,
+        path: Path,
+        git_dir: Path,
+        checkout: Path,
+        *,
+        network: bool,
+        also_writable: tuple[Path, ...] = (),
+        max_file_mb: float | None = None,
+    ) -> Jail:
+        """One of tars-bot's worktrees of the repository whose git dir and user's checkout are
+        given: only it (and `also_writable`) can be written, not its `.git` link; the user's
+        checkout is hidden."""
+        return cls(
+            cwd=path,
+            writable=(path, *also_writable),
+            read_only=(path / ".git",),
+            git_dir=git_dir,
+            hide=(checkout,),
+            network=network,
+            max_file_mb=max_file_mb,
+        )
+
 
 @dataclass(frozen=True)
 class SandboxInfo:

@@ -186,13 +186,12 @@ class Validator:
         selector = ["-t", check.removeprefix("tag:")] if check.startswith("tag:") else ["-s", check]
         envdir = self._envdir(tree)
         envdir.mkdir(parents=True, exist_ok=True)
-        jail = Jail(
-            cwd=worktree.path,
-            writable=(worktree.path, envdir),
-            read_only=(worktree.path / ".git",),
-            git_dir=self.repo.git_dir,
-            hide=(self.repo.workdir,),
+        jail = Jail.worktree(
+            worktree.path,
+            self.repo.git_dir,
+            self.repo.workdir,
             network=self.config.check_network,
+            also_writable=(envdir,),
         )
         timeout = self.config.check_timeout
         with self.sandbox.scratch() as scratch:

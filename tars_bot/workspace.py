@@ -204,14 +204,17 @@ class Policy:
     max_file_bytes: int
 
 
-def oversized(root: Path, paths: list[str], max_file_mb: float) -> str | None:
+def oversized(root: Path, paths: list[str], max_bytes: int) -> str | None:
     """A file over the size limit among `paths`, measured by stat, never by reading it."""
     for path in paths:
         with contextlib.suppress(OSError):
-            size = (root / path).lstat().st_size
-            if size > max_file_mb * 1e6:
-                return f"{path} is {size / 1e6:.1f} MB, over the {max_file_mb:g} MB limit"
+            if (size := (root / path).lstat().st_size) > max_bytes:
+                return _too_large(path, size, max_bytes)
     return None
+
+
+def _too_large(path: str, size: int, max_bytes: int) -> str:
+    return f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit"
 
 
 def anomaly(
@@ -234,8 +237,7 @@ def anomaly(
                 target = os.fsdecode(change.data)
                 return f"{path} is a symbolic link leaving the worktree (to {target})"
         elif len(change.data) > policy.max_file_bytes:
-            size_mb = len(change.data) / 1e6
-            return f"{path} is {size_mb:.1f} MB, over the {policy.max_file_bytes / 1e6:g} MB limit"
+            return _too_large(path, len(change.data), policy.max_file_bytes)
     return None
 
 
