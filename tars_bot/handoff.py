@@ -104,23 +104,21 @@ def _check_branch(
         raise HandoffRefused(
             f"branch {plan.branch}: does not start at the planned base {base[:10]}"
         )
-    parent, made = base, {}  # step number -> its commit
+    parent, made = base, {}  # step number -> (its commit, the paths it changed)
     for commit in repo.commits_between(base, head):
         where = f"branch {plan.branch}: commit {commit[:10]}"
         if repo.parents(commit) != [parent]:
             raise HandoffRefused(f"{where} is not on a straight line from the base")
         number, reverted = _tars_bot_step(repo, plan, execution_id, commit, where)
-        changed = repo.changed_paths(parent, commit)
+        changed = set(repo.changed_paths(parent, commit))
         if reverted is None:
             if made and number <= max(made):
                 raise HandoffRefused(f"{where}: step {number} out of the plan's order")
             _check_paths(
                 plan.steps[number - 1].scope, protected, changed, f"{where}: step {number}"
             )
-            made[number] = commit
-        elif made.get(number) != reverted or not set(changed) <= set(
-            repo.changed_paths(repo.parents(reverted)[0], reverted)
-        ):
+            made[number] = (commit, changed)
+        elif number not in made or made[number][0] != reverted or not changed <= made[number][1]:
             raise HandoffRefused(f"{where} reverts what step {number} did not do")
         parent = commit
 
@@ -141,10 +139,10 @@ def _tars_bot_step(
     return number, reverted
 
 
-def _check_paths(scope: list[str], protected: Scope, changed: list[str], what: str) -> None:
-    if forbidden := [p for p in changed if protected.covers(p)]:
+def _check_paths(scope: list[str], protected: Scope, changed: set[str], what: str) -> None:
+    if forbidden := sorted(p for p in changed if protected.covers(p)):
         raise HandoffRefused(f"{what} changed {forbidden[0]}, a protected path")
-    if outside := [p for p in changed if not Scope(scope).covers(p)]:
+    if outside := sorted(p for p in changed if not Scope(scope).covers(p)):
         raise HandoffRefused(f"{what} changed {outside[0]}, outside its scope")
 
 
