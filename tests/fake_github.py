@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,9 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import jwt
 import pytest
+
+from tests import rest_description
+from tests.rest_description import Operation
 
 BODY_LIMIT = 65_536
 DOCS = "https://docs.github.com/rest"
@@ -227,6 +229,7 @@ class FakeGitHub:
         self.tokens: dict[str, Identity] = {}
         self.apps: dict[int, App] = {}
         self.requests: list[Request] = []
+        self.violations: list[str] = []  # requests GitHub's REST description does not allow
         self._ids = itertools.count(1001)
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -338,10 +341,15 @@ class FakeGitHub:
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]
     ) -> Response:
-        for route_method, pattern, handler in _ROUTES:
-            match = pattern.fullmatch(path)
-            if match and route_method == method:
+        for op, handler in _ROUTES:
+            match = op.pattern.fullmatch(path)
+            if match and op.method == method:
                 identity = self._authenticate(headers.get("authorization"), path)
+                if problems := op.violations(query, body):
+                    # as GitHub answers a request its description does not allow; recorded, so
+                    # that the test fails even where the client shrugs the 422 off
+                    self.violations += [f"{method} {path}: {problem}" for problem in problems]
+                    raise HTTPError(422, "Invalid request.\n\n" + "\n".join(problems))
                 call = _Call(self, identity, match.groupdict(), path, query, body, headers)
                 return handler(call)
         raise HTTPError(404, "Not Found")
@@ -528,13 +536,14 @@ class _Call:
         return self.identity is not None and self.identity.installation
 
     def issue(self, pulls_only: bool = False) -> Issue:
-        issue = self.repo.issues.get(int(self.params["number"]))
+        number = self.params.get("issue_number") or self.params["pull_number"]
+        issue = self.repo.issues.get(int(number))
         if issue is None or (pulls_only and not issue.is_pull):
             raise HTTPError(404, "Not Found")
         return issue
 
     def comment(self) -> Comment:
-        comment = self.repo.comments.get(int(self.params["id"]))
+        comment = self.repo.comments.get(int(self.params["comment_id"]))
         if comment is None:
             raise HTTPError(404, "Not Found")
         return comment
@@ -564,33 +573,35 @@ class _Call:
 
 
 Handler = Callable[[_Call], Response]
-_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+_ROUTES: list[tuple[Operation, Handler]] = []
 
 
-def _route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+def _route(key: str) -> Callable[[Handler], Handler]:
+    """Serve `key` ("METHOD /path/{param}"), an operation of GitHub's REST description."""
+    op = rest_description.operation(key)
+
     def register(handler: Handler) -> Handler:
-        _ROUTES.append((method, re.compile(pattern), handler))
+        _ROUTES.append((op, handler))
         return handler
 
     return register
 
 
-@_route("GET", r"/user")
+@_route("GET /user")
 def _get_user(call: _Call) -> Response:
     if call.installation:
         raise HTTPError(403, "Resource not accessible by integration")
     return Response(200, call.gh.user_json(call.login))
 
 
-@_route("GET", REPO)
+@_route("GET /repos/{owner}/{repo}")
 def _get_repo(call: _Call) -> Response:
     return Response(200, call.gh.repo_json(call.repo.full_name))
 
 
-@_route("GET", REPO + r"/collaborators/(?P<user>[^/]+)/permission")
+@_route("GET /repos/{owner}/{repo}/collaborators/{username}/permission")
 def _get_permission(call: _Call) -> Response:
-    repo, login = call.repo, call.params["user"]
+    repo, login = call.repo, call.params["username"]
     caller = repo.collaborators.get(call.login, ("none", "none"))[1]
     if not call.installation and caller not in ("admin", "write"):
         raise HTTPError(403, "Must have push access to view collaborator permission.")
@@ -606,14 +617,14 @@ def _get_permission(call: _Call) -> Response:
     return Response(200, {"permission": permission, "role_name": role, "user": user})
 
 
-@_route("GET", REPO + r"/issues")
+@_route("GET /repos/{owner}/{repo}/issues")
 def _list_issues(call: _Call) -> Response:
     state = call.query.get("state", "open")
     issues = [i for i in call.repo.issues.values() if state in ("all", i.state)]
     return call.page([call.gh.issue_json(call.repo, i) for i in issues])
 
 
-@_route("POST", REPO + r"/issues")
+@_route("POST /repos/{owner}/{repo}/issues")
 def _create_issue(call: _Call) -> Response:
     title = call.field("title", "Issue")
     if not title:
@@ -623,12 +634,12 @@ def _create_issue(call: _Call) -> Response:
     return Response(201, call.gh.issue_json(call.repo, issue))
 
 
-@_route("GET", REPO + r"/issues/(?P<number>\d+)")
+@_route("GET /repos/{owner}/{repo}/issues/{issue_number}")
 def _get_issue(call: _Call) -> Response:
     return Response(200, call.gh.issue_json(call.repo, call.issue()))
 
 
-@_route("PATCH", REPO + r"/issues/(?P<number>\d+)")
+@_route("PATCH /repos/{owner}/{repo}/issues/{issue_number}")
 def _edit_issue(call: _Call) -> Response:
     issue = call.issue()
     _update(issue, call, "Issue")
@@ -649,13 +660,13 @@ def _update(issue: Issue, call: _Call, resource: str) -> None:
     issue.updated_at = _now()
 
 
-@_route("GET", REPO + r"/issues/(?P<number>\d+)/comments")
+@_route("GET /repos/{owner}/{repo}/issues/{issue_number}/comments")
 def _list_comments(call: _Call) -> Response:
     number = call.issue().number
     return call.page([call.gh.comment_json(call.repo, c) for c in call.repo.comments_on(number)])
 
 
-@_route("POST", REPO + r"/issues/(?P<number>\d+)/comments")
+@_route("POST /repos/{owner}/{repo}/issues/{issue_number}/comments")
 def _create_comment(call: _Call) -> Response:
     body = call.field("body", "IssueComment")
     if not body:
@@ -664,12 +675,12 @@ def _create_comment(call: _Call) -> Response:
     return Response(201, call.gh.comment_json(call.repo, comment))
 
 
-@_route("GET", REPO + r"/issues/comments/(?P<id>\d+)")
+@_route("GET /repos/{owner}/{repo}/issues/comments/{comment_id}")
 def _get_comment(call: _Call) -> Response:
     return Response(200, call.gh.comment_json(call.repo, call.comment()))
 
 
-@_route("PATCH", REPO + r"/issues/comments/(?P<id>\d+)")
+@_route("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}")
 def _edit_comment(call: _Call) -> Response:
     comment = call.comment()
     comment.body = call.field("body", "IssueComment", comment.body)
@@ -677,12 +688,12 @@ def _edit_comment(call: _Call) -> Response:
     return Response(200, call.gh.comment_json(call.repo, comment))
 
 
-@_route("POST", REPO + r"/issues/comments/(?P<id>\d+)/reactions")
+@_route("POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions")
 def _react_to_comment(call: _Call) -> Response:
     return _react(call, call.comment().reactions)
 
 
-@_route("POST", REPO + r"/issues/(?P<number>\d+)/reactions")
+@_route("POST /repos/{owner}/{repo}/issues/{issue_number}/reactions")
 def _react_to_issue(call: _Call) -> Response:
     return _react(call, call.issue().reactions)
 
@@ -698,20 +709,15 @@ def _react(call: _Call, reactions: list[Reaction]) -> Response:
     return Response(201, call.gh.reaction_json(reactions[-1]))
 
 
-@_route("POST", REPO + r"/issues/(?P<number>\d+)/labels")
+@_route("POST /repos/{owner}/{repo}/issues/{issue_number}/labels")
 def _add_labels(call: _Call) -> Response:
-    # GitHub's REST description: {"labels": ["name", ...]}; a schema-following server
-    # answers anything else (PyGithub's add_to_labels sends a bare array) with 422
-    names = call.body.get("labels") if isinstance(call.body, dict) else None
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        message = 'Invalid request.\n\n"labels" must be an array of label names in an object.'
-        raise HTTPError(422, message)
-    issue = call.issue()
+    issue = call.issue()  # the description takes {"labels": [...]}, not a bare array
+    names = [label if isinstance(label, str) else label["name"] for label in call.body["labels"]]
     call.repo.add_labels(issue, names)
     return Response(200, [call.gh.label_json(call.repo, name) for name in issue.labels])
 
 
-@_route("GET", REPO + r"/pulls")
+@_route("GET /repos/{owner}/{repo}/pulls")
 def _list_pulls(call: _Call) -> Response:
     state, head, base = (call.query.get(k) for k in ("state", "head", "base"))
     pulls = [call.gh.pull_json(call.repo, p) for p in call.repo.pulls()]
@@ -725,7 +731,7 @@ def _list_pulls(call: _Call) -> Response:
     return call.page(pulls)
 
 
-@_route("POST", REPO + r"/pulls")
+@_route("POST /repos/{owner}/{repo}/pulls")
 def _create_pull(call: _Call) -> Response:
     repo = call.repo
     head, base, title = (call.field(k, "PullRequest") for k in ("head", "base", "title"))
@@ -744,12 +750,12 @@ def _create_pull(call: _Call) -> Response:
     return Response(201, call.gh.pull_json(repo, pull))
 
 
-@_route("GET", REPO + r"/pulls/(?P<number>\d+)")
+@_route("GET /repos/{owner}/{repo}/pulls/{pull_number}")
 def _get_pull(call: _Call) -> Response:
     return Response(200, call.gh.pull_json(call.repo, call.issue(pulls_only=True)))
 
 
-@_route("GET", REPO + r"/pulls/(?P<number>\d+)/files")
+@_route("GET /repos/{owner}/{repo}/pulls/{pull_number}/files")
 def _pull_files(call: _Call) -> Response:
     pull = call.issue(pulls_only=True)
     files = [
@@ -760,7 +766,7 @@ def _pull_files(call: _Call) -> Response:
     return call.page(files)
 
 
-@_route("PATCH", REPO + r"/pulls/(?P<number>\d+)")
+@_route("PATCH /repos/{owner}/{repo}/pulls/{pull_number}")
 def _edit_pull(call: _Call) -> Response:
     pull = call.issue(pulls_only=True)
     _update(pull, call, "PullRequest")
@@ -768,21 +774,21 @@ def _edit_pull(call: _Call) -> Response:
     return Response(200, call.gh.pull_json(call.repo, pull))
 
 
-@_route("POST", REPO + r"/actions/workflows/(?P<workflow>[^/]+)/dispatches")
+@_route("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches")
 def _dispatch(call: _Call) -> Response:
-    if call.params["workflow"] not in call.repo.workflows:
+    if call.params["workflow_id"] not in call.repo.workflows:
         raise HTTPError(404, "Not Found")
     if not call.field("ref", "Dispatch"):
         raise HTTPError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
     inputs = call.field("inputs", "Dispatch") or {}
-    call.repo.dispatches.append(Dispatch(call.params["workflow"], call.body["ref"], inputs))
+    call.repo.dispatches.append(Dispatch(call.params["workflow_id"], call.body["ref"], inputs))
     return Response(204)
 
 
-@_route("POST", r"/app/installations/(?P<id>\d+)/access_tokens")
+@_route("POST /app/installations/{installation_id}/access_tokens")
 def _installation_token(call: _Call) -> Response:
     app = _verify_app_jwt(call)
-    if int(call.params["id"]) not in app.installations:
+    if int(call.params["installation_id"]) not in app.installations:
         raise HTTPError(404, "Not Found")
     token = f"ghs_installation_{call.gh.new_id()}"
     call.gh.add_token(token, f"{app.slug}[bot]", installation=True)
@@ -858,3 +864,6 @@ def fake_github() -> Iterator[FakeGitHub]:
     """A running fake GitHub; its `token` authenticates as github-actions[bot]."""
     with FakeGitHub().serve() as fake:
         yield fake
+    assert not fake.violations, "requests off GitHub's REST description:\n" + "\n".join(
+        fake.violations
+    )
