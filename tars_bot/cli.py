@@ -477,7 +477,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="run commands on this host, N repositories at once (default: dispatch to Actions)",
+        help="run commands on this host, N repositories at once, each execute in a child "
+        "process with a read-only token (default: dispatch to Actions)",
     )
     serve.add_argument("--workflow", default="tars-bot.yml", help="the workflow to dispatch")
     serve.set_defaults(func=cmd_serve)

@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests import rest_description
 from tests.rest_description import Operation
@@ -59,6 +61,7 @@ class Identity:
 
     login: str
     installation: bool = False
+    read_only: bool = False  # an installation token asked for with read permissions only
 
 
 @dataclass
@@ -256,8 +259,28 @@ class FakeGitHub:
     def add_user(self, login: str, type: str = "User") -> None:
         self.user_types[login] = type
 
-    def add_token(self, token: str, login: str, installation: bool = False) -> None:
-        self.tokens[token] = Identity(login, installation)
+    def add_token(
+        self, token: str, login: str, installation: bool = False, read_only: bool = False
+    ) -> None:
+        self.tokens[token] = Identity(login, installation, read_only)
+
+    def add_app_with_key(self, app_id: int, slug: str, installation_id: int) -> dict[str, str]:
+        """A GitHub App and the variables (TARS_BOT_APP_ID, ...) that configure tars-bot as it."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.add_app(app_id, slug, public.decode(), installation_id)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return {
+            "TARS_BOT_APP_ID": str(app_id),
+            "TARS_BOT_APP_PRIVATE_KEY": private.decode(),
+            "TARS_BOT_INSTALLATION_ID": str(installation_id),
+        }
 
     def add_app(self, app_id: int, slug: str, public_key: str, installation_id: int) -> App:
         """A GitHub App that can exchange a JWT (signed with the matching private key) for an
@@ -344,7 +367,7 @@ class FakeGitHub:
         for op, handler in _ROUTES:
             match = op.pattern.fullmatch(path)
             if match and op.method == method:
-                identity = self._authenticate(headers.get("authorization"), path)
+                identity = self._authenticate(headers.get("authorization"), method, path)
                 if problems := op.violations(query, body):
                     # as GitHub answers a request its description does not allow; recorded, so
                     # that the test fails even where the client shrugs the 422 off
@@ -354,15 +377,27 @@ class FakeGitHub:
                 return handler(call)
         raise HTTPError(404, "Not Found")
 
-    def _authenticate(self, header: str | None, path: str) -> Identity | None:
+    def _authenticate(self, header: str | None, method: str, path: str) -> Identity | None:
         if not header:
-            raise HTTPError(401, "Requires authentication")
+            return self._anonymous(method, path)
         _, _, token = header.partition(" ")
         if path.startswith("/app/"):
             return None  # app endpoints check the JWT themselves
         if token not in self.tokens:
             raise HTTPError(401, "Bad credentials")
-        return self.tokens[token]
+        identity = self.tokens[token]
+        if identity.read_only and method != "GET":
+            raise HTTPError(403, "Resource not accessible by integration")
+        return identity
+
+    def _anonymous(self, method: str, path: str) -> Identity:
+        """Anyone may read a public repository (and is limited to 60 requests an hour)."""
+        parts = path.split("/")
+        repo = self.repos.get("/".join(parts[2:4])) if parts[1:2] == ["repos"] else None
+        public = repo is not None and not repo.private
+        if method == "GET" and public and parts[4:5] != ["collaborators"]:
+            return Identity("")
+        raise HTTPError(401, "Requires authentication")
 
     # -- JSON ----------------------------------------------------------------------------------
     def user_json(self, login: str) -> dict[str, Any]:
@@ -791,9 +826,11 @@ def _installation_token(call: _Call) -> Response:
     if int(call.params["installation_id"]) not in app.installations:
         raise HTTPError(404, "Not Found")
     token = f"ghs_installation_{call.gh.new_id()}"
-    call.gh.add_token(token, f"{app.slug}[bot]", installation=True)
-    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     permissions = {"contents": "write", "issues": "write", "pull_requests": "write"}
+    permissions |= (call.body or {}).get("permissions") or {}  # narrowed, as asked
+    read_only = "write" not in permissions.values()
+    call.gh.add_token(token, f"{app.slug}[bot]", installation=True, read_only=read_only)
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {"token": token, "expires_at": expires, "permissions": permissions}
     return Response(201, body | {"repository_selection": "all"})
 

@@ -299,33 +299,6 @@ def test_action_yml_wires_its_inputs_to_the_entrypoint():
         assert job["steps"][0]["with"]["persist-credentials"] is False
 
 
-def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_path):
-    from tars_bot.github import local
-    from tars_bot.github.commands import parse_event
-
-    _, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
-    event = parse_event(comment_payload(repo, issue.number, "/tars-bot execute"))
-    env = {"GITHUB_API_URL": fake_github.url, "GITHUB_TOKEN": fake_github.token}
-    run = local.runner(env, tmp_path / "cache")
-    run(event)
-    assert [p.head_ref for p in repo.pulls()] == ["tars-bot/issue-1"]
-    assert reactions(repo, event.comment_id) == ["+1"]  # the app put the 👀, once
-    assert "encoding='utf-8'" in git(origin, "show", "tars-bot/issue-1:src/io.py")
-    clone = tmp_path / "cache" / "octo" / "app"
-    assert git(clone, "status", "--porcelain") == ""
-
-    # a later command finds the clone, brings it up to date, and works from the default branch
-    seed = tmp_path / "seed"
-    (seed / "later.txt").write_text("later\n")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-qm", "later")
-    git(seed, "push", "-q", "origin", "HEAD:main")
-    run(parse_event(comment_payload(repo, issue.number, "/tars-bot plan")))
-    assert git(clone, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
-    assert "**tars-bot plan** for `issue-1`" in repo.comments_on(issue.number)[-1].body
-
-
 @pytest.mark.parametrize(
     ("user", "user_type", "event_action", "runs"),
     [

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +21,6 @@ import pytest
 import requests
 import uvicorn
 import uvicorn.config
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tars_bot.errors import TarsError
 from tars_bot.github.app import (
@@ -470,7 +468,8 @@ class Runs:
         self.finished: list[int] = []
         self.gate = threading.Event()
 
-    def __call__(self, event: CommentEvent) -> None:
+    def __call__(self, event: CommentEvent, inputs: Mapping[str, str]) -> None:
+        assert inputs["comment-id"] == str(event.comment_id)
         self.started.append(event.comment_id)
         if "wait" in event.body:
             assert self.gate.wait(10)
@@ -573,19 +572,12 @@ def test_settings_from_the_environment(fake_github, repo):
 
 
 def test_settings_from_the_environment_act_as_the_installation_a_delivery_names(fake_github, repo):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    fake_github.add_app(42, "tars-bot", public.decode(), installation_id=7)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    app = fake_github.add_app_with_key(42, "tars-bot", installation_id=7)
+    del app["TARS_BOT_INSTALLATION_ID"]  # each delivery names its installation
     env = {
         "TARS_BOT_WEBHOOK_SECRET": SECRET.decode(),
         "GITHUB_API_URL": fake_github.url,
-        "TARS_BOT_APP_ID": "42",
-        "TARS_BOT_APP_PRIVATE_KEY": private.decode(),
+        **app,
     }
     payload = comment_payload(repo)
     payload["installation"]["id"] = 7

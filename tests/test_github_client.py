@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 from hypothesis import given
 from hypothesis import strategies as st
@@ -425,24 +423,12 @@ def test_from_env_needs_the_repository(fake_github):
         GitHubClient.from_env({"GITHUB_TOKEN": "t"})
 
 
-def _key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private.decode(), public.decode()
-
-
 def test_a_github_app_installation_token_is_used_when_configured(fake_github, connect, repo):
-    private, public = _key_pair()
-    fake_github.add_app(42, "tars-bot", public, installation_id=7)
+    app = fake_github.add_app_with_key(42, "tars-bot", installation_id=7)
     issue = repo.add_issue("x")
-    app = {"TARS_BOT_APP_ID": "42", "TARS_BOT_INSTALLATION_ID": "7"}
     # secrets often hold the PEM on one line, with literal \n
-    client = connect(None, TARS_BOT_APP_PRIVATE_KEY=private.replace("\n", "\\n"), **app)
+    app["TARS_BOT_APP_PRIVATE_KEY"] = app["TARS_BOT_APP_PRIVATE_KEY"].replace("\n", "\\n")
+    client = connect(None, **app)
     comment_id = client.comment(issue.number, MARKER)
     assert repo.comments[comment_id].user == "tars-bot[bot]"
     assert client.find_comment(issue.number, MARKER) == comment_id
@@ -450,10 +436,11 @@ def test_a_github_app_installation_token_is_used_when_configured(fake_github, co
     assert exchange.headers["authorization"].startswith("Bearer ")
 
 
-def test_the_installation_id_is_a_number(connect, repo):
-    app = {"TARS_BOT_APP_ID": "42", "TARS_BOT_APP_PRIVATE_KEY": _key_pair()[0]}
+def test_the_installation_id_is_a_number(connect, repo, fake_github):
+    app = fake_github.add_app_with_key(42, "tars-bot", installation_id=7)
+    app["TARS_BOT_INSTALLATION_ID"] = "main"
     with pytest.raises(TarsError, match="TARS_BOT_INSTALLATION_ID must be a number, found 'main'"):
-        connect(None, TARS_BOT_INSTALLATION_ID="main", **app)
+        connect(None, **app)
 
 
 def test_a_bad_app_key_is_a_tars_error(connect, repo):

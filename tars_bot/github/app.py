@@ -47,13 +47,16 @@ RESPONDERS = 8  # repositories whose comments are answered at once
 STOPPED = "tars-bot stopped before the command could run; comment it again to retry"
 
 ClientFactory = Callable[[str, int | None], GitHubClient]
+RunLocal = Callable[[CommentEvent, Mapping[str, str]], None]
+Run = tuple[CommentEvent, dict[str, str]]  # a command for a local worker, and its inputs
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppSettings:
     """`client_for(repository, installation_id)` opens a client acting for that installation;
-    `run_local(event)` runs a command on this host when `local_workers` > 0."""
+    `run_local(event, inputs)` runs a command on this host when `local_workers` > 0, with the
+    inputs a dispatched workflow would get."""
 
     webhook_secret: bytes
     api_url: str = DEFAULT_API_URL
@@ -61,7 +64,7 @@ class AppSettings:
     workflow_file: str = "tars-bot.yml"
     allowed_permissions: frozenset[str] = DEFAULT_ALLOWED
     local_workers: int = 0
-    run_local: Callable[[CommentEvent], None] | None = None
+    run_local: RunLocal | None = None
 
     def __post_init__(self) -> None:
         if not self.webhook_secret:
@@ -226,7 +229,7 @@ class _Background:
 
     def __init__(self, settings: AppSettings) -> None:
         self._settings = settings
-        self._runs: SerialQueues[CommentEvent] | None = None
+        self._runs: SerialQueues[Run] | None = None
         if settings.local_workers:
             self._runs = SerialQueues(settings.local_workers, self._run, "tars-bot-run")
         # in order per repository, so that its commands reach the workers in the order given
@@ -238,21 +241,20 @@ class _Background:
     def close(self) -> None:
         self._answers.close()  # answering is quick: finish it, which may queue more runs
         if self._runs is not None:
-            self._runs.close(cancel=lambda event: _report(self._settings, event, STOPPED))
+            self._runs.close(cancel=lambda run: _report(self._settings, run[0], STOPPED))
 
     def _answer(self, event: CommentEvent) -> None:
         with _failure_reported(self._settings, event):
             _answer(self._settings, event, self._runs)
 
-    def _run(self, event: CommentEvent) -> None:
+    def _run(self, run: Run) -> None:
         assert self._settings.run_local is not None  # AppSettings checks it
+        event, inputs = run
         with _failure_reported(self._settings, event):
-            self._settings.run_local(event)
+            self._settings.run_local(event, inputs)
 
 
-def _answer(
-    settings: AppSettings, event: CommentEvent, runs: SerialQueues[CommentEvent] | None
-) -> None:
+def _answer(settings: AppSettings, event: CommentEvent, runs: SerialQueues[Run] | None) -> None:
     with settings.client_for(event.repository, event.installation_id) as client:
         decision = authorize(client, event, settings.allowed_permissions)
         verdict = "obeying" if decision.allowed else "not obeying"
@@ -262,18 +264,25 @@ def _answer(
                 log.info("%s: refused %s", _where(event), event.user_login)
             return
         client.react(event.comment_id, "eyes")
+        inputs = dispatch_inputs(client, event)  # now: what the commenter saw
         if runs is not None:
-            runs.put(event.repository, event)
+            runs.put(event.repository, (event, inputs))
             return
-        inputs = {
-            "command": _bound_command(event),
-            "issue-number": str(event.issue_number),
-            "comment-id": str(event.comment_id),
-        }
-        if event.is_pull_request:  # the workflow refuses to execute if the head moves after this
-            inputs["head-sha"] = client.issue(event.issue_number).head_sha or ""
         client.dispatch_workflow(settings.workflow_file, client.default_branch(), inputs)
         log.info("%s: dispatched to %s", _where(event), settings.workflow_file)
+
+
+def dispatch_inputs(client: GitHubClient, event: CommentEvent) -> dict[str, str]:
+    """The workflow_dispatch inputs that carry an authorized comment to the workflow (or a
+    local worker), bound to what the commenter saw."""
+    inputs = {
+        "command": _bound_command(event),
+        "issue-number": str(event.issue_number),
+        "comment-id": str(event.comment_id),
+    }
+    if event.is_pull_request:  # the workflow refuses to execute if the head moves after this
+        inputs["head-sha"] = client.issue(event.issue_number).head_sha or ""
+    return inputs
 
 
 def _bound_command(event: CommentEvent) -> str:

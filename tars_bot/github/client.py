@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.github.com"
 BODY_LIMIT = 65_536  # characters in an issue, pull request or comment body
+READ_ONLY = {"contents": "read", "issues": "read", "pull_requests": "read", "metadata": "read"}
 APP_VARIABLES = ("TARS_BOT_APP_ID", "TARS_BOT_APP_PRIVATE_KEY", "TARS_BOT_INSTALLATION_ID")
 STANDARD_ROLES = frozenset({"admin", "maintain", "write", "triage", "read"})
 # PATCH only sets fields, so it can be repeated; POST cannot (see _Retry.is_retry)
@@ -162,11 +163,10 @@ def _repository(environ: Mapping[str, str]) -> str:
     return name
 
 
-def _auth(environ: Mapping[str, str]) -> Auth.Auth | None:
-    """A GitHub App installation if it is configured, else GITHUB_TOKEN, else anonymous."""
-    app_id, key, installation = (environ.get(name, "") for name in APP_VARIABLES)
-    if app_id and key and installation:
-        return _app_auth(app_id, key, installation)
+def _auth(environ: Mapping[str, str], app: _Installation | None) -> Auth.Auth | None:
+    """The GitHub App's installation if it is configured, else GITHUB_TOKEN, else anonymous."""
+    if app is not None:
+        return app.auth()
     token = environ.get("GITHUB_TOKEN")
     return Auth.Token(token) if token else None
 
@@ -178,7 +178,20 @@ def _is_installation(auth: Auth.Auth | None) -> bool:
     return isinstance(auth, Auth.AppInstallationAuth)
 
 
-def _app_auth(app_id: str, key: str, installation: str) -> Auth.AppInstallationAuth:
+@dataclass(frozen=True)
+class _Installation:
+    app: Auth.AppAuth
+    id: int
+
+    def auth(self, permissions: dict[str, str] | None = None) -> Auth.AppInstallationAuth:
+        return self.app.get_installation_auth(self.id, token_permissions=permissions)
+
+
+def _app(environ: Mapping[str, str]) -> _Installation | None:
+    """The GitHub App installation TARS_BOT_APP_ID and friends configure, if they do."""
+    app_id, key, installation = (environ.get(name, "") for name in APP_VARIABLES)
+    if not (app_id and key and installation):
+        return None
     if not installation.isdigit():
         raise TarsError(f"TARS_BOT_INSTALLATION_ID must be a number, found {installation!r}")
     if "\\n" in key and "\n" not in key:  # a PEM key pasted into a one-line secret
@@ -188,16 +201,24 @@ def _app_auth(app_id: str, key: str, installation: str) -> Auth.AppInstallationA
         app.create_jwt()  # fail here, with a clear message, rather than at the first request
     except (ValueError, TypeError, jwt.PyJWTError) as e:
         raise TarsError(f"TARS_BOT_APP_PRIVATE_KEY is not a usable private key: {e}") from e
-    return app.get_installation_auth(int(installation))
+    return _Installation(app, int(installation))
 
 
 class GitHubClient:
     """One repository on GitHub, through PyGithub. Close it (or use `with`) when done."""
 
-    def __init__(self, github: Github, repository: str, *, installation: bool = False) -> None:
+    def __init__(
+        self,
+        github: Github,
+        repository: str,
+        *,
+        installation: bool = False,
+        app: _Installation | None = None,
+    ) -> None:
         """`installation`: the token is a GitHub App installation's (Actions' GITHUB_TOKEN is one),
-        which acts as a bot and cannot ask GitHub who it is."""
+        which acts as a bot and cannot ask GitHub who it is; `app`: the App's, when known."""
         self._github = github
+        self._app = app
         self.repository = repository
         self._repo = github.get_repo(repository)
         self._installation = installation
@@ -209,7 +230,8 @@ class GitHubClient:
     ) -> GitHubClient:
         """The client GitHub Actions' variables describe. `sleep` waits between retries; `pace`
         spaces requests out as PyGithub does by default (tests turn it off)."""
-        auth = _auth(environ)
+        app = _app(environ)
+        auth = _auth(environ, app)
         github = Github(
             base_url=(environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
             auth=auth,
@@ -221,7 +243,8 @@ class GitHubClient:
             # objects are fetched only when read, so a write costs one request
             lazy=True,
         )
-        return cls(github, _repository(environ), installation=_is_installation(auth))
+        repository = _repository(environ)
+        return cls(github, repository, installation=_is_installation(auth), app=app)
 
     def close(self) -> None:
         self._github.close()
@@ -237,6 +260,15 @@ class GitHubClient:
         """The token requests carry (for an App, a fresh installation token), for git pushes."""
         auth = self._github.requester.auth
         return getattr(auth, "token", None) if auth is not None else None
+
+    def read_only_token(self) -> str | None:
+        """A new installation token that can read the repository, its issues and pull requests
+        and write nothing, for work that runs what an improvement controls; None when the client
+        is not a GitHub App's (a personal or Actions token cannot be narrowed)."""
+        if self._app is None:
+            return None
+        with _api("get a read-only installation token"):
+            return self._app.auth(READ_ONLY).withRequester(self._github.requester).token
 
     def clone_url(self) -> str:
         with _api(f"read {self.repository}"):

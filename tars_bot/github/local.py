@@ -1,38 +1,117 @@
 """Running comment commands on the webhook app's own host (`tars-bot serve --local-workers N`),
-in clones tars-bot keeps per repository, instead of dispatching them to GitHub Actions."""
+in clones tars-bot keeps per repository, instead of dispatching them to GitHub Actions.
+
+An `execute` is split by privilege as the shipped workflow splits it (stages.py): the improvement
+runs in a child process, in a throwaway clone, holding at most a read-only installation token;
+this process, which holds the App's key, believes the child's bundle only once `publish_stage`
+has checked it against the plan, then pushes. Other commands run here, as the publish job runs
+them.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pygit2
+
 from tars_bot.git import sync_clone
-from tars_bot.github import action
+from tars_bot.github import action, stages
 from tars_bot.github.app import environment_clients
-from tars_bot.github.client import DEFAULT_API_URL
-from tars_bot.github.commands import CommentEvent
+from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
+from tars_bot.github.commands import CommandError, CommentEvent, command_line, parse_command
 from tars_bot.system import ExecutionSystem
+
+# what the execute child inherits: enough to run tars-bot and the sandbox, no credentials
+CHILD_ENV = (
+    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "XDG_*",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_*", "UV_*", "TARS_BOT_BWRAP",
+    "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_*", "GIT_COMMITTER_*", "GITHUB_API_URL",
+    "GITHUB_SERVER_URL",
+)  # fmt: skip
+EXECUTE_TIMEOUT_S = 6 * 3600  # GitHub's own limit on a job
 
 
 def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tars-bot" / "repos"
 
 
-def runner(environ: Mapping[str, str], cache: Path) -> Callable[[CommentEvent], None]:
-    """What a local worker calls for an authorized comment: sync the repository's clone to its
-    default branch, then handle the command as the Action would."""
+def runner(
+    environ: Mapping[str, str], cache: Path
+) -> Callable[[CommentEvent, Mapping[str, str]], None]:
+    """What a local worker calls for an authorized comment and its dispatch inputs: sync the
+    repository's clone to its default branch, then handle the command as the workflow would."""
     api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
     client_for = environment_clients(environ, api_url)
 
-    def run(event: CommentEvent) -> None:
+    def run(event: CommentEvent, inputs: Mapping[str, str]) -> None:
         with client_for(event.repository, event.installation_id) as client:
             token = client.token
             checkout = sync_clone(
                 client.clone_url(), cache / event.repository, client.default_branch(), token
             )
-            env = {**environ, "GITHUB_REPOSITORY": event.repository, "GITHUB_TOKEN": token or ""}
-            ctx = action.Context(env, client, ExecutionSystem(checkout.workdir), {})
-            action.handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
+            env = {
+                **environ,
+                "GITHUB_API_URL": api_url,
+                "GITHUB_REPOSITORY": event.repository,
+                "GITHUB_TOKEN": token or "",
+            }
+            system = ExecutionSystem(checkout.workdir)
+            if not _is_execute(event):
+                ctx = action.Context(env, client, system, {})
+                action.handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
+                return
+            stages.working_on_it(client, event, (command_line(event.body) or "").strip())
+            payload = {"inputs": dict(inputs), "sender": {"login": event.user_login}}
+            with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as scratch:
+                handoff = Path(scratch) / "handoff"
+                _execute_without_write_token(client, env, payload, checkout.workdir, handoff)
+                env["TARS_BOT_HANDOFF"] = str(handoff)
+                stages.publish_stage(action.Context(env, client, system, payload))
 
     return run
+
+
+def _is_execute(event: CommentEvent) -> bool:
+    try:
+        command = parse_command((command_line(event.body) or "").strip())
+    except CommandError:
+        return False  # answered with the usage, here
+    return command is not None and command.verb == "execute"
+
+
+def _execute_without_write_token(
+    client: GitHubClient, env: Mapping[str, str], payload: dict, checkout: Path, handoff: Path
+) -> None:
+    """The workflow's execute job: `tars-bot action` at the execute stage, in a clone of its
+    own, with a read-only token (an App's) or none (a personal token cannot be narrowed: the
+    child then reads as anyone may, which serves public repositories)."""
+    work = handoff.parent / "repo"
+    pygit2.clone_repository(str(checkout), str(work))
+    event_path = handoff.parent / "event.json"
+    event_path.write_text(json.dumps(payload), encoding="utf-8")
+    child = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in CHILD_ENV)}
+    child |= {
+        "GITHUB_REPOSITORY": client.repository,
+        "GITHUB_EVENT_NAME": "workflow_dispatch",
+        "GITHUB_EVENT_PATH": str(event_path),
+        "TARS_BOT_STAGE": "execute",
+        "TARS_BOT_HANDOFF": str(handoff),
+    }
+    if token := client.read_only_token():
+        child["GITHUB_TOKEN"] = token
+    # its outcome travels in the hand-off, which publish_stage reports (a missing one too)
+    subprocess.run(
+        [sys.executable, "-m", "tars_bot", "action"],
+        cwd=work,
+        env=child,
+        stdin=subprocess.DEVNULL,
+        timeout=EXECUTE_TIMEOUT_S,
+        check=False,
+    )

@@ -21,6 +21,7 @@ from pathlib import Path
 from tars_bot import markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import action, publish
+from tars_bot.github.client import GitHubClient
 from tars_bot.github.commands import (
     Command,
     CommandError,
@@ -66,8 +67,13 @@ def authorize_stage(ctx: action.Context) -> int:
     line = (command_line(event.body) or "").strip()
     execute = (command := _command(line)) is not None and command.verb == "execute"
     if execute:  # the status comment the publish job finishes; others it writes itself
-        ctx.client.comment(event.issue_number, f"⏳ `{line}`: working on it…\n\n{_handled(event)}")
+        working_on_it(ctx.client, event, line)
     return _outputs(ctx, act=True, execute=execute)
+
+
+def working_on_it(client: GitHubClient, event: CommentEvent, line: str) -> None:
+    """The status comment that `publish_stage` finishes."""
+    client.comment(event.issue_number, f"⏳ `{line}`: working on it…\n\n{_handled(event)}")
 
 
 def execute_stage(ctx: action.Context) -> int:
