@@ -112,6 +112,8 @@ class Issue:
     head_repo: str | None = None  # full name of the head's repository; a fork's differs
     base_ref: str | None = None
     files: list[str] = field(default_factory=list)  # what a pull request changes
+    merged_at: str | None = None
+    merge_commit_sha: str | None = None  # the merge, squash or last rebased commit
 
     @property
     def is_pull(self) -> bool:
@@ -148,6 +150,7 @@ class Repo:
     labels: dict[str, int] = field(default_factory=dict)  # name -> id
     workflows: set[str] = field(default_factory=lambda: {"tars-bot.yml"})
     dispatches: list[Dispatch] = field(default_factory=list)
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as GitHub shows it
 
     @property
     def owner(self) -> str:
@@ -196,6 +199,12 @@ class Repo:
 
     def pulls(self) -> list[Issue]:
         return [i for i in self.issues.values() if i.is_pull]
+
+    def merge_pull(self, pull: Issue, commit: str) -> None:
+        """Record `pull` as merged into its base as `commit` (the test made that commit in git:
+        a merge, a squash, or the last of the rebased commits)."""
+        pull.state, pull.closed_at = "closed", _now()
+        pull.merged_at, pull.merge_commit_sha = pull.closed_at, commit
 
 
 @dataclass
@@ -474,9 +483,10 @@ class FakeGitHub:
             "html_url": issue["html_url"],
             "issue_url": issue["url"],
             "closed_at": pull.closed_at,
-            "merged_at": None,
+            "merged_at": pull.merged_at,
+            "merge_commit_sha": pull.merge_commit_sha,
             "draft": False,
-            "merged": False,
+            "merged": pull.merged_at is not None,
             "head": self._part(pull.head_repo, pull.head_ref, pull.head_sha),
             "base": self._part(repo.full_name, pull.base_ref, base_sha),
             "author_association": issue["author_association"],
