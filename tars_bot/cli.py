@@ -17,7 +17,7 @@ from rich.markup import escape
 from tars_bot import __version__, demo, report
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
 from tars_bot.loader import validation_problems
-from tars_bot.models import Execution, ExecutionPlan, Improvement
+from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
 from tars_bot.system import ExecutionSystem
 
 LOG_TAIL_LINES = 20
@@ -205,6 +205,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise TarsError("--cascade goes with --step N")
     token = os.environ.get("GITHUB_TOKEN")
     system = ExecutionSystem(args.repo)
+    if system.status(args.execution_id, args.onto).state in AFTER_MERGE:
+        return _revert_merged(system, args)
+    if args.push or args.open_pr:
+        raise TarsError("--push and --open-pr go with a merged execution's revert")
     execution = system.rollback(args.execution_id, args.step, args.cascade, token=token)
     console = _console()
     if execution.pull_request and os.environ.get("GITHUB_REPOSITORY"):
@@ -220,6 +224,34 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             )
     console.print("verified", style="green")
     return EXIT_OK
+
+
+def _revert_merged(system: ExecutionSystem, args: argparse.Namespace) -> int:
+    """A merged execution's rollback: a revert on a branch of its own, checked, never pushed to
+    the default branch."""
+    if args.cascade:
+        raise TarsError("--cascade is for steps on an unmerged branch; a merged step reverts alone")
+    console = _console()
+    original = system.status(args.execution_id, args.onto)
+    landed = original.landed
+    assert landed is not None  # merged
+    console.print(
+        f"execution {original.id} is merged ({landed.kind} {landed.commit[:10]}): its rollback "
+        "is a revert on a new branch, checked like any execution"
+    )
+    with report.LiveProgress(console, args.verbose) as progress:
+        result = system.revert(args.execution_id, args.step, args.onto, progress)
+    execution = system.status(result.execution_id)
+    if not args.verbose:
+        _print_failing_output(system, execution, console)
+    console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
+    style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
+    console.print(escape(report.verdict(execution)), style=style)
+    if result.success and result.branch:
+        console.print(f"revert branch: {result.branch}")
+        if args.push or args.open_pr:
+            _publish(system, result.execution_id, args, console)
+    return EXIT_OK if result.success else EXIT_FAILED
 
 
 def _follow_pull_request(system: ExecutionSystem, execution: Execution, closed: bool) -> None:
@@ -400,14 +432,29 @@ def _parser() -> argparse.ArgumentParser:
         "rollback",
         parents=[common],
         help="undo an execution, or one of its steps",
-        description="Without --step: delete the execution's branch (the journal keeps its "
-        "commits). With --step N: add a commit reverting step N on the branch. Both are verified.",
+        description="Before the merge: without --step, delete the execution's branch (the "
+        "journal keeps its commits); with --step N, add a commit reverting step N on the branch. "
+        "Both are verified. After the merge: a new branch tars-bot/revert-ID from the default "
+        "branch undoes the change (or step N), runs the same final checks, and with --open-pr "
+        "becomes a pull request; a conflict with later work is refused, naming the files.",
     )
     rollback.add_argument("--execution-id", required=True, metavar="ID")
     rollback.add_argument("--step", type=_positive, metavar="N", help="revert only step N")
     rollback.add_argument(
         "--cascade", action="store_true", help="with --step: also revert the steps built on it"
     )
+    rollback.add_argument(
+        "--onto",
+        metavar="BRANCH",
+        help="the default branch it was merged into (default: origin's HEAD, main or master)",
+    )
+    rollback.add_argument(
+        "--push", action="store_true", help="merged: push the revert branch (GITHUB_TOKEN)"
+    )
+    rollback.add_argument(
+        "--open-pr", action="store_true", help="merged: push the revert and open its pull request"
+    )
+    rollback.add_argument("--remote", default="origin", help="where to push (default: origin)")
     rollback.set_defaults(func=cmd_rollback)
 
     receive = verbs.add_parser(

@@ -242,10 +242,22 @@ class ExecutionPlan(Model):
 
 
 # unvalidated: a check could not run (broken noxfile, missing interpreter, timeout); the branch
-# is kept for the user to validate again or roll back, since nothing is known to be wrong with it
+# is kept for the user to validate again or roll back, since nothing is known to be wrong with it.
+# After succeeded: merged (its change reached the default branch), closed (its pull request was
+# closed unmerged), reverted (a revert execution undoes it on the default branch).
 ExecutionState = Literal[
-    "running", "validating", "succeeded", "failed", "rolled_back", "interrupted", "unvalidated"
+    "running",
+    "validating",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "interrupted",
+    "unvalidated",
+    "merged",
+    "closed",
+    "reverted",
 ]
+AFTER_MERGE: tuple[ExecutionState, ...] = ("merged", "reverted")
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
 
 
@@ -348,6 +360,23 @@ class SandboxReport(Model):
     memory: str = Field(description="How memory_mb is accounted.")
 
 
+class LandedCommit(Model):
+    step: int | None = Field(description="The step it carries; null: all of them (a squash).")
+    commit: str
+
+
+class Landing(Model):
+    """How an execution's change reached the default branch."""
+
+    kind: Literal["merge", "fast-forward", "rebase", "squash"]
+    commit: str = Field(description="The merge or squash commit; the last commit otherwise.")
+    onto: str = Field(description="The default branch just before the change landed.")
+    commits: list[LandedCommit] = Field(
+        description="The commits on the default branch that carry the change, oldest first."
+    )
+    found_by: Literal["git", "github"] = "git"
+
+
 class Execution(Model):
     """The journaled record of one execution: `status --format json` prints exactly this."""
 
@@ -375,3 +404,11 @@ class Execution(Model):
     pending: str | None = Field(
         None, description="An action journaled but not yet completed: 'rollback' or 'revert:N,M'."
     )
+    landed: Landing | None = Field(
+        None, description="Set once the change is on the default branch."
+    )
+    reverts: str | None = Field(
+        None, description="The merged execution this one reverts on the default branch."
+    )
+    step_reverted: int | None = Field(None, description="With `reverts`: the one step it reverts.")
+    reverted_by: str | None = Field(None, description="The execution that reverts this one.")

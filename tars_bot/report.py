@@ -89,6 +89,8 @@ def print_plan(plan: ExecutionPlan, console: Console, verbose: bool = False) -> 
 STATE_STYLE = {
     "applied": "green",
     "succeeded": "green",
+    "merged": "green",
+    "closed": "dim",
     "skipped": "yellow",
     "reverted": "yellow",
     "unvalidated": "yellow",
@@ -164,10 +166,23 @@ def verdict(execution: Execution) -> str:
         return text + (": " + "; ".join(dropped) if dropped else "")
     if execution.state == "unvalidated":
         return execution.failure_reason or "could not validate"
+    if execution.state in ("merged", "reverted", "closed"):
+        return lifecycle(execution)
     reason = execution.failure_reason or "no reason recorded"
     text = f"{execution.state.replace('_', ' ')}: {reason}"
     blamed = [g for g in groups if not is_dropped(g[0], execution)]
     return text + (f"; {_found(blamed[-1])}" if blamed else "")
+
+
+def lifecycle(execution: Execution) -> str:
+    """What became of a published execution: merged (and how), reverted, or closed."""
+    if execution.state == "closed":
+        return "its pull request was closed unmerged"
+    landed = execution.landed
+    how = f"merged ({landed.kind} {landed.commit[:10]})" if landed else "merged"
+    if execution.state == "reverted":
+        return f"{how}, then reverted by execution {execution.reverted_by}"
+    return how
 
 
 def execution_renderable(execution: Execution) -> Group:
@@ -193,6 +208,11 @@ def execution_renderable(execution: Execution) -> Group:
         details.append(("pushed to", execution.pushed_to))
     if execution.pull_request:
         details.append(("pull req.", execution.pull_request))
+    if execution.state in ("merged", "reverted", "closed"):
+        details.append(("after", lifecycle(execution)))
+    if execution.reverts:
+        step = f"step {execution.step_reverted} of " if execution.step_reverted else ""
+        details.append(("reverts", f"{step}execution {execution.reverts}"))
     lines += [Text.assemble((f"{key:9}", "dim"), value) for key, value in details]
     table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "step", "state", "commit", "files", "time"):

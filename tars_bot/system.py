@@ -8,11 +8,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tars_bot import executor, final, handoff, journal, loader, planner, rollback, workspace
+from tars_bot import (
+    executor,
+    final,
+    handoff,
+    journal,
+    landing,
+    loader,
+    planner,
+    revert,
+    rollback,
+    workspace,
+)
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError, Terminated
 from tars_bot.git import Repo
 from tars_bot.models import (
+    AFTER_MERGE,
     Benefit,
     BenefitResult,
     CheckResult,
@@ -116,9 +128,12 @@ class ExecutionSystem:
         dry_run: bool = False,
         progress: Progress | None = None,
         fresh: bool = False,
+        *,
+        reverts: tuple[str, int | None] | None = None,
     ) -> ExecutionResult:
         """Run the plan's steps as commits on a new branch in a worktree of their own; with
-        `fresh`, checks run even where a result for the tree is cached."""
+        `fresh`, checks run even where a result for the tree is cached. `reverts`: the merged
+        execution (and step) the plan reverts, recorded on both."""
         progress = progress or Silent()
         self._check_plan(plan)
         config = self.config(plan.base.commit)
@@ -129,6 +144,11 @@ class ExecutionSystem:
             if not dry_run:
                 self._take_over_branch(plan, execution_id)
             execution = self._new_execution(plan, execution_id, dry_run, sandbox, config)
+            if reverts is not None:
+                reverted, step = reverts
+                execution = execution.model_copy(
+                    update={"reverts": reverted, "step_reverted": step}
+                )
             record = journal.Record.start(self.repo, execution, plan)
             try:
                 execution, diff = self._run_steps(
@@ -161,6 +181,12 @@ class ExecutionSystem:
         """Undo a whole execution, or one step (and, with cascade, the steps built on it).
         When the branch was pushed, the remote follows: its branch deleted, or updated."""
         before = journal.load(self.repo, execution_id)
+        lived = self._lived(before, self._tip(None))
+        if lived.state in AFTER_MERGE:
+            raise TarsError(
+                f"execution {execution_id} is {lived.state}: its change is on the default branch, "
+                "so its rollback is a revert on a branch of its own (`tars-bot rollback` makes it)"
+            )
         if step is None:
             execution = rollback.rollback_execution(self.repo, execution_id)
         else:
@@ -260,11 +286,85 @@ class ExecutionSystem:
         record.save(execution.model_copy(update={"checks": results}))
         return results
 
-    def status(self, execution_id: str) -> Execution:
-        return journal.load(self.repo, execution_id)
+    def status(self, execution_id: str, onto: str | None = None) -> Execution:
+        """The execution as journaled, its state carried on past `succeeded` (merged, reverted)
+        by what the default branch (`onto`, or found) holds now."""
+        return self._lived(journal.load(self.repo, execution_id), self._tip(onto))
 
-    def history(self, limit: int | None = None) -> list[Execution]:
-        return journal.history(self.repo, limit)
+    def history(self, limit: int | None = None, onto: str | None = None) -> list[Execution]:
+        tip = self._tip(onto)
+        return [self._lived(e, tip) for e in journal.history(self.repo, limit)]
+
+    def revert(
+        self,
+        execution_id: str,
+        step: int | None = None,
+        onto: str | None = None,
+        progress: Progress | None = None,
+    ) -> ExecutionResult:
+        """Undo a merged execution (or one step of it) on a new branch from the default branch:
+        planned, executed and checked as any improvement is; never on the default branch."""
+        ref = revert.default_branch(self.repo, onto)
+        tip, _ = self.repo.resolve(ref)
+        record = journal.Record.resume(self.repo, execution_id)
+        execution = self._lived(record.execution, tip)
+        if execution.state == "reverted":
+            raise TarsError(
+                f"execution {execution_id} is already reverted by execution "
+                f"{execution.reverted_by}; roll that one back to undo the revert"
+            )
+        if execution.landed is None:
+            raise TarsError(
+                f"execution {execution_id} is {execution.state}, not merged into {ref}: "
+                "`tars-bot rollback` without a merge deletes its branch instead"
+            )
+        plan = journal.load_plan(self.repo, execution_id)
+        improvement = revert.improvement(self.repo, execution, plan, execution.landed, tip, step)
+        revert_plan = self.plan(improvement, base=ref, source=f"revert of {execution_id}")
+        result = self.execute(revert_plan, progress=progress, reverts=(execution_id, step))
+        if result.success and step is None:
+            update = {"landed": execution.landed, "reverted_by": result.execution_id}
+            record.save(record.execution.model_copy(update=update))
+        return result
+
+    def record_landing(
+        self, execution_id: str, merge_commit: str | None, closed: bool
+    ) -> Execution:
+        """What GitHub says became of the execution's pull request: merged as `merge_commit`,
+        or closed unmerged."""
+        record = journal.Record.resume(self.repo, execution_id)
+        execution = record.execution
+        if execution.state != "succeeded":
+            return execution
+        if merge_commit is not None:
+            found = landing.find(self.repo, execution, merge_commit) or landing.from_merge_commit(
+                self.repo, execution, merge_commit
+            )
+            if found is not None:
+                record.save(execution.model_copy(update={"state": "merged", "landed": found}))
+        elif closed:
+            record.save(execution.model_copy(update={"state": "closed"}))
+        return record.execution
+
+    def _tip(self, onto: str | None) -> str | None:
+        try:
+            return self.repo.resolve(revert.default_branch(self.repo, onto))[0]
+        except TarsError:
+            if onto:
+                raise
+            return None  # no default branch to compare with: the journaled state stands
+
+    def _lived(self, execution: Execution, tip: str | None) -> Execution:
+        """`execution` with the state it has after its pull request."""
+        if execution.state == "succeeded" and tip is not None:
+            found = landing.find(self.repo, execution, tip)
+            if found is not None:
+                execution = execution.model_copy(update={"state": "merged", "landed": found})
+        if execution.state == "merged" and execution.reverted_by:
+            by = journal.load(self.repo, execution.reverted_by)
+            if by.state in ("succeeded", "unvalidated", "merged"):
+                execution = execution.model_copy(update={"state": "reverted"})
+        return execution
 
     def step_log(self, execution_id: str, number: int) -> bytes | None:
         return journal.read_log(self.repo, execution_id, f"step-{number}.log")

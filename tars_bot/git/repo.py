@@ -139,7 +139,11 @@ class Repo:
         return self.read(str(self._repo[commit].peel(pygit2.Commit).tree_id), path)  # type: ignore[attr-defined]
 
     def tree_of(self, commit: str) -> str:
-        return str(self._repo[commit].peel(pygit2.Commit).tree_id)  # type: ignore[attr-defined]
+        """The tree of `commit` (a tree's id is its own tree)."""
+        target = self._repo[commit]
+        if isinstance(target, pygit2.Tree):
+            return commit
+        return str(target.peel(pygit2.Commit).tree_id)  # type: ignore[attr-defined]
 
     def build_tree(self, tree: str | None, changes: dict[str, NewContent]) -> str:
         """`tree` with `changes` applied; only the directories on the changed paths are
@@ -216,6 +220,29 @@ class Repo:
                 else NewContent(self._repo[target.id].data, KINDS.get(target.mode))  # type: ignore[attr-defined]
             )
         return self.build_tree(onto_tree, changes)
+
+    def undo(self, after: str, before: str, onto_tree: str) -> tuple[str | None, list[str]]:
+        """`onto_tree` with the change from commit `before` to commit `after` undone by a
+        three-way merge (as `git revert` does), and the paths that conflict; the tree is None
+        when some do. Later work on other lines of the same files is kept."""
+        ancestor, ours, theirs = (
+            self._repo[t] for t in (self.tree_of(after), onto_tree, self.tree_of(before))
+        )
+        index = self._repo.merge_trees(ancestor, ours, theirs)
+        if index.conflicts is not None:
+            paths = {e.path for entries in index.conflicts for e in entries if e is not None}
+            return None, sorted(paths)
+        return str(index.write_tree(self._repo)), []
+
+    def first_parent_walk(self, tip: str, stop: str | None) -> Iterator[tuple[str, list[str], str]]:
+        """(commit, parents, message) along `tip`'s first parents, newest first, down to (not
+        including) `stop` and what it reaches."""
+        walker = self._repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+        walker.simplify_first_parent()
+        if stop is not None and self.has_object(stop):
+            walker.hide(pygit2.Oid(hex=stop))
+        for commit in walker:
+            yield str(commit.id), [str(p) for p in commit.parent_ids], commit.message
 
     def is_ancestor(self, ancestor: str, commit: str) -> bool:
         return ancestor == commit or self._repo.descendant_of(commit, ancestor)
