@@ -46,6 +46,15 @@ class Config(Model):
     worktree_pool: int = Field(
         2, ge=0, le=32, description="Worktrees kept for reuse, reset between executions."
     )
+    watch_workflows: list[NonEmpty] = Field(
+        default_factory=list,
+        description="CI workflows (names, or file names without .yml) watched on the default "
+        "branch: one that fails right where a tars-bot change landed, having passed just "
+        "before, is reported on that change's pull request.",
+    )
+    auto_revert: bool = Field(
+        False, description="With watch_workflows: also open that change's revert pull request."
+    )
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",

@@ -41,29 +41,12 @@ def execution_markdown(
         lines += [_no_html(improvement.description), ""]
     state = execution.state.replace("_", " ")
     lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
-    if execution.failure_reason:
-        lines += [f"> {_md(execution.failure_reason)}", ""]
-    if execution.sandbox is not None:
-        warn = "" if execution.sandbox.sandboxed else "⚠️ "
-        lines += [f"{warn}Sandbox: {_md(sandbox_line(execution.sandbox))}", ""]
-    lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
-    for step in execution.steps:
-        commit = f"`{step.commit[:10]}`" if step.commit else "-"
-        checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
-        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
-        cells = [str(step.number), _md(step.name), _md(state_text(step)), commit, checks, duration]
-        lines.append(f"| {' | '.join(cells)} |")
-    lines.append("")
-    if execution.checks:
-        lines += ["**Final checks**", ""]
-        lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
-        lines.append("")
+    lines += _outcome_markdown(execution)
     lines += _culprits_markdown(execution)
     lines += _benefits_markdown(plan, execution)
     for number, log in (logs or {}).items():
-        fence = "`" * max(3, *(len(run) + 1 for run in re.findall("`+", log)))
         summary = f"<details><summary>Output of step {number}</summary>"
-        lines += [summary, "", fence, log, fence, "</details>", ""]
+        lines += [summary, "", *_fenced(log), "</details>", ""]
     if execution.state == "unvalidated":
         lines += [
             f"**Validate again**: `tars-bot validate --execution-id {execution.id}`; the branch "
@@ -83,6 +66,48 @@ def execution_markdown(
     return "\n".join(lines)
 
 
+def validation_markdown(execution: Execution, plan: ExecutionPlan) -> str:
+    """What was validated and how it went (a check run's summary, an Actions job summary): each
+    step and its checks, the final checks, and each culprit with the tail of its failing run."""
+    improvement = plan.improvement
+    lines = [f"**tars-bot** validated improvement `{improvement.id}`: {_md(improvement.title)}", ""]
+    state = f"State: **{execution.state.replace('_', ' ')}**"
+    if execution.branch and execution.head_commit:
+        state += f", branch `{execution.branch}` at `{execution.head_commit[:10]}`"
+    lines += [state, ""]
+    lines += _outcome_markdown(execution)
+    lines += _culprits_markdown(execution, outputs=True)
+    lines += _benefits_markdown(plan, execution)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _outcome_markdown(execution: Execution) -> list[str]:
+    """Why it failed, the sandbox, each step (its commit, checks and time), the final checks."""
+    lines = [f"> {_md(execution.failure_reason)}", ""] if execution.failure_reason else []
+    if execution.sandbox is not None:
+        warn = "" if execution.sandbox.sandboxed else "⚠️ "
+        lines += [f"{warn}Sandbox: {_md(sandbox_line(execution.sandbox))}", ""]
+    lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
+    for step in execution.steps:
+        commit = f"`{step.commit[:10]}`" if step.commit else "-"
+        checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
+        duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
+        cells = [str(step.number), _md(step.name), _md(state_text(step)), commit, checks, duration]
+        lines.append(f"| {' | '.join(cells)} |")
+    lines.append("")
+    if execution.checks:
+        lines += ["**Final checks**", ""]
+        lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
+        lines.append("")
+    return lines
+
+
+def _fenced(text: str) -> list[str]:
+    """`text` in a code block whose fence no run of backticks in it can close."""
+    fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", text))])
+    return [fence, text, fence]
+
+
 def _failure_markdown(execution: Execution) -> list[str]:
     """Where a failed execution left things, and what to do next."""
     branch = f"branch `{execution.branch}`" if execution.branch else "no branch (dry run)"
@@ -99,8 +124,9 @@ def _failure_markdown(execution: Execution) -> list[str]:
     ]
 
 
-def _culprits_markdown(execution: Execution) -> list[str]:
-    """Each step that broke a final check, and the runs (tip, bisection) that found it."""
+def _culprits_markdown(execution: Execution, outputs: bool = False) -> list[str]:
+    """Each step that broke a final check, and the runs (tip, bisection) that found it; with
+    `outputs`, the tail of its failing run too."""
     if not execution.culprits:
         return []
     lines = ["**Culprits**", ""]
@@ -120,6 +146,8 @@ def _culprits_markdown(execution: Execution) -> list[str]:
             spent = "cached" if p.cached else timespan(p.duration_s)
             lines.append(f"| {_md(p.check)} | `{p.commit[:7]}` | {step} | {result} | {spent} |")
         lines.append("")
+        if outputs:
+            lines += [*_fenced(culprit.result.output.rstrip() or "(no output)"), ""]
     return lines
 
 

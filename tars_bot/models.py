@@ -377,6 +377,17 @@ class Landing(Model):
     found_by: Literal["git", "github"] = "git"
 
 
+class Suspicion(Model):
+    """A watched CI workflow failed on the default branch where this execution's change landed,
+    having passed just before it."""
+
+    workflow: str
+    run_id: int
+    run_url: str
+    commit: str = Field(description="The commit the failing run tested.")
+    revert: str | None = Field(None, description="The revert execution opened for it.")
+
+
 class Execution(Model):
     """The journaled record of one execution: `status --format json` prints exactly this."""
 
@@ -412,3 +423,6 @@ class Execution(Model):
     )
     step_reverted: int | None = Field(None, description="With `reverts`: the one step it reverts.")
     reverted_by: str | None = Field(None, description="The execution that reverts this one.")
+    suspected: Suspicion | None = Field(
+        None, description="Set while a watched CI workflow blames this execution's merge."
+    )

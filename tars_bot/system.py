@@ -35,6 +35,7 @@ from tars_bot.models import (
     PlannedStep,
     SandboxReport,
     StepResult,
+    Suspicion,
 )
 from tars_bot.paths import Scope
 from tars_bot.sandbox import Sandbox, SandboxInfo, open_sandbox
@@ -301,9 +302,12 @@ class ExecutionSystem:
         step: int | None = None,
         onto: str | None = None,
         progress: Progress | None = None,
+        remote: str | None = None,
+        token: str | None = None,
     ) -> ExecutionResult:
         """Undo a merged execution (or one step of it) on a new branch from the default branch:
-        planned, executed and checked as any improvement is; never on the default branch."""
+        planned, executed and checked as any improvement is; never on the default branch. The
+        original's journal, which names its revert, is pushed to `remote` when given."""
         ref = revert.default_branch(self.repo, onto)
         tip, _ = self.repo.resolve(ref)
         record = journal.Record.resume(self.repo, execution_id)
@@ -325,25 +329,61 @@ class ExecutionSystem:
         if result.success and step is None:
             update = {"landed": execution.landed, "reverted_by": result.execution_id}
             record.save(record.execution.model_copy(update=update))
+            if remote is not None:
+                self.repo.push(remote, [_journal_spec(execution_id)], token)
         return result
 
     def record_landing(
-        self, execution_id: str, merge_commit: str | None, closed: bool
+        self,
+        execution_id: str,
+        merge_commit: str | None,
+        closed: bool,
+        remote: str | None = None,
+        token: str | None = None,
     ) -> Execution:
         """What GitHub says became of the execution's pull request: merged as `merge_commit`,
-        or closed unmerged."""
+        or closed unmerged; the journal is pushed to `remote` when given."""
         record = journal.Record.resume(self.repo, execution_id)
         execution = record.execution
-        if execution.state != "succeeded":
+        if execution.state != "succeeded" or execution.landed is not None:
             return execution
         if merge_commit is not None:
             found = landing.find(self.repo, execution, merge_commit) or landing.from_merge_commit(
                 self.repo, execution, merge_commit
             )
-            if found is not None:
-                record.save(execution.model_copy(update={"state": "merged", "landed": found}))
+            if found is None:
+                return execution
+            record.save(execution.model_copy(update={"state": "merged", "landed": found}))
         elif closed:
             record.save(execution.model_copy(update={"state": "closed"}))
+        else:
+            return execution
+        if remote is not None:
+            self.repo.push(remote, [_journal_spec(execution_id)], token)
+        return record.execution
+
+    def landed_at(self, commit: str, onto: str | None = None) -> Execution | None:
+        """The merged execution whose change landed as `commit` on the default branch."""
+        for execution in self.history(onto=onto):
+            if execution.landed is not None and execution.landed.commit == commit:
+                return execution
+        return None
+
+    def note_suspicion(
+        self,
+        execution_id: str,
+        suspicion: Suspicion | None,
+        remote: str | None = "origin",
+        token: str | None = None,
+    ) -> Execution:
+        """Record (or clear) what a watched CI run says of a merged execution, with its
+        landing, and push the journal to `remote` (None: keep it here)."""
+        record = journal.Record.resume(self.repo, execution_id)
+        lived = self._lived(record.execution, self._tip(None))
+        update = {"suspected": suspicion, "landed": lived.landed}
+        record.save(record.execution.model_copy(update=update))
+        if remote is not None:
+            self.repo.push(remote, [_journal_spec(execution_id)], token)
         return record.execution
 
     def _tip(self, onto: str | None) -> str | None:

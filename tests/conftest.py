@@ -13,7 +13,7 @@ import pytest
 
 from tars_bot.cli import main
 
-pytest_plugins = ["tests.fake_github"]  # the `fake_github` fixture: a GitHub REST API on loopback
+pytest_plugins = ["tests.fake_github", "tests.fake_checks"]  # a GitHub REST API on loopback
 
 
 @pytest.fixture(autouse=True)

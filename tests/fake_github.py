@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -30,6 +31,8 @@ from tests import rest_description
 from tests.rest_description import Operation
 
 BODY_LIMIT = 65_536
+# GitHub's own example of a completed run's event, from the npm package @octokit/webhooks-examples
+WORKFLOW_RUN_EXAMPLE = Path(__file__).parent / "data" / "workflow_run.json"
 DOCS = "https://docs.github.com/rest"
 SECONDARY_RATE_LIMIT = (
     "You have exceeded a secondary rate limit and have been temporarily blocked from content "
@@ -151,6 +154,7 @@ class Repo:
     workflows: set[str] = field(default_factory=lambda: {"tars-bot.yml"})
     dispatches: list[Dispatch] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as GitHub shows it
+    workflow_runs: list[dict[str, Any]] = field(default_factory=list)  # as GitHub shows them
 
     @property
     def owner(self) -> str:
@@ -199,6 +203,41 @@ class Repo:
 
     def pulls(self) -> list[Issue]:
         return [i for i in self.issues.values() if i.is_pull]
+
+    def add_workflow_run(
+        self,
+        head_sha: str,
+        conclusion: str | None,
+        workflow: str = "CI",
+        path: str = ".github/workflows/ci.yml",
+        branch: str | None = None,
+        event: str = "push",
+    ) -> dict[str, Any]:
+        """A finished run of a workflow, and the `workflow_run` event GitHub sends for it
+        (shaped as @octokit/webhooks-examples' completed example)."""
+        workflow_id = 100 + sum(map(ord, path))  # one id per workflow file
+        run_id = self.server.new_id()
+        number = 1 + sum(r["workflow_id"] == workflow_id for r in self.workflow_runs)
+        url = f"https://github.com/{self.full_name}/actions/runs/{run_id}"
+        run = {
+            **json.loads(WORKFLOW_RUN_EXAMPLE.read_text())["workflow_run"],
+            "id": run_id,
+            "name": workflow,
+            "path": path,
+            "workflow_id": workflow_id,
+            "run_number": number,
+            "head_sha": head_sha,
+            "head_branch": branch or self.default_branch,
+            "event": event,
+            "status": "completed",
+            "conclusion": conclusion,
+            "html_url": url,
+        }
+        self.workflow_runs.append(run)
+        example = json.loads(WORKFLOW_RUN_EXAMPLE.read_text())
+        workflow_json = {**example["workflow"], "id": workflow_id, "name": workflow, "path": path}
+        repository = {**example["repository"], "full_name": self.full_name}
+        return {**example, "workflow_run": run, "workflow": workflow_json, "repository": repository}
 
     def merge_pull(self, pull: Issue, commit: str) -> None:
         """Record `pull` as merged into its base as `commit` (the test made that commit in git:
@@ -854,6 +893,30 @@ def _verify_app_jwt(call: _Call) -> App:
     except (jwt.PyJWTError, KeyError, ValueError) as e:
         raise HTTPError(401, "A JSON web token could not be decoded") from e
     return app
+
+
+@_route("GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs")
+def _list_workflow_runs(call: _Call) -> Response:
+    workflow = call.params["workflow_id"]
+    runs = [
+        r
+        for r in call.repo.workflow_runs
+        if workflow in (str(r["workflow_id"]), r["path"].rpartition("/")[2])
+        and all(
+            call.query.get(key) in (None, r[field])
+            for key, field in (("head_sha", "head_sha"), ("branch", "head_branch"),
+                               ("event", "event"), ("status", "status"))
+        )
+    ]  # fmt: skip
+    page = call.page(runs[::-1])  # newest first
+    return Response(200, {"total_count": len(runs), "workflow_runs": page.body}, page.headers)
+
+
+@_route("GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls")
+def _pulls_of_commit(call: _Call) -> Response:
+    sha = call.params["commit_sha"]
+    pulls = [p for p in call.repo.pulls() if sha in (p.head_sha, p.merge_commit_sha)]
+    return call.page([call.gh.pull_json(call.repo, p) for p in pulls])
 
 
 # -- the HTTP server -------------------------------------------------------------------------------

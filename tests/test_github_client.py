@@ -175,7 +175,20 @@ def test_issue_record(client, repo):
         "head_repo_full_name": None,
         "base_repo_full_name": None,
         "author": "octocat",
+        "merged": False,
+        "merge_commit_sha": None,
     }
+
+
+def test_a_merged_pull_request_says_as_what(client, repo):
+    pull = repo.add_pull("Use UTF-8", "tars-bot/utf8-io")
+    assert (client.issue(pull.number).merged, client.issue(pull.number).merge_commit_sha) == (
+        False,
+        None,
+    )
+    repo.merge_pull(pull, "c" * 40)
+    record = client.issue(pull.number)
+    assert (record.state, record.merged, record.merge_commit_sha) == ("closed", True, "c" * 40)
 
 
 def test_pull_request_record_tells_forks_apart(client, repo):

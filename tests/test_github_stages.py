@@ -16,8 +16,10 @@ from tests.conftest import git
 from tests.test_github_action import IMPROVEMENT, comment_payload, environ, setup  # noqa: F401
 
 
-def stage(fake_github, tmp_path: Path, checkout: Path, name: str, payload: dict) -> int:
-    env = environ(fake_github, tmp_path, "issue_comment", payload)
+def stage(
+    fake_github, tmp_path: Path, checkout: Path, name: str, payload: dict, event="issue_comment"
+) -> int:
+    env = environ(fake_github, tmp_path, event, payload)
     env |= {"TARS_BOT_STAGE": name, "TARS_BOT_HANDOFF": str(tmp_path / "handoff")}
     env["GITHUB_OUTPUT"] = str(tmp_path / f"output-{name}")
     client = lambda e: GitHubClient.from_env(e, sleep=lambda s: None, pace=False)  # noqa: E731

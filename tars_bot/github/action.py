@@ -19,7 +19,7 @@ from pathlib import Path
 from tars_bot import loader, markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import publish
-from tars_bot.github.client import GitHubClient, Issue
+from tars_bot.github.client import GitHubClient, Issue, pull_number
 from tars_bot.github.commands import (
     DEFAULT_ALLOWED,
     DIGEST_SHOWN,
@@ -34,7 +34,14 @@ from tars_bot.github.commands import (
     parse_event,
     refuse,
 )
-from tars_bot.models import CheckResult, Execution, Improvement, PlannedStep, StepResult
+from tars_bot.models import (
+    AFTER_MERGE,
+    CheckResult,
+    Execution,
+    Improvement,
+    PlannedStep,
+    StepResult,
+)
 from tars_bot.system import ExecutionSystem, Progress
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -71,7 +78,9 @@ def run(
     """Handle the event GitHub Actions describes in `environ`; the exit code of the job."""
     event_name = environ.get("GITHUB_EVENT_NAME", "")
     handler = {"issue_comment": _on_comment, "workflow_dispatch": _on_dispatch}.get(event_name)
-    handler = handler or {"pull_request": _on_pull_request}.get(event_name)
+    handler = handler or {"pull_request": _on_pull_request, "workflow_run": on_workflow_run}.get(
+        event_name
+    )
     if handler is None:
         print(f"tars-bot: nothing to do for a {event_name or 'missing'} event")
         return 0
@@ -325,6 +334,7 @@ def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
         print(f"tars-bot: {text}")
         warnings.append(f"⚠️ {text}")
 
+    publish.job_summary(ctx.system, execution_id, ctx.environ, warn)
     try:
         url = publish.publish(ctx.system, ctx.client, execution_id, ctx.token, warn=warn)
     except TarsError as e:
@@ -341,6 +351,9 @@ def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
 
 
 def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[bool, str]:
+    execution = _landing_from_github(ctx, execution)
+    if ctx.system.status(execution.id).state in AFTER_MERGE:
+        return _revert(ctx, execution, command)
     rolled = ctx.system.rollback(execution.id, command.step, command.cascade, token=ctx.token)
     if command.step is None and rolled.pull_request:
         number = int(rolled.pull_request.rstrip("/").rsplit("/", 1)[-1])
@@ -348,6 +361,56 @@ def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[boo
     elif rolled.pull_request:
         publish.update_pull_request(ctx.system, ctx.client, rolled.id)
     return True, publish.status_markdown(ctx.system, rolled.id)
+
+
+def _landing_from_github(ctx: Context, execution: Execution) -> Execution:
+    """What GitHub knows of the execution's pull request (merged as which commit, or closed),
+    recorded: a squash whose message lost tars-bot's trailers is found only so."""
+    number = pull_number(execution.pull_request)
+    if number is None or execution.state != "succeeded":
+        return execution
+    pull = ctx.client.issue(number)
+    merged = pull.merge_commit_sha if pull.merged else None
+    closed = pull.state == "closed"
+    return ctx.system.record_landing(execution.id, merged, closed, "origin", ctx.token)
+
+
+def _revert(ctx: Context, execution: Execution, command: Command) -> tuple[bool, str]:
+    """A merged execution's rollback: its revert pull request, from the default branch."""
+    if command.cascade:
+        raise TarsError("--cascade is for an unmerged branch; a merged step reverts alone")
+    onto = ctx.client.default_branch()
+    result = ctx.system.revert(execution.id, command.step, onto, remote="origin", token=ctx.token)
+    if not result.success:
+        body = publish.status_markdown(ctx.system, result.execution_id)
+        return False, f"❌ The revert of execution `{execution.id}` failed its checks:\n\n{body}"
+    ok, body = publish_execution(ctx, result.execution_id)
+    what = f"step {command.step} of " if command.step else ""
+    return ok, f"↩️ Reverting {what}execution `{execution.id}` (it is merged):\n\n{body}"
+
+
+def open_revert(ctx: Context, execution_id: str) -> str | None:
+    """The revert pull request of a merged execution, for the watcher; the revert execution's
+    id, or None when it failed (reported in the log)."""
+    onto = ctx.client.default_branch()
+    result = ctx.system.revert(execution_id, onto=onto, remote="origin", token=ctx.token)
+    if not result.success:
+        print(publish.status_markdown(ctx.system, result.execution_id))
+        return None
+    ok, body = publish_execution(ctx, result.execution_id)
+    print(body)
+    return result.execution_id if ok else None
+
+
+def on_workflow_run(ctx: Context) -> int:
+    """A CI workflow finished on the default branch: is a tars-bot change to blame?"""
+    from tars_bot.github import watch
+
+    said = watch.handle(
+        ctx.system, ctx.client, ctx.payload, ctx.token, lambda e: open_revert(ctx, e)
+    )
+    print(f"tars-bot: {said}")
+    return 0
 
 
 def _history_markdown(executions: list[Execution]) -> str:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ RETRIED_METHODS = Retry.DEFAULT_ALLOWED_METHODS | {"PATCH"}
 SECONDS_BETWEEN_REQUESTS = 0.25
 SECONDS_BETWEEN_WRITES = 1.0
 PER_PAGE = 100  # GitHub's largest page: a busy thread's comments in a request or two
+CHECKS_HINT = "check runs need a GitHub App's token with the checks: write permission"
 
 Sleep = Callable[[float], None]
 
@@ -62,6 +64,8 @@ class Issue:
     head_repo_full_name: str | None = None  # None also when the head fork was deleted
     base_repo_full_name: str | None = None
     author: str = ""  # who opened it: a marker in its body counts only if that is tars-bot
+    merged: bool = False
+    merge_commit_sha: str | None = None  # a merged pull request's merge, squash or last commit
 
     @property
     def from_fork(self) -> bool:
@@ -126,12 +130,17 @@ def _cut_marker(cut: int) -> str:
 
 
 @contextlib.contextmanager
-def _api(action: str) -> Iterator[None]:
-    """Turn PyGithub's and requests' errors into one line naming what failed and why."""
+def _api(action: str, hints: Mapping[int, str] | None = None) -> Iterator[None]:
+    """Turn PyGithub's and requests' errors into one line naming what failed and why; `hints`
+    say, by HTTP status, what usually causes it."""
     try:
         yield
     except GithubException as e:
-        raise TarsError(f"GitHub API: cannot {action}: {e.status} {_message(e.data)}") from e
+        hint = (hints or {}).get(e.status)
+        because = f" ({hint})" if hint else ""
+        raise TarsError(
+            f"GitHub API: cannot {action}: {e.status} {_message(e.data)}{because}"
+        ) from e
     except requests.RequestException as e:
         raise TarsError(f"GitHub API: cannot {action}: {one_line(e, 300)}") from e
 
@@ -340,7 +349,7 @@ class GitHubClient:
             if not record.is_pull_request:
                 return record
             pull = self._repo.get_pull(number)
-            return _with_head(record, pull.head, pull.base)
+            return _with_head(record, pull.head, pull.base, pull.merged, pull.merge_commit_sha)
 
     def open_or_update_pull_request(
         self, head: str, base: str, title: str, body: str
@@ -378,6 +387,46 @@ class GitHubClient:
         with _api(f"close #{number}"):
             self._repo.get_pull(number).edit(state="closed")
 
+    def create_check_run(
+        self,
+        name: str,
+        head_sha: str,
+        conclusion: str,
+        output: dict[str, Any],
+        started_at: datetime | None = None,
+        completed_at: datetime | None = None,
+    ) -> str:
+        """A completed check run on commit `head_sha`; its URL. `output` as GitHub's REST
+        description has it (title, summary, annotations). Only a GitHub App's token (Actions'
+        GITHUB_TOKEN is one) with `checks: write` may create one."""
+        times = {"started_at": started_at, "completed_at": completed_at}
+        with _api(f"create check run {name!r} on {head_sha[:10]}", {403: CHECKS_HINT}):
+            run = self._repo.create_check_run(
+                name,
+                head_sha,
+                status="completed",
+                conclusion=conclusion,
+                output=output,
+                **{key: value for key, value in times.items() if value is not None},
+            )
+            return run.html_url
+
+    def workflow_conclusion(self, workflow_id: int, head_sha: str) -> str | None:
+        """How the latest completed run of a workflow on `head_sha` ended (success, failure,
+        ...), or None when it has none."""
+        with _api(f"list the runs of workflow {workflow_id} on {head_sha[:10]}"):
+            runs = self._repo.get_workflow(workflow_id).get_runs(
+                head_sha=head_sha, status="completed"
+            )
+            latest = max(runs, key=lambda run: run.run_number, default=None)
+            return latest.conclusion if latest is not None else None
+
+    def pull_requests_of(self, commit: str) -> list[str]:
+        """The URLs of the pull requests GitHub associates with `commit` (merged as it, or
+        holding it)."""
+        with _api(f"list the pull requests of {commit[:10]}"):
+            return [pull.html_url for pull in self._repo.get_commit(commit).get_pulls()]
+
     def dispatch_workflow(self, workflow_file: str, ref: str, inputs: Mapping[str, str]) -> None:
         with _api(f"start workflow {workflow_file} on {ref}"):
             self._repo.get_workflow(workflow_file).create_dispatch(ref, dict(inputs), throw=True)
@@ -411,11 +460,26 @@ class GitHubClient:
         return IssueComment(self._github.requester, url=url)
 
 
-def _with_head(record: Issue, head: PullRequestPart, base: PullRequestPart) -> Issue:
+def pull_number(url: str | None) -> int | None:
+    """The number in a pull request's URL (what an execution records)."""
+    url = (url or "").rstrip("/")
+    number = url.rpartition("/pull/")[2]
+    return int(number) if "/pull/" in url and number.isdigit() else None
+
+
+def _with_head(
+    record: Issue,
+    head: PullRequestPart,
+    base: PullRequestPart,
+    merged: bool | None = None,
+    merge_commit_sha: str | None = None,
+) -> Issue:
     return dataclasses.replace(
         record,
         head_sha=head.sha,
         head_ref=head.ref,
         head_repo_full_name=head.repo.full_name if head.repo else None,
         base_repo_full_name=base.repo.full_name,
+        merged=bool(merged),
+        merge_commit_sha=merge_commit_sha if merged else None,
     )

@@ -1,12 +1,15 @@
-"""Handing an execution to humans: push its branch and journal, open or update its pull request."""
+"""Handing an execution to humans: push its branch and journal, open or update its pull request,
+show its validation as a check run and in the Actions job summary."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from tars_bot import markdown
 from tars_bot.errors import TarsError
+from tars_bot.github import checks
 from tars_bot.github.client import GitHubClient, PullRequest
 from tars_bot.system import ExecutionSystem
 
@@ -49,6 +52,7 @@ def publish(
     pull = _open_or_update(system, client, execution_id)
     system.record_pull_request(execution_id, pull.url, remote, token)
     label(client, pull, warn)
+    check_run(system, client, execution_id, warn)
     return pull.url
 
 
@@ -62,6 +66,43 @@ def label(client: GitHubClient, pull: PullRequest, warn: Warn = log.warning) -> 
         warn(f"the pull request is not labelled {LABEL}: {e}")
 
 
+def check_run(
+    system: ExecutionSystem, client: GitHubClient, execution_id: str, warn: Warn = log.warning
+) -> None:
+    """The validation as a check run on the pushed branch's tip: a pull request opened with
+    Actions' GITHUB_TOKEN starts no CI, so this shows what was validated. Decoration: a check
+    run GitHub refuses (a token without checks: write) is reported through `warn`."""
+    execution = system.status(execution_id)
+    assert execution.head_commit is not None  # pushed
+    tree = system.repo.tree_of(execution.head_commit)
+
+    def exists(path: str) -> bool:  # looked up one by one: the tree is never listed
+        return system.repo.kind(tree, path) is not None
+
+    run = checks.check_run(execution, system.plan_of(execution_id), exists)
+    try:
+        client.create_check_run(
+            checks.NAME, run.head_sha, run.conclusion, run.output, run.started_at, run.completed_at
+        )
+    except TarsError as e:
+        warn(f"no check run {checks.NAME} on the branch: {e}")
+
+
+def job_summary(
+    system: ExecutionSystem, execution_id: str, environ: Mapping[str, str], warn: Warn = log.warning
+) -> None:
+    """Append the validation report to the Actions job's summary, when $GITHUB_STEP_SUMMARY
+    names one."""
+    if not (path := environ.get("GITHUB_STEP_SUMMARY")):
+        return
+    report = checks.report(system.status(execution_id), system.plan_of(execution_id))
+    try:
+        with Path(path).open("a", encoding="utf-8") as summary:
+            summary.write(report + "\n")
+    except OSError as e:
+        warn(f"the job summary was not written: {e}")
+
+
 def _open_or_update(
     system: ExecutionSystem, client: GitHubClient, execution_id: str
 ) -> PullRequest:
@@ -70,6 +111,9 @@ def _open_or_update(
     return client.open_or_update_pull_request(
         head=execution.branch or plan.branch,
         base=client.default_branch(),
-        title=f"tars-bot: {plan.improvement.title}",
+        # a revert's title says so first: "Revert tars-bot: ..."
+        title=plan.improvement.title
+        if execution.reverts
+        else f"tars-bot: {plan.improvement.title}",
         body=status_markdown(system, execution_id),
     )

@@ -52,6 +52,8 @@ class _Request:
 
 def authorize_stage(ctx: action.Context) -> int:
     """Check and acknowledge the command; tell the next jobs whether there is one to run."""
+    if _watching(ctx):  # GitHub's own event: nobody to authorize, nothing untrusted to run
+        return _outputs(ctx, act=True, execute=False)
     if "comment" not in ctx.payload:  # dispatched: by hand, or by the app that authorized it
         command = _request(ctx).command
         return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
@@ -92,6 +94,8 @@ def execute_stage(ctx: action.Context) -> int:
 
 def publish_stage(ctx: action.Context) -> int:
     """Finish what the execute job started, or run a command that runs no improvement."""
+    if _watching(ctx):
+        return action.on_workflow_run(ctx)
     request = _request(ctx)
     if request.event is None:  # dispatched by hand: the log is the report
         ok, body = _received(ctx, request)
@@ -174,6 +178,10 @@ def _command(line: str) -> Command | None:
         return parse_command(line)
     except CommandError:
         return None
+
+
+def _watching(ctx: action.Context) -> bool:
+    return ctx.environ.get("GITHUB_EVENT_NAME") == "workflow_run"
 
 
 def _handled(event: CommentEvent) -> str:
