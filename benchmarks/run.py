@@ -10,6 +10,12 @@ Scenarios (variants alternate within each repetition; medians are printed, with 
   5. memory      peak RSS of `tars-bot execute` on the 100,000-file repo         (< 200 MB)
   6. sandbox     a trivial `run` step in bubblewrap vs with `sandbox = "off"`: the extra time
                  per step (median over N steps of each)                          (< 30 ms)
+  7. search      culprit search weighted by predicted risk vs bisection, on generated
+                 histories (prediction.py)                    (<= 0.6, never > bisection + 1)
+  8. history     `history --limit 20` with 5,000 executions vs 50                (<= 1.5)
+  9. healing     one-step improvements with injected lint/format and test faults, healing on
+                 vs `heal = []` (healing.py): lint/format faults healed (>= 0.9), test faults
+                 "healed" (0)
 
     python benchmarks/run.py            # the full sizes (several minutes)
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions (under two minutes)
@@ -30,6 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import execute_overhead
+import healing
+import prediction
 import validation_strategy
 from generate import make_repo, module_path
 
@@ -179,6 +187,11 @@ def main() -> None:
         )
         memory(tmp, big)
         sandbox_overhead(tmp, 10, repeat)
+        prediction.main(args.quick)
+        lint, tests = (10, 4) if args.quick else (40, 10)
+        print(f"9. healing ({lint} lint/format faults, {tests} test faults)")
+        (tmp / "healing").mkdir()
+        healing.report(healing.measure(tmp / "healing", lint, tests))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -58,7 +58,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(plan_json)
     else:
         console = _console()
-        report.print_plan(plan, console, args.verbose)
+        report.print_plan(plan, console, args.verbose, system.risks(plan), args.explain_risk)
         if args.output_file:
             console.print(f"plan written to {args.output_file}")
     return EXIT_OK
@@ -96,12 +96,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:
         sys.stdout.write(result.diff)
-    execution = system.status(result.execution_id)
-    if not args.verbose:
-        _print_failing_output(system, execution, console)
-    console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
-    style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
-    console.print(escape(report.verdict(execution)), style=style)
+    execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(
             f"branch {execution.branch or '-'} is kept: check it again with `tars-bot validate "
@@ -129,6 +124,20 @@ def cmd_receive(args: argparse.Namespace) -> int:
     if args.push or args.open_pr:
         _publish(system, execution.id, args, console)
     return EXIT_OK
+
+
+def _print_outcome(
+    system: ExecutionSystem, execution_id: str, console: Console, verbose: bool
+) -> Execution:
+    """The end of an execution's output: what failed (unless streamed), where the details
+    are, and the verdict."""
+    execution = system.status(execution_id)
+    if not verbose:
+        _print_failing_output(system, execution, console)
+    console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
+    style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
+    console.print(escape(report.verdict(execution)), style=style)
+    return execution
 
 
 def _failing_output(system: ExecutionSystem, execution: Execution) -> tuple[str, str] | None:
@@ -189,6 +198,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    summary = ExecutionSystem(args.repo).stats(rebuild=args.rebuild)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        _console().print(report.stats_renderable(summary))
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     executions = ExecutionSystem(args.repo).history(args.limit)
     if args.format == "json":
@@ -241,12 +259,7 @@ def _revert_merged(system: ExecutionSystem, args: argparse.Namespace) -> int:
     )
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.revert(args.execution_id, args.step, args.onto, progress)
-    execution = system.status(result.execution_id)
-    if not args.verbose:
-        _print_failing_output(system, execution, console)
-    console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
-    style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
-    console.print(escape(report.verdict(execution)), style=style)
+    _print_outcome(system, result.execution_id, console, args.verbose)
     if result.success and result.branch:
         console.print(f"revert branch: {result.branch}")
         if args.push or args.open_pr:
@@ -377,6 +390,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--base", default="HEAD", metavar="REF", help="commit to plan against")
     plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.add_argument(
+        "--explain-risk",
+        action="store_true",
+        help="say why each step is rated as risky as it is (from `tars-bot stats` history)",
+    )
     plan.set_defaults(func=cmd_plan)
 
     execute = verbs.add_parser(
@@ -427,6 +445,18 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=_positive, metavar="N", help="show at most N")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.set_defaults(func=cmd_history)
+
+    stats = verbs.add_parser(
+        "stats",
+        parents=[common],
+        help="what past executions say: success rate, what fails most, time saved",
+        description="Read from the outcome index (refs/tars-bot/stats), which tars-bot keeps as "
+        "executions start and end and pushes with the journal. --rebuild makes it again from "
+        "the journals (refs/tars-bot/executions/*).",
+    )
+    stats.add_argument("--rebuild", action="store_true", help="rebuild the index first")
+    stats.add_argument("--format", choices=("text", "json"), default="text")
+    stats.set_defaults(func=cmd_stats)
 
     rollback = verbs.add_parser(
         "rollback",

@@ -43,6 +43,22 @@ class Config(Model):
         default_factory=lambda: ["compile", "ruff"],
         description="Checks on each step's changed Python files; empty when nox is the authority.",
     )
+    heal: list[NonEmpty] = Field(
+        default_factory=lambda: ["ruff check --fix", "ruff format"],
+        description="Commands that mend a step failing a per-step check, run in order in its "
+        "worktree (TARS_FAILURE_FILE describes the failure); `ruff ...` is tars-bot's ruff on "
+        "the step's Python files, where the repository configures ruff. [] turns healing off.",
+    )
+    heal_attempts: int = Field(
+        1, ge=0, description="Rounds of healers (each followed by the checks) per failing step."
+    )
+    early_checks_above: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Run the final checks right after each step whose predicted risk (from "
+        "`tars-bot stats` history) is at least this, so a likely culprit fails early.",
+    )
     worktree_pool: int = Field(
         2, ge=0, le=32, description="Worktrees kept for reuse, reset between executions."
     )

@@ -11,6 +11,7 @@ from tars_bot.config import Config
 from tars_bot.git import NewContent
 from tars_bot.models import CheckResult, ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
+from tars_bot.processes import ProcessResult
 from tars_bot.quickchecks import Change, needs_worktree, quick_checks
 from tars_bot.sandbox import Jail, Sandbox
 from tars_bot.validator import Validator
@@ -37,38 +38,51 @@ def commit_message(ctx: StepContext, step: PlannedStep) -> str:
     return (
         f"{step.name}\n\n"
         f'Step {step.number} of {total} of the improvement "{ctx.plan.improvement.title}".\n\n'
-        f"Tars-Improvement: {ctx.plan.improvement.id}\n"
-        f"Tars-Execution: {ctx.execution_id}\n"
-        f"Tars-Step: {step.number}/{total}\n"
+        f"{trailers(ctx, step)}"
     )
 
 
-def _run(
-    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
-) -> list[str] | str:
-    """Run the step's command in the worktree: the changed paths, or why the step failed."""
-    assert isinstance(step.action, RunAction)
+def trailers(ctx: StepContext, step: PlannedStep) -> str:
+    """The trailers every commit of the step carries: history can be rebuilt from them."""
+    return (
+        f"Tars-Improvement: {ctx.plan.improvement.id}\n"
+        f"Tars-Execution: {ctx.execution_id}\n"
+        f"Tars-Step: {step.number}/{len(ctx.plan.steps)}\n"
+    )
+
+
+def run_in_worktree(
+    ctx: StepContext,
+    space: workspace.Workspace,
+    step: PlannedStep,
+    command: str | list[str],
+    *,
+    network: bool,
+    inputs: dict[str, tuple[str, str]] | None = None,
+) -> tuple[ProcessResult, str | None]:
+    """Run `command` in the execution's worktree, sandboxed, under the step's limits, with the
+    improvement and `inputs` (variable -> (file name, content)) given as files; (the process,
+    what it did to git's own state, which was put back, or None)."""
     tree = space.checkout()
     jail = Jail.worktree(
         tree.path,
         space.repo.git_dir,
         space.repo.workdir,
-        network=ctx.config.allow_network,
+        network=network,
         max_file_mb=step.limits.max_file_mb,
     )
+    files = {"TARS_IMPROVEMENT_FILE": ("improvement.json", ctx.improvement_json), **(inputs or {})}
     with ctx.sandbox.scratch() as scratch:
-        (scratch.host / "improvement.json").write_text(ctx.improvement_json)
-        env = {
-            "TARS_IMPROVEMENT_FILE": scratch.inside("improvement.json"),
-            "TARS_STEP": str(step.number),
-            "TARS_WORKSPACE": str(tree.path),
-        }
+        env = {"TARS_STEP": str(step.number), "TARS_WORKSPACE": str(tree.path)}
+        for variable, (name, content) in files.items():
+            (scratch.host / name).write_text(content)
+            env[variable] = scratch.inside(name)
         own = [journal.EXECUTIONS + ctx.execution_id, *filter(None, [space.branch_ref])]
         sandboxed = ctx.sandbox.bwrap is not None
         prefix = ctx.config.branch_prefix
         with workspace.guard(space.repo, tree.path, own, sandboxed, prefix) as guard:
             proc = ctx.sandbox.run(
-                step.action.command,
+                command,
                 jail,
                 step.limits.step_timeout,
                 step.limits.memory_mb,
@@ -76,6 +90,35 @@ def _run(
                 env=env,
                 on_output=ctx.on_output,
             )
+    return proc, guard.tampered
+
+
+def stopped(proc: ProcessResult, step: PlannedStep) -> str | None:
+    """Why the step's limits stopped the process, or None."""
+    if proc.timed_out:
+        return f"timed out after {step.limits.step_timeout}s (limits.step_timeout)"
+    if proc.memory_exceeded:
+        return f"its processes together used over {step.limits.memory_mb} MB (limits.memory_mb)"
+    return None
+
+
+def worktree_changes(space: workspace.Workspace, step: PlannedStep) -> list[str] | str:
+    """The paths changed in the worktree since its commit, or why they may not be committed;
+    ignored files are removed (not committed, so not left to influence the checks either)."""
+    tree = space.checkout()
+    changed, ignored = tree.changed_paths()
+    tree.remove(ignored)
+    return workspace.oversized(tree.path, changed, _max_file_bytes(step)) or changed
+
+
+def _run(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
+) -> list[str] | str:
+    """Run the step's command in the worktree: the changed paths, or why the step failed."""
+    assert isinstance(step.action, RunAction)
+    proc, tampered = run_in_worktree(
+        ctx, space, step, step.action.command, network=ctx.config.allow_network
+    )
     details.update(
         exit_code=proc.exit_code,
         peak_memory_mb=proc.peak_memory_mb,
@@ -83,17 +126,11 @@ def _run(
         network=proc.network,
         log=proc.output,
     )
-    if guard.tampered:
-        return guard.tampered
-    if proc.timed_out:
-        return f"timed out after {step.limits.step_timeout}s (limits.step_timeout)"
-    if proc.memory_exceeded:
-        return f"its processes together used over {step.limits.memory_mb} MB (limits.memory_mb)"
+    if reason := tampered or stopped(proc, step):
+        return reason
     if proc.exit_code != 0:
         return f"command exited with code {proc.exit_code}{_hint(proc.output, step)}"
-    changed, ignored = tree.changed_paths()
-    tree.remove(ignored)  # not committed, so not left to influence the checks either
-    return workspace.oversized(tree.path, changed, _max_file_bytes(step)) or changed
+    return worktree_changes(space, step)
 
 
 def _max_file_bytes(step: PlannedStep) -> int:
@@ -126,16 +163,26 @@ def _apply(
     return files.changes(outcome), None
 
 
-def _checks(
-    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, change: Change
+def policy(ctx: StepContext, step: PlannedStep) -> workspace.Policy:
+    """What the step's changes must keep to: its scope, the protected paths, the file size."""
+    return workspace.Policy(
+        scope=Scope(step.scope),
+        protected=Scope(ctx.config.protected),
+        max_file_bytes=_max_file_bytes(step),
+    )
+
+
+def step_checks(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, change: Change, commit: str
 ) -> list[CheckResult]:
+    """The quick checks on `change` and the step's nox sessions, on `commit` (of its tree)."""
     enabled = ctx.config.quick_checks
     worktree = None
     if needs_worktree(space.repo, change.tree, change.paths, enabled):
         worktree = space.checkout()
-        worktree.move_to(space.head)
+        worktree.move_to(commit)
     checks = quick_checks(ctx.sandbox, space.repo, change, worktree, enabled)
-    return checks + ctx.validator.run(space.head, step.checks)
+    return checks + ctx.validator.run(commit, step.checks)
 
 
 def apply_step(
@@ -146,14 +193,9 @@ def apply_step(
     details: dict = {}
     parent_tree = space.repo.tree_of(space.head)
     changes, reason = _apply(ctx, space, step, details)
-    policy = workspace.Policy(
-        scope=Scope(step.scope),
-        protected=Scope(ctx.config.protected),
-        max_file_bytes=_max_file_bytes(step),
-    )
     commit, lines = None, 0
     if changes is not None:
-        reason = workspace.anomaly(changes, policy, space.link_reader(changes))
+        reason = workspace.anomaly(changes, policy(ctx, step), space.link_reader(changes))
     if reason is None and (staged := space.stage(changes or {})) is not None:
         tree, lines = staged
         if lines > step.limits.max_changed_lines:
@@ -162,7 +204,8 @@ def apply_step(
             commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
     checks = []
     if commit:
-        checks = _checks(ctx, space, step, Change(tree, parent_tree, sorted(changes or {})))
+        change = Change(tree, parent_tree, sorted(changes or {}))
+        checks = step_checks(ctx, space, step, change, commit)
         if failed := next((c for c in checks if c.status == "failed"), None):
             reason = f"per-step check: {failed.describe()}"
     log = details.pop("log", b"")

@@ -6,6 +6,8 @@ Points, in the order an execution meets them:
   after-journal-update    the journal ref moved
   after-worktree-add      the worktree for run steps exists
   after-step-commit       a step's commit exists, the branch not yet moved
+  after-heal-commit       a healed step's heal commit exists and is journaled, the branch not
+                          yet moved to it
   before-ref-update       a compare-and-swap ref update is about to happen
   after-ref-update        it happened
   mid-rollback            the branch is deleted, the journal not yet updated

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from tars_bot import benefits, journal, rollback
+from tars_bot import benefits, journal, learning, outcomes, rollback
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
@@ -51,7 +51,7 @@ class ProbeLog:
             return 0
         if commit in self.aliases:
             return self.aliases[commit]
-        return next((s.number for s in execution.steps if s.commit == commit), None)
+        return next((s.number for s in execution.steps if commit in s.commits), None)
 
     def started(self, check: str, commit: str) -> None:
         self._output.clear()
@@ -109,7 +109,8 @@ class Failure:
 
 
 def _applied(execution: Execution) -> list[tuple[int, str]]:
-    return [(s.number, s.commit or "") for s in execution.steps if s.state == "applied"]
+    """Per applied step, its last commit: a healed step's tree is its heal commit's."""
+    return [(s.number, s.commits[-1]) for s in execution.steps if s.state == "applied"]
 
 
 def _probe_commits(repo: Repo, plan: ExecutionPlan, execution: Execution) -> list[tuple[int, str]]:
@@ -187,10 +188,12 @@ def _bisect(
     failing: CheckResult,
     probes: ProbeLog,
     start: int,
+    weights: list[float] | None = None,
 ) -> Culprit | str:
     """The culprit of a check failing on the tip, or why bisecting it could not tell."""
     commits = [commit for _, commit in applied]
-    index, result = validator.first_failing(base, commits, failing) if commits else (None, failing)
+    found = validator.first_failing(base, commits, failing, weights) if commits else None
+    index, result = found or (None, failing)
     step = None if index is None else applied[index][0]
     if result.status == "error":
         where = "the base" if step is None else f"step {step}'s commit"
@@ -213,12 +216,23 @@ def find_culprits(
     if error := _cannot_tell(results):
         return Findings(results, error=error)
     culprits = []
+    weights = _weights(validator.repo, plan, applied)
     for failing in (r for r in results if not r.passed):
-        culprit = _bisect(validator, plan.base.commit, applied, failing, probes, start)
+        culprit = _bisect(validator, plan.base.commit, applied, failing, probes, start, weights)
         if isinstance(culprit, str):
             return Findings(results, error=culprit)
         culprits.append(culprit)
     return Findings(results, _earliest(culprits))
+
+
+def _weights(repo: Repo, plan: ExecutionPlan, applied: list[tuple[int, str]]) -> list[float] | None:
+    """How likely each applied step is to be the culprit, from the outcome index; None
+    without history (plain bisection)."""
+    risks = learning.risks(plan, outcomes.totals(repo))
+    if risks is None:
+        return None
+    by_step = {risk.step: risk for risk in risks}
+    return learning.culprit_weights([by_step[number] for number, _ in applied])
 
 
 def describe(culprit: Culprit, execution: Execution) -> str:

@@ -3,9 +3,10 @@
 
 The check is against the plan computed there, from the default branch: the bundle holds exactly
 the plan's branch and one journal; the branch is a straight line from the planned base of
-tars-bot's commits only (its trailers, the plan's steps in order, reverts of those steps); each
-step commit changes only paths inside its step's scope and none protected; the journal holds only
-records of this execution, whose plan is the same plan.
+tars-bot's commits only (its trailers, the plan's steps in order, each maybe followed by its heal,
+reverts of those commits); each step and heal commit changes only paths inside its step's scope
+and none protected; the journal holds only records of this execution, whose plan is the same
+plan.
 """
 
 from __future__ import annotations
@@ -98,35 +99,41 @@ def _claimed_base(repo: Repo, record: str) -> str:
 def _check_branch(
     repo: Repo, plan: ExecutionPlan, execution_id: str, head: str, protected: Scope
 ) -> None:
-    """A straight line from the base, of the plan's steps in order and reverts of them."""
+    """A straight line from the base, of the plan's steps in order (each maybe followed by its
+    heal) and reverts of them."""
     base = plan.base.commit
     if not repo.is_ancestor(base, head):
         raise HandoffRefused(
             f"branch {plan.branch}: does not start at the planned base {base[:10]}"
         )
-    parent, made = base, {}  # step number -> (its commit, the paths it changed)
+    parent, made = base, {}  # step number -> {its commit and its heal's: the paths changed}
     for commit in repo.commits_between(base, head):
         where = f"branch {plan.branch}: commit {commit[:10]}"
         if repo.parents(commit) != [parent]:
             raise HandoffRefused(f"{where} is not on a straight line from the base")
-        number, reverted = _tars_bot_step(repo, plan, execution_id, commit, where)
+        number, reverted, heal = _tars_bot_step(repo, plan, execution_id, commit, where)
         changed = set(repo.changed_paths(parent, commit))
-        if reverted is None:
+        scope = plan.steps[number - 1].scope
+        if heal:
+            if list(made.get(number, {})) != [parent]:  # right after its step, once
+                raise HandoffRefused(f"{where} heals step {number}, but does not follow it")
+            _check_paths(scope, protected, changed, f"{where}: the heal of step {number}")
+            made[number][commit] = changed
+        elif reverted is None:
             if made and number <= max(made):
                 raise HandoffRefused(f"{where}: step {number} out of the plan's order")
-            _check_paths(
-                plan.steps[number - 1].scope, protected, changed, f"{where}: step {number}"
-            )
-            made[number] = (commit, changed)
-        elif number not in made or made[number][0] != reverted or not changed <= made[number][1]:
+            _check_paths(scope, protected, changed, f"{where}: step {number}")
+            made[number] = {commit: changed}
+        elif reverted not in made.get(number, {}) or not changed <= made[number][reverted]:
             raise HandoffRefused(f"{where} reverts what step {number} did not do")
         parent = commit
 
 
 def _tars_bot_step(
     repo: Repo, plan: ExecutionPlan, execution_id: str, commit: str, where: str
-) -> tuple[int, str | None]:
-    """(step number, the commit it reverts or None) from a commit's trailers."""
+) -> tuple[int, str | None, bool]:
+    """(step number, the commit it reverts or None, whether it heals the step) from a
+    commit's trailers."""
     trailers = repo.trailers(commit)
     mine = (trailers.get("Tars-Execution"), trailers.get("Tars-Improvement"))
     if mine != (execution_id, plan.improvement.id):
@@ -136,7 +143,10 @@ def _tars_bot_step(
     if number is None:
         step = trailers.get("Tars-Step")
         raise HandoffRefused(f"{where}: Tars-Step {step!r} is no step of the plan")
-    return number, reverted
+    heal = trailers.get("Tars-Heal-Of")
+    if heal is not None and (reverted is not None or heal != str(number)):
+        raise HandoffRefused(f"{where}: Tars-Heal-Of {heal!r} is not its step {number}")
+    return number, reverted, heal is not None
 
 
 def _check_paths(scope: list[str], protected: Scope, changed: set[str], what: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tars_bot import faults
+from tars_bot import faults, outcomes
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo
 from tars_bot.models import Execution, ExecutionPlan
@@ -77,6 +77,8 @@ class Record:
         faults.point("before-journal-update")
         self._repo.update_ref(EXECUTIONS + execution.id, commit, self._head)
         faults.point("after-journal-update")
+        if self._head is None or execution.state not in outcomes.IN_FLIGHT:
+            outcomes.note(self._repo, commit)  # its start, and each state that lasts
         self._head = commit
         self.execution = execution
 
@@ -105,8 +107,20 @@ def read_log(repo: Repo, execution_id: str, name: str) -> bytes | None:
 
 
 def history(repo: Repo, limit: int | None = None) -> list[Execution]:
-    ids = sorted((name.removeprefix(EXECUTIONS) for name in repo.refs(EXECUTIONS)), reverse=True)
-    return [load(repo, execution_id) for execution_id in ids[:limit]]
+    """The newest `limit` executions, newest first, from the outcome index (built from the
+    journals when a repository has none yet); those still running as their journals say."""
+    indexed = outcomes.history(repo, limit)
+    if indexed is None:
+        if not repo.refs(EXECUTIONS):
+            return []
+        outcomes.rebuild(repo, heads(repo))
+        indexed = outcomes.history(repo, limit) or []
+    return [load(repo, e.id) if e.state in outcomes.IN_FLIGHT else e for e in indexed]
+
+
+def heads(repo: Repo) -> dict[str, str]:
+    """Every execution's journal head: id -> commit."""
+    return {name.removeprefix(EXECUTIONS): target for name, target in repo.refs(EXECUTIONS).items()}
 
 
 def execution_ids(repo: Repo) -> set[str]:

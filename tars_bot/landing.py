@@ -1,7 +1,8 @@
 """After the pull request: whether an execution's change reached the default branch, and how.
 
 Found in git where the history says it: the branch tip merged (a merge commit) or fast-forwarded,
-its commits rebased (each keeps its `Tars-Execution` and `Tars-Step` trailers), or squashed into
+its commits rebased (each keeps its `Tars-Execution` and `Tars-Step` trailers, a step's heal
+commit too), or squashed into
 one commit whose message names the execution (GitHub's default squash message lists the squashed
 commits' messages). A squash whose message was rewritten is known only from GitHub: the pull
 request's merge commit (`from_merge_commit`).
@@ -107,8 +108,10 @@ def _copied(repo: Repo, execution: Execution, tip: str) -> Landing | None:
 
 
 def _step_commits(execution: Execution) -> list[LandedCommit]:
+    """Each applied step's commits: its own, then its heal's."""
     return [
-        LandedCommit(step=s.number, commit=s.commit)
+        LandedCommit(step=s.number, commit=commit)
         for s in execution.steps
-        if s.state == "applied" and s.commit
+        if s.state == "applied"
+        for commit in s.commits
     ]

@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 
 from tars_bot.models import Execution, ExecutionPlan
-from tars_bot.report import blame, sandbox_line, state_text, step_changes, timespan
+from tars_bot.report import (
+    blame,
+    healed_line,
+    sandbox_line,
+    state_text,
+    step_changes,
+    timespan,
+)
 
 
 def _md(text: str) -> str:
@@ -95,6 +102,9 @@ def _outcome_markdown(execution: Execution) -> list[str]:
         cells = [str(step.number), _md(step.name), _md(state_text(step)), commit, checks, duration]
         lines.append(f"| {' | '.join(cells)} |")
     lines.append("")
+    healed = [line for step in execution.steps if (line := healed_line(step))]
+    if healed:
+        lines += ["**Healing**", "", *(f"- 🩹 {_md(line)}" for line in healed), ""]
     if execution.checks:
         lines += ["**Final checks**", ""]
         lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]

@@ -334,6 +334,34 @@ class BenefitResult(Model):
     required: bool = False
 
 
+class HealResult(Model):
+    """The repository's fixers (`heal` in the config) run on a step that failed a per-step
+    check: kept as a second commit when the checks pass after them, else nothing is kept."""
+
+    commands: list[str] = Field(description="The healers that ran, in order, each round.")
+    rounds: int
+    commit: str | None = Field(None, description="The heal commit; null: the heal was not kept.")
+    failed: list[CheckResult] = Field(description="The checks that failed on the step's commit.")
+    fixed: list[str] = Field(
+        default_factory=list, description="Checks that failed before healing and pass after."
+    )
+    changed_files: list[str] = Field(default_factory=list)
+    changed_lines: int = 0
+    duration_s: float
+
+
+class StepFailure(Model):
+    """What a healer is told, in the JSON file TARS_FAILURE_FILE names."""
+
+    step: int
+    name: str
+    scope: list[str] = Field(description="Where the step (and so its healer) may write.")
+    changed_files: list[str] = Field(description="The files the step changed.")
+    failed_checks: list[CheckResult] = Field(description="The checks failing now, with output.")
+    round: int = Field(description="This round of healing, from 1.")
+    rounds: int = Field(description="At most this many rounds (heal_attempts).")
+
+
 class StepResult(Model):
     number: int
     name: str
@@ -349,6 +377,13 @@ class StepResult(Model):
     checks: list[CheckResult] = Field(default_factory=list)
     reason: str | None = None
     revert_commit: str | None = None
+    heal: HealResult | None = None
+
+    @property
+    def commits(self) -> list[str]:
+        """The step's commits on the branch: its own, then its heal's."""
+        heal = self.heal.commit if self.heal else None
+        return [c for c in (self.commit, heal) if c]
 
 
 class SandboxReport(Model):

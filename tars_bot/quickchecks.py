@@ -36,7 +36,8 @@ class Change:
     paths: list[str]
 
 
-def _uses_ruff(repo: Repo, tree: str) -> bool:
+def uses_ruff(repo: Repo, tree: str) -> bool:
+    """Whether the repository, at `tree`, configures ruff."""
     if repo.blob_id(tree, "ruff.toml") or repo.blob_id(tree, ".ruff.toml"):
         return True
     pyproject = repo.read(tree, "pyproject.toml")
@@ -156,7 +157,7 @@ def quick_checks(
     if not files:
         return []
     results = [_compile(change.tree, files)] if "compile" in enabled else []
-    if "ruff" not in enabled or worktree is None or not _uses_ruff(repo, change.tree):
+    if "ruff" not in enabled or worktree is None or not uses_ruff(repo, change.tree):
         return results
     ruff = _Ruff(sandbox, worktree)
     for check, find in (("ruff check", _new_findings), ("ruff format", _newly_unformatted)):
@@ -173,4 +174,4 @@ def quick_checks(
 def needs_worktree(repo: Repo, tree: str, paths: list[str], enabled: list[str]) -> bool:
     """Whether the quick checks of a step need its files on disk."""
     python = any(p.endswith(".py") for p in paths)
-    return python and "ruff" in enabled and _uses_ruff(repo, tree)
+    return python and "ruff" in enabled and uses_ruff(repo, tree)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from tars_bot.learning import Risk
 from tars_bot.models import (
     CheckResult,
     Culprit,
@@ -26,7 +29,12 @@ def step_changes(step: PlannedStep) -> str:
     return ", ".join(step.files or [])
 
 
-def plan_renderable(plan: ExecutionPlan, verbose: bool = False) -> Group:
+def plan_renderable(
+    plan: ExecutionPlan,
+    verbose: bool = False,
+    risks: list[Risk] | None = None,
+    explain: bool = False,
+) -> Group:
     improvement = plan.improvement
     header = Text.assemble(
         ("Plan ", "bold"),
@@ -47,6 +55,9 @@ def plan_renderable(plan: ExecutionPlan, verbose: bool = False) -> Group:
         table.add_column("scope", overflow="fold")
     if with_checks:
         table.add_column("checks")
+    risk_of = {r.step: r for r in risks or []}
+    if risk_of:
+        table.add_column("risk", justify="right")
     for step in plan.steps:
         row = [
             str(step.number),
@@ -57,6 +68,7 @@ def plan_renderable(plan: ExecutionPlan, verbose: bool = False) -> Group:
         ]
         row += [escape(", ".join(step.scope))] if per_step_scope else []
         row += [escape(", ".join(step.checks)) or "-"] if with_checks else []
+        row += [f"{risk_of[step.number].probability:.0%}"] if risk_of else []
         table.add_row(*row)
     parts: list[Text | Table] = [header, table]
     if not per_step_scope and scopes:
@@ -64,12 +76,85 @@ def plan_renderable(plan: ExecutionPlan, verbose: bool = False) -> Group:
     final = ", ".join(plan.validation.final)
     strategy = f" ({plan.validation.strategy})" if final else ""
     parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
+    if explain:
+        parts += [_risk_line(risk_of.get(step.number), step) for step in plan.steps]
     if verbose:
         parts += [_step_details(step) for step in plan.steps]
         parts.append(Text.assemble(("digest ", "dim"), plan.digest))
     for warning in plan.warnings:
         parts.append(Text.assemble(("warning: ", "yellow bold"), warning))
     return Group(*parts)
+
+
+def _risk_line(risk: Risk | None, step: PlannedStep) -> Text:
+    said = risk.explain() if risk else "no history yet: every step is as likely to break a check"
+    return Text.assemble((f"risk of step {step.number} ", "dim"), escape(said))
+
+
+def stats_renderable(summary: dict[str, Any]) -> Group:
+    """`tars-bot stats`: outcomes, what fails most, check times, what search and cache saved,
+    and executions per week by outcome."""
+    rate = summary["success_rate"]
+    lines: list[Text | Table] = [
+        Text.assemble(
+            ("Executions ", "bold"),
+            str(summary["executions"]),
+            f"  success rate {rate:.0%}" if rate is not None else "",
+            ("  " + ", ".join(f"{k} {v}" for k, v in summary["by_state"].items()), "dim"),
+        ),
+        Text.assemble(
+            ("Steps ", "bold"),
+            f"{summary['steps']}, {summary['steps_that_broke_a_check']} broke a check, "
+            f"{summary['healed_steps']} healed",
+        ),
+    ]
+    for title, key in (("paths", "failing_paths"), ("kinds", "failing_kinds")):
+        if summary[key]:
+            table = Table(title=f"failing most: {title}", show_edge=False, title_justify="left")
+            for column in ("", "broke", "steps", "rate"):
+                table.add_column(column, justify="left" if not column else "right")
+            for row in summary[key]:
+                table.add_row(escape(row["name"]), str(row["broke"]), str(row["steps"]),
+                              f"{row['rate']:.0%}")  # fmt: skip
+            lines.append(table)
+    if summary["checks"]:
+        table = Table(title="checks", show_edge=False, title_justify="left")
+        for column in ("", "runs", "failed", "mean"):
+            table.add_column(column, justify="left" if not column else "right")
+        for row in summary["checks"]:
+            table.add_row(escape(row["check"]), str(row["runs"]), str(row["failed"]),
+                          f"{row['mean_s']:.2f}s")  # fmt: skip
+        lines.append(table)
+    search, cache = summary["culprit_search"], summary["cache"]
+    lines.append(
+        Text.assemble(
+            ("Saved ", "bold"),
+            f"culprit search: {search['runs']} nox runs where checking each step would take "
+            f"{search['runs_checking_each_step']} (about {search['seconds_saved']:g}s); "
+            f"cache: {cache['hits']} results reused (about {cache['seconds_saved']:g}s)",
+        )
+    )
+    lines += _weeks_chart(summary["weeks"])
+    return Group(*lines)
+
+
+WEEK_STYLES = {"succeeded": "green", "failed": "red", "unvalidated": "yellow"}
+
+
+def _weeks_chart(weeks: dict[str, dict[str, int]], width: int = 40) -> list[Text]:
+    """Executions per week, one bar each, coloured by outcome."""
+    if not weeks:
+        return []
+    most = max(sum(outcomes.values()) for outcomes in weeks.values())
+    rows = [Text("executions per week", style="bold")]
+    for week, outcomes in list(weeks.items())[-12:]:
+        bar = Text(f"{week} ")
+        for outcome, count in sorted(outcomes.items()):
+            cells = max(1, round(count * width / most))
+            bar.append("█" * cells, style=WEEK_STYLES.get(outcome, "dim"))
+        bar.append(" " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())), style="dim")
+        rows.append(bar)
+    return rows
 
 
 def _step_details(step: PlannedStep) -> Text:
@@ -82,8 +167,14 @@ def _step_details(step: PlannedStep) -> Text:
     )
 
 
-def print_plan(plan: ExecutionPlan, console: Console, verbose: bool = False) -> None:
-    console.print(plan_renderable(plan, verbose))
+def print_plan(
+    plan: ExecutionPlan,
+    console: Console,
+    verbose: bool = False,
+    risks: list[Risk] | None = None,
+    explain: bool = False,
+) -> None:
+    console.print(plan_renderable(plan, verbose, risks, explain))
 
 
 STATE_STYLE = {
@@ -227,6 +318,8 @@ def execution_renderable(execution: Execution) -> Group:
             f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
         )
     lines.append(table)
+    healed = [line for step in execution.steps if (line := healed_line(step))]
+    lines += [Text.assemble(("healing ", "dim"), line) for line in healed]
     for check in execution.checks:
         style = "green" if check.passed else "red"
         cached = ", cached" if check.cached else ""
@@ -260,9 +353,28 @@ def sandbox_line(sandbox: SandboxReport) -> str:
 
 
 def state_text(step: StepResult) -> str:
-    """The step's state, with why it was reverted."""
-    reverted = step.state == "reverted" and step.reason
-    return f"{step.state} ({step.reason})" if reverted else step.state
+    """The step's state, with why it was reverted, or what healing mended."""
+    if step.state == "reverted" and step.reason:
+        return f"{step.state} ({step.reason})"
+    if step.state == "applied" and step.heal and step.heal.commit:
+        return f"applied (healed: {', '.join(step.heal.fixed)})"
+    return step.state
+
+
+def healed_line(step: StepResult) -> str | None:
+    """What healing did for a step, in one line; None when it did not run."""
+    heal = step.heal
+    if heal is None:
+        return None
+    failed = ", ".join(c.check for c in heal.failed)
+    commands = ", ".join(dict.fromkeys(heal.commands))
+    if heal.commit is None:
+        return f'step {step.number} "{step.name}" failed {failed}; {commands} did not mend it'
+    files = f"{len(heal.changed_files)} file{'s' if len(heal.changed_files) != 1 else ''}"
+    return (
+        f'step {step.number} "{step.name}" failed {failed}; {commands} mended it '
+        f"(commit {heal.commit[:10]}, {files})"
+    )
 
 
 def _step_state(step: StepResult) -> Text:
@@ -362,7 +474,7 @@ class LiveProgress:
 
     def step_finished(self, result: StepResult) -> None:
         style = STATE_STYLE.get(result.state, "")
-        note = f" [{style}]{result.state}[/{style}]"
+        note = f" [{style}]{escape(state_text(result))}[/{style}]"
         if result.reason:
             note += f": {escape(result.reason)}"
         task = self.tasks[result.number]

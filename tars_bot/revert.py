@@ -3,7 +3,8 @@
 The revert is an improvement like any other (patch steps, the original's final checks), so it
 runs, is journaled, published and rolled back as executions are. Its steps are the original
 change undone by three-way merges against the current default branch: a merge or squash commit
-as a whole (mainline 1), otherwise the steps' commits newest first, or one step's commit alone.
+as a whole (mainline 1), otherwise the steps' changes newest first, or one step's alone (a step's
+change includes its heal commit).
 A conflict with later work is refused with the files, before anything is made.
 """
 
@@ -57,8 +58,7 @@ def improvement(
     names = {s.number: s.name for s in plan.steps}
     tree = repo.tree_of(tip)
     steps: list[Step] = []
-    for after, label in _changes(repo, execution, landing, step):
-        before = repo.parents(after)[0]
+    for before, after, label in _changes(repo, execution, landing, step):
         undone, conflicts = repo.undo(after, before, tree)
         if undone is None:
             raise RevertConflict(
@@ -94,19 +94,25 @@ def improvement(
 
 def _changes(
     repo: Repo, execution: Execution, landing: Landing, step: int | None
-) -> list[tuple[str, str]]:
-    """(commit whose change to undo, label), in the order to undo them."""
-    applied = {s.number: s.commit for s in execution.steps if s.state == "applied" and s.commit}
+) -> list[tuple[str, str, str]]:
+    """(commit before, commit after the change to undo, label), in the order to undo them. A
+    step's change runs from its commit's parent to its last commit: its heal's, if healed."""
+    applied = {
+        s.number: (repo.parents(s.commits[0])[0], s.commits[-1])
+        for s in execution.steps
+        if s.state == "applied" and s.commits
+    }
     if step is not None:
         if step not in applied:
             known = ", ".join(map(str, applied)) or "none"
             raise TarsError(
                 f"execution {execution.id} has no applied step {step} (applied: {known})"
             )
-        return [(applied[step], f"step {step}")]
+        return [(*applied[step], f"step {step}")]
     if landing.kind in ("merge", "squash"):
-        return [(landing.commit, f"the {landing.kind} commit {landing.commit[:10]}")]
-    return [(applied[n], f"step {n}") for n in sorted(applied, reverse=True)]
+        label = f"the {landing.kind} commit {landing.commit[:10]}"
+        return [(repo.parents(landing.commit)[0], landing.commit, label)]
+    return [(*applied[n], f"step {n}") for n in sorted(applied, reverse=True)]
 
 
 def _number(label: str) -> int | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from tars_bot import actions, faults, journal, processes, workspace
+from tars_bot import actions, faults, journal, outcomes, processes, workspace
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
-from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
+from tars_bot.models import Action, Execution, ExecutionPlan, RunAction, StepResult
 
 USER_REFS = ("refs/heads/", "refs/tags/")
 
@@ -146,9 +146,9 @@ class _Steps:
     results: dict[int, StepResult]
 
     def files(self, number: int) -> set[str]:
-        return set(self.results[number].changed_files) | set(
-            self.plan.steps[number - 1].files or []
-        )
+        result = self.results[number]
+        healed = result.heal.changed_files if result.heal else []
+        return {*result.changed_files, *healed, *(self.plan.steps[number - 1].files or [])}
 
     def declared(self, number: int) -> set[int]:
         """The steps a step's improvement says it depends on (not the order the planner added
@@ -179,7 +179,7 @@ class _Steps:
 
 def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[int]) -> str | None:
     """The tree of the plan applied to its base in memory, leaving out steps `without` (and
-    those not applied). None when a kept step no longer applies."""
+    those not applied), each with its heal. None when a kept step no longer applies."""
     tree = plan.base.tree
     results = {s.number: s for s in execution.steps}
     for step in plan.steps:
@@ -190,26 +190,33 @@ def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[i
             if result.commit is None:
                 continue  # a command that changed nothing
             picked = repo.cherry_pick(result.commit, tree)
-            if picked is None:
-                return None
-            tree = picked
-            continue
-        files = actions.TreeFiles(repo, tree)
-        try:
-            paths = actions.apply(step.action, files)
-        except actions.ActionProblem:
+        else:
+            picked = _apply(repo, step.action, tree)
+        if picked is not None and result.heal and result.heal.commit:
+            picked = repo.cherry_pick(result.heal.commit, picked)
+        if picked is None:
             return None
-        tree = repo.build_tree(tree, files.changes(paths))
+        tree = picked
     return tree
 
 
-def _revert_message(execution: Execution, step: StepResult) -> str:
+def _apply(repo: Repo, action: Action, tree: str) -> str | None:
+    files = actions.TreeFiles(repo, tree)
+    try:
+        paths = actions.apply(action, files)
+    except actions.ActionProblem:
+        return None
+    return repo.build_tree(tree, files.changes(paths))
+
+
+def _revert_message(execution: Execution, step: StepResult, commit: str) -> str:
+    what = "the heal of step" if commit != step.commit else "step"
     return (
-        f'Revert step {step.number} "{step.name}"\n\n'
-        f"This reverts commit {step.commit}.\n\n"
+        f'Revert {what} {step.number} "{step.name}"\n\n'
+        f"This reverts commit {commit}.\n\n"
         f"Tars-Improvement: {execution.improvement}\n"
         f"Tars-Execution: {execution.id}\n"
-        f"Tars-Revert-Of: {step.commit}\n"
+        f"Tars-Revert-Of: {commit}\n"
         f"Tars-Step: {step.number}\n"
     )
 
@@ -263,24 +270,26 @@ def revert_steps(repo: Repo, record: journal.Record, number: int, *, cascade: bo
 def _revert_commits(repo: Repo, execution: Execution, steps: list[StepResult]) -> str | None:
     head = execution.head_commit or ""
     for step in steps:
-        tree = repo.revert(step.commit or "", head)
-        if tree is None:
-            return None
-        head = repo.create_commit(tree, [head], _revert_message(execution, step))
+        for commit in reversed(step.commits):  # its heal first
+            tree = repo.revert(commit, head)
+            if tree is None:
+                return None
+            head = repo.create_commit(tree, [head], _revert_message(execution, step, commit))
     return head
 
 
 def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
-    """Journal the reverts found on the branch between the recorded head and `head`."""
+    """Journal the reverts found on the branch between the recorded head and `head`: a step
+    is reverted with its own commit (its heal's revert comes just before)."""
     execution = record.execution
-    reverted = {}
+    reverts = {}  # reverted commit -> its revert
     for commit in repo.commits_between(execution.head_commit or "", head):
         trailers = repo.trailers(commit)
         if trailers.get("Tars-Execution") == execution.id and "Tars-Revert-Of" in trailers:
-            reverted[int(trailers["Tars-Step"])] = commit
+            reverts[trailers["Tars-Revert-Of"]] = commit
     steps = [
-        s.model_copy(update={"state": "reverted", "revert_commit": reverted[s.number]})
-        if s.number in reverted
+        s.model_copy(update={"state": "reverted", "revert_commit": reverts[s.commit]})
+        if s.commit in reverts
         else s
         for s in execution.steps
     ]
@@ -292,6 +301,8 @@ def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
 def recover(repo: Repo) -> list[str]:
     """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
     done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
+    # a process killed between its journal and the index left the index behind
+    done += [f"indexed execution {i}" for i in outcomes.reconcile(repo, journal.heads(repo))]
     done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
     running, owners = set(), set()
     unfinished = [

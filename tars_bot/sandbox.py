@@ -299,8 +299,9 @@ def scrubbed_environment(
 
 def python_tool(module: str) -> list[str]:
     """argv that runs a Python tool installed beside tars-bot, isolated (-I): never a package
-    of that name in the working directory."""
-    return [sys.executable, "-I", "-m", module]
+    of that name in the working directory; and writing no bytecode (-B) where it imports from
+    the worktree, as nox does the noxfile."""
+    return [sys.executable, "-I", "-B", "-m", module]
 
 
 def ruff_binary() -> str:

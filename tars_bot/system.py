@@ -12,9 +12,12 @@ from tars_bot import (
     executor,
     final,
     handoff,
+    healing,
     journal,
     landing,
+    learning,
     loader,
+    outcomes,
     planner,
     revert,
     rollback,
@@ -199,7 +202,7 @@ class ExecutionSystem:
     def _update_remote(self, execution: Execution, old_tip: str | None, token: str | None) -> None:
         remote, branch_ref = execution.pushed_to or "origin", f"refs/heads/{execution.branch}"
         theirs = self.repo.remote_refs(remote, token).get(branch_ref)
-        specs = [_journal_spec(execution.id)]
+        specs = _journal_specs(execution.id)
         if theirs is not None and (theirs == old_tip or self._ours(theirs, execution)):
             deleted = execution.state == "rolled_back"
             specs.append(f":{branch_ref}" if deleted else f"+{branch_ref}:{branch_ref}")
@@ -222,7 +225,8 @@ class ExecutionSystem:
                 "make; not overwriting it. Move that branch or merge it first."
             )
         record.save(execution.model_copy(update={"pushed_to": remote}))  # before: recorded intent
-        self.repo.push(remote, [f"+{branch_ref}:{branch_ref}", _journal_spec(execution_id)], token)
+        specs = [f"+{branch_ref}:{branch_ref}", *_journal_specs(execution_id)]
+        self.repo.push(remote, specs, token)
         return record.execution
 
     def record_pull_request(
@@ -230,7 +234,7 @@ class ExecutionSystem:
     ) -> None:
         record = journal.Record.resume(self.repo, execution_id)
         record.save(record.execution.model_copy(update={"pull_request": url}))
-        self.repo.push(remote, [_journal_spec(execution_id)], token)
+        self.repo.push(remote, _journal_specs(execution_id), token)
 
     def hand_off(self, execution_id: str, path: Path) -> None:
         """Write the execution's branch and journal as a git bundle, for a job that may push."""
@@ -245,12 +249,16 @@ class ExecutionSystem:
         def plan_at(base: str) -> tuple[ExecutionPlan, Scope]:
             return self.plan(improvement, base=base), Scope(self.config(base).protected)
 
-        return handoff.receive_bundle(self.repo, path, tip, plan_at).execution
+        received = handoff.receive_bundle(self.repo, path, tip, plan_at).execution
+        head = self.repo.ref(journal.EXECUTIONS + received.id)
+        outcomes.reconcile(self.repo, {received.id: head} if head else {})
+        return received
 
     def fetch_journal(self, remote: str = "origin", token: str | None = None) -> None:
         """Bring the executions recorded elsewhere (e.g. by CI) into this repository."""
         spec = f"+{journal.EXECUTIONS}*:{journal.EXECUTIONS}*"
         self.repo.fetch(remote, [spec], token)
+        outcomes.reconcile(self.repo, journal.heads(self.repo))  # the index follows
 
     def plan_of(self, execution_id: str) -> ExecutionPlan:
         return journal.load_plan(self.repo, execution_id)
@@ -292,6 +300,17 @@ class ExecutionSystem:
         by what the default branch (`onto`, or found) holds now."""
         return self._lived(journal.load(self.repo, execution_id), self._tip(onto))
 
+    def stats(self, rebuild: bool = False) -> dict:
+        """What the outcome index says of all executions (learning.summary); `rebuild` makes the
+        index again from the journals first."""
+        if rebuild or self.repo.ref(outcomes.STATS) is None:
+            outcomes.rebuild(self.repo, journal.heads(self.repo))
+        return learning.summary(outcomes.totals(self.repo))
+
+    def risks(self, plan: ExecutionPlan) -> list[learning.Risk] | None:
+        """Each planned step's chance of breaking a check, from the outcome index."""
+        return learning.risks(plan, outcomes.totals(self.repo))
+
     def history(self, limit: int | None = None, onto: str | None = None) -> list[Execution]:
         tip = self._tip(onto)
         return [self._lived(e, tip) for e in journal.history(self.repo, limit)]
@@ -330,7 +349,7 @@ class ExecutionSystem:
             update = {"landed": execution.landed, "reverted_by": result.execution_id}
             record.save(record.execution.model_copy(update=update))
             if remote is not None:
-                self.repo.push(remote, [_journal_spec(execution_id)], token)
+                self.repo.push(remote, _journal_specs(execution_id), token)
         return result
 
     def record_landing(
@@ -359,7 +378,7 @@ class ExecutionSystem:
         else:
             return execution
         if remote is not None:
-            self.repo.push(remote, [_journal_spec(execution_id)], token)
+            self.repo.push(remote, _journal_specs(execution_id), token)
         return record.execution
 
     def landed_at(self, commit: str, onto: str | None = None) -> Execution | None:
@@ -383,7 +402,7 @@ class ExecutionSystem:
         update = {"suspected": suspicion, "landed": lived.landed}
         record.save(record.execution.model_copy(update=update))
         if remote is not None:
-            self.repo.push(remote, [_journal_spec(execution_id)], token)
+            self.repo.push(remote, _journal_specs(execution_id), token)
         return record.execution
 
     def _tip(self, onto: str | None) -> str | None:
@@ -503,7 +522,7 @@ class ExecutionSystem:
                 fresh=fresh,
             )
             ctx = executor.StepContext(
-                plan=plan,
+                plan=self._with_early_checks(plan, config),
                 execution_id=execution.id,
                 config=config,
                 validator=validator,
@@ -524,6 +543,24 @@ class ExecutionSystem:
             return self._finish(record, "succeeded", None), diff
         return self._finish(record, outcome.state, outcome.reason), diff
 
+    def _with_early_checks(self, plan: ExecutionPlan, config: Config) -> ExecutionPlan:
+        """The plan as its steps run: those at least `early_checks_above` likely to break a
+        check also run the final checks right away. The journal keeps the plan as sealed."""
+        threshold = config.early_checks_above
+        risks = self.risks(plan) if threshold is not None and plan.validation.final else None
+        if not risks:
+            return plan
+        risky = {r.step for r in risks if r.probability >= (threshold or 0)}
+        steps = [
+            s.model_copy(
+                update={"checks": list(dict.fromkeys([*s.checks, *plan.validation.final]))}
+            )
+            if s.number in risky
+            else s
+            for s in plan.steps
+        ]
+        return plan.model_copy(update={"steps": steps})
+
     def _apply_steps(
         self,
         ctx: executor.StepContext,
@@ -537,9 +574,12 @@ class ExecutionSystem:
             running = StepResult(number=step.number, name=step.name, state="running")
             record.save(_with_step(record.execution, running))  # the intent, before any change
             result, log = executor.apply_step(ctx, space, step)
-            execution = _with_step(record.execution, result)
-            execution = execution.model_copy(update={"head_commit": space.head})
-            record.save(execution, {f"logs/step-{step.number}.log": log} if log else None)
+            if healing.wanted(ctx, space, result):
+                result, heal_log = healing.heal(
+                    ctx, space, step, result, lambda intent: _save_step(record, intent, space.head)
+                )
+                log += heal_log
+            _save_step(record, result, space.head, log)
             progress.step_finished(result)
             if result.state == "failed":
                 return f'step {step.number} "{step.name}": {result.reason}'
@@ -561,15 +601,21 @@ def _check_sealed(plan: ExecutionPlan) -> None:
         raise TarsError("plan: its digest does not match its content (edited?); plan again")
 
 
-def _journal_spec(execution_id: str) -> str:
-    """The refspec that pushes an execution's journal."""
+def _journal_specs(execution_id: str) -> list[str]:
+    """The refspecs that push an execution's journal, and the outcome index with it (forced:
+    whoever fetches it brings it up to date with the journals they fetch)."""
     ref = journal.EXECUTIONS + execution_id
-    return f"+{ref}:{ref}"
+    return [f"+{ref}:{ref}", f"+{outcomes.STATS}:{outcomes.STATS}"]
 
 
 def _needs_validation(plan: ExecutionPlan) -> bool:
     measured = any(isinstance(b, Benefit) for b in plan.improvement.expected_benefits)
     return bool(plan.validation.final or plan.validation.api or measured)
+
+
+def _save_step(record: journal.Record, result: StepResult, head: str, log: bytes = b"") -> None:
+    execution = _with_step(record.execution, result).model_copy(update={"head_commit": head})
+    record.save(execution, {f"logs/step-{result.number}.log": log} if log else None)
 
 
 def _with_step(execution: Execution, result: StepResult) -> Execution:

@@ -6,11 +6,12 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+from tars_bot import search
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
@@ -22,6 +23,9 @@ from tars_bot.workspace import guard
 NOXFILE = "noxfile.py"
 CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json
 CACHE_ATTEMPTS = 8
+# a check leaves no __pycache__ behind in the worktree (where a repository that does not ignore
+# it would see the next run step change files outside its scope)
+NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
@@ -204,7 +208,7 @@ class Validator:
             with guard(self.repo, worktree.path, [], sandboxed, prefix) as guarded:
                 proc = self.sandbox.run(
                     command, jail, timeout, self.limits.memory_mb, scratch=scratch,
-                    on_output=self.on_output,
+                    on_output=self.on_output, env=NO_BYTECODE,
                 )  # fmt: skip
             report = scratch.host / "nox-report.json"
             sessions = json.loads(report.read_text())["sessions"] if report.is_file() else []
@@ -222,28 +226,39 @@ class Validator:
         )
 
     def first_failing(
-        self, base: str, commits: list[str], failing: CheckResult
+        self,
+        base: str,
+        commits: list[str],
+        failing: CheckResult,
+        weights: Sequence[float] | None = None,
     ) -> tuple[int | None, CheckResult]:
-        """Bisect: the index in `commits` of the first commit where the check fails, knowing
-        it fails on the last one (`failing`), and the result there; the index is None when it
-        fails on `base` already. A run that errors ends the search and is returned: it tells
-        nothing of its commit, so no commit can be blamed."""
-        good, bad = -1, len(commits) - 1  # -1 stands for the base, assumed good until checked
-        first_bad = failing
-        while bad - good > 1:
-            middle = (good + bad) // 2
-            result = self._check(commits[middle], failing.check)
-            if result.status == "error":
-                return middle, result
-            if result.passed:
-                good = middle
-            else:
-                bad, first_bad = middle, result
+        """The index in `commits` of the first commit where the check fails, knowing it fails
+        on the last one (`failing`), and the result there; the index is None when it fails on
+        `base` already. Bisection, or with `weights` (each step's chance of being the culprit)
+        the search with the fewest expected runs (search.py). A run that errors ends the search
+        and is returned: it tells nothing of its commit, so no commit can be blamed."""
+        results = {len(commits) - 1: failing}
+
+        def fails(index: int) -> bool:
+            results[index] = self._check(commits[index], failing.check)
+            if results[index].status == "error":
+                raise _Errored(index)
+            return not results[index].passed
+
+        try:
+            bad = search.first_failing(len(commits), fails, weights)
+        except _Errored as e:
+            return e.index, results[e.index]
         if bad == 0:
             on_base = self._check(base, failing.check)
             if not on_base.passed:
                 return None, on_base
-        return bad, first_bad
+        return bad, results[bad]
+
+
+class _Errored(Exception):
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 def _infrastructure(output: str) -> str | None:

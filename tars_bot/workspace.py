@@ -114,12 +114,16 @@ class Workspace:
     def commit(self, tree: str, paths: list[str], message: str) -> str:
         commit = self.repo.create_commit(tree, [self.head], message)
         faults.point("after-step-commit")
+        self.advance(commit, paths)
+        return commit
+
+    def advance(self, commit: str, paths: list[str]) -> None:
+        """Make `commit`, a child of the head changing `paths`, the head (and the branch)."""
         if self.branch_ref:
             self.repo.update_ref(self.branch_ref, commit, self.head)
         if self.worktree is not None:
             self.worktree.moved_to(commit, paths, detached=self.branch_ref is None)
         self.head = commit
-        return commit
 
 
 def worktree_path(repo: Repo, name: str) -> Path:

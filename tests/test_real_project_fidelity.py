@@ -87,7 +87,9 @@ def test_an_edit_in_a_package_of_a_strict_project_passes_when_it_adds_no_finding
 
 
 def test_an_edit_that_adds_a_finding_fails_and_names_it(cli, make_repo):
-    repo = make_repo(STRICT)
+    files = dict(STRICT)
+    files["pyproject.toml"] += "\n[tool.tars-bot]\nheal = []\n"  # or ruff check --fix mends it
+    repo = make_repo(files)
     step = '{name: unused, edit: {path: src/pkg/utils.py, search: "\\"\\"\\"Utilities.\\"\\"\\"\\n", replace: "\\"\\"\\"Utilities.\\"\\"\\"\\n\\nimport os\\n"}}'
     execution = execute(cli, repo, step)
     assert execution["state"] == "rolled_back"

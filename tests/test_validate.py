@@ -218,9 +218,8 @@ def test_per_step_checks_compile_and_ruff(cli, make_repo, tmp_path):
         'step 1 "broken": per-step check: compile failed (pkg/bad.py:1'
     )
 
-    ruff_repo = make_repo(
-        {"pyproject.toml": "[tool.ruff]\nline-length = 100\n", "a.py": "x = 1\n"}, name="ruffed"
-    )
+    pyproject = "[tool.ruff]\nline-length = 100\n\n[tool.tars-bot]\nheal = []\n"  # not mended
+    ruff_repo = make_repo({"pyproject.toml": pyproject, "a.py": "x = 1\n"}, name="ruffed")
     add_improvement(
         ruff_repo, 'title: t\nsteps: [{name: ugly, write: {path: b.py, content: "x  =  1\\n"}}]\n'
     )
@@ -281,3 +280,20 @@ def test_drop_step_finds_a_second_culprit_without_blaming_the_steps_between(
     assert [c["step"] for c in execution["culprits"]] == [2, 5]
     files = git(repo, "ls-tree", "--name-only", "tars-bot/imp", "data/").split()
     assert files == [f"data/{name}.txt" for name in ("base", "s1", "s3", "s4", "s6")]
+
+
+def test_a_run_step_after_a_per_step_session_sees_no_bytecode_the_session_left(
+    cli, make_repo, tmp_path
+):
+    """A repository without a .gitignore: nox compiling the noxfile must not leave a
+    __pycache__ that the next run step would be blamed for."""
+    repo, _ = make_validated_repo(make_repo, tmp_path)
+    text = (
+        "title: t\nvalidation: {per_step: [tests]}\nsteps:\n"
+        "  - {name: data, write: {path: data/new.txt, content: ok}}\n"
+        "  - {name: touch, run: 'echo more >> data/new.txt', scope: [data/**]}\n"
+    )
+    add_improvement(repo, text)
+    result = cli("execute", "--repo", repo, "--improvement-id", "imp")
+    assert result.code == 0, result.out
+    assert git(repo, "ls-tree", "-r", "--name-only", "tars-bot/imp").count("pyc") == 0

@@ -78,6 +78,36 @@ class Repo:
             return None
         return entry.data  # type: ignore[attr-defined]
 
+    def blob(self, oid: str) -> bytes:
+        return self._repo[oid].data  # type: ignore[attr-defined]
+
+    def newest_blobs(self, tree: str, directory: str, limit: int | None) -> Iterator[bytes]:
+        """The blobs two levels below `directory` (shards of entries), last names first, the
+        newest when names sort by time. Only the shards needed are read."""
+        top = self._entry(tree, directory)
+        if top is None:
+            return
+        shards = self._repo[top.id]
+        count = 0
+        for i in range(len(shards) - 1, -1, -1):  # type: ignore[arg-type]
+            shard = self._repo[shards[i].id]  # type: ignore[index]
+            for j in range(len(shard) - 1, -1, -1):  # type: ignore[arg-type]
+                if limit is not None and count >= limit:
+                    return
+                yield self._repo[shard[j].id].data  # type: ignore[index,attr-defined]
+                count += 1
+
+    def tree_names(self, tree: str, directory: str) -> list[str]:
+        """The names two levels below `directory`, without their suffix."""
+        top = self._entry(tree, directory)
+        if top is None:
+            return []
+        return [
+            entry.name.rsplit(".", 1)[0]  # type: ignore[union-attr]
+            for shard in self._repo[top.id]  # type: ignore[attr-defined]
+            for entry in self._repo[shard.id]  # type: ignore[attr-defined]
+        ]
+
     def blob_id(self, tree_id: str, path: str) -> str | None:
         entry = self._entry(tree_id, path)
         return None if entry is None else str(entry.id)

@@ -1,0 +1,148 @@
+"""The outcome index: every execution's latest record and the totals they add up to, in one ref.
+
+refs/tars-bot/stats points at a commit (no parents: only the latest index matters) whose tree is
+
+    totals.json                         learning.py's counters over all executions
+    executions/<YYYYMMDD>/<id>.json     the execution.json its journal holds (the same blob)
+
+`history` reads the newest entries only, so its cost follows the number asked for, not the number
+of executions. The journal notes an execution when it starts and whenever it reaches a state that
+lasts; `reconcile` catches up with journals fetched from elsewhere or left by a killed process,
+and `rebuild` makes the index again from the journals alone (`tars-bot stats --rebuild`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from tars_bot import learning
+from tars_bot.errors import TarsError
+from tars_bot.git import NewContent, RefConflict, Repo
+from tars_bot.models import Execution, ExecutionPlan
+
+STATS = "refs/tars-bot/stats"
+TOTALS = "totals.json"
+SHARDS = "executions"
+IN_FLIGHT = ("running", "validating")  # read from the journal: the index has their start only
+ATTEMPTS = 20  # compare-and-swap retries against concurrent executions
+
+
+def note(repo: Repo, journal_commit: str) -> None:
+    """Index the record at `journal_commit` (an execution's journal head)."""
+    notes = {_id_of(repo, journal_commit): journal_commit}
+    _update(repo, notes)
+
+
+def reconcile(repo: Repo, heads: dict[str, str]) -> list[str]:
+    """Index the journal heads (id -> commit) whose records the index lacks; their ids."""
+    tree = _tree(repo)
+    stale = {
+        execution_id: head
+        for execution_id, head in heads.items()
+        if _entry(repo, tree, execution_id) != repo.blob_id(repo.tree_of(head), "execution.json")
+    }
+    if stale:
+        _update(repo, stale)
+    return sorted(stale)
+
+
+def rebuild(repo: Repo, heads: dict[str, str]) -> int:
+    """The index made again from the journal heads alone; how many executions it holds."""
+    totals: learning.Totals = {}
+    changes: dict[str, NewContent] = {}
+    for execution_id, head in heads.items():
+        execution, plan, data = _read(repo, head)
+        totals = learning.merge(totals, learning.contribution(execution, plan))
+        changes[_path(execution_id)] = NewContent(data)
+    changes[TOTALS] = NewContent(_dump(totals))
+    _store(repo, repo.build_tree(None, changes), repo.ref(STATS))
+    return len(heads)
+
+
+def totals(repo: Repo) -> learning.Totals:
+    tree = _tree(repo)
+    data = repo.read(tree, TOTALS) if tree else None
+    return json.loads(data) if data else {}
+
+
+def history(repo: Repo, limit: int | None) -> list[Execution] | None:
+    """The newest `limit` executions as indexed, newest first; None when there is no index."""
+    tree = _tree(repo)
+    if tree is None:
+        return None
+    found: list[Execution] = []
+    for blob in repo.newest_blobs(tree, SHARDS, limit):
+        found.append(Execution.model_validate_json(blob))
+    return found
+
+
+def indexed_ids(repo: Repo) -> set[str]:
+    tree = _tree(repo)
+    return set(repo.tree_names(tree, SHARDS)) if tree else set()
+
+
+# -- inside --------------------------------------------------------------------------------------
+def _update(repo: Repo, heads: dict[str, str]) -> None:
+    """Replace the entries of `heads` and move the totals by the difference, atomically."""
+    for _ in range(ATTEMPTS):
+        current = repo.ref(STATS)
+        tree = repo.tree_of(current) if current else None
+        change: learning.Totals = {}
+        changes: dict[str, NewContent] = {}
+        for execution_id, head in heads.items():
+            execution, plan, data = _read(repo, head)
+            old = _entry(repo, tree, execution_id) if tree else None
+            if old is not None:
+                if old == repo.blob_id(repo.tree_of(head), "execution.json"):
+                    continue
+                before = Execution.model_validate_json(repo.blob(old))
+                change = learning.merge(change, learning.contribution(before, plan), -1)
+            change = learning.merge(change, learning.contribution(execution, plan))
+            changes[_path(execution_id)] = NewContent(data)
+        if not changes:
+            return
+        old_totals = json.loads(repo.read(tree, TOTALS) or b"{}") if tree else {}
+        changes[TOTALS] = NewContent(_dump(learning.merge(old_totals, change)))
+        try:
+            _store(repo, repo.build_tree(tree, changes), current)
+            return
+        except RefConflict:
+            continue  # another execution moved the index: apply ours to theirs
+    raise TarsError(f"{STATS}: too many concurrent updates; run `tars-bot stats --rebuild`")
+
+
+def _store(repo: Repo, tree: str, expected: str | None) -> None:
+    commit = repo.create_commit(tree, [], "tars-bot outcome index")
+    repo.update_ref(STATS, commit, expected)
+
+
+def _read(repo: Repo, head: str) -> tuple[Execution, ExecutionPlan | None, bytes]:
+    data = repo.commit_file(head, "execution.json")
+    if data is None:
+        raise TarsError(f"journal commit {head[:10]} has no execution.json")
+    plan = repo.commit_file(head, "plan.json")
+    parsed = ExecutionPlan.model_validate_json(plan) if plan else None
+    return Execution.model_validate_json(data), parsed, data
+
+
+def _id_of(repo: Repo, head: str) -> str:
+    data = repo.commit_file(head, "execution.json")
+    assert data is not None
+    return str(json.loads(data)["id"])
+
+
+def _tree(repo: Repo) -> str | None:
+    commit = repo.ref(STATS)
+    return repo.tree_of(commit) if commit else None
+
+
+def _entry(repo: Repo, tree: str | None, execution_id: str) -> str | None:
+    return repo.blob_id(tree, _path(execution_id)) if tree else None
+
+
+def _path(execution_id: str) -> str:
+    return f"{SHARDS}/{execution_id[:8]}/{execution_id}.json"
+
+
+def _dump(totals: learning.Totals) -> bytes:
+    return json.dumps(totals, sort_keys=True, separators=(",", ":")).encode()
