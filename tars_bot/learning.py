@@ -3,7 +3,8 @@ a newer record of an execution replaces its older one exactly), a summary for `t
 and a step's risk of breaking a check, explained factor by factor.
 
 The risk model is naive Bayes on a few features of a step: its kind, the most specific path
-prefix it touches that has history, its size, and its improvement's past. Each feature's failure
+prefix it touches that has history, its size (lines changed, where the action tells), and its
+improvement's past. Each feature's failure
 rate (smoothed towards the overall rate) moves the odds; the explanation lists each move.
 """
 
@@ -15,7 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tars_bot.models import Execution, ExecutionPlan, PlannedStep
+from tars_bot.models import (
+    EditAction,
+    Execution,
+    ExecutionPlan,
+    PatchAction,
+    PlannedStep,
+    WriteAction,
+)
 
 Totals = dict[str, Any]  # nested dicts of ints
 OK = ("succeeded", "merged", "reverted", "closed")
@@ -189,9 +197,10 @@ def risks(plan: ExecutionPlan, totals: Totals) -> list[Risk] | None:
 
 def _risk(step: PlannedStep, improvement: str, steps: Totals, base: float) -> Risk:
     paths = step.files if step.files is not None else step.scope
+    lines = planned_lines(step)
     chosen: list[tuple[str, dict[str, int]]] = []
-    for key in features(step, paths, 0, improvement):
-        if key[0] in ("all", "lines", "path"):
+    for key in features(step, paths, lines or 0, improvement):
+        if key[0] in ("all", "path") or (key[0] == "lines" and lines is None):
             continue
         counts = steps.get(key[0], {}).get(key[1], {})
         chosen.append((" ".join(key), counts))
@@ -215,6 +224,19 @@ def _risk(step: PlannedStep, improvement: str, steps: Totals, base: float) -> Ri
         logit += move
         factors.append(Factor(feature, n, bad, math.exp(move)))
     return Risk(step.number, round(1 / (1 + math.exp(-logit)), 4), round(base, 4), tuple(factors))
+
+
+def planned_lines(step: PlannedStep) -> int | None:
+    """The lines a step will change, as far as its action says."""
+    action = step.action
+    if isinstance(action, WriteAction):
+        return action.content.count("\n") + 1
+    if isinstance(action, EditAction):
+        return action.search.count("\n") + action.replace.count("\n") + 2
+    if isinstance(action, PatchAction):
+        changed = [line for line in action.diff.splitlines() if line[:1] in ("+", "-")]
+        return sum(not line.startswith(("+++", "---")) for line in changed)
+    return None  # run and delete: the plan does not say
 
 
 def _logit(p: float) -> float:

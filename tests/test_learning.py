@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tars_bot import ExecutionSystem, search
+from tars_bot import ExecutionSystem, learning, search
 from tars_bot.learning import Risk, culprit_weights
 from tests.conftest import commit_files, git, run_tars
 from tests.test_plan_cli import add_improvement
@@ -184,3 +184,27 @@ def test_a_step_likely_to_break_the_tests_runs_them_right_away(cli, make_repo, t
     assert second["state"] == "failed"
     assert "tests" not in [c["check"] for c in first["checks"]]  # a calm step waits for the tip
     assert latest["culprits"] == []  # caught at the step: no search needed
+
+
+def test_a_steps_planned_size_counts_where_its_action_tells(make_repo):
+    repo = make_repo({"README.md": "# r\n"})
+    big = "\\n".join(f"line {n}" for n in range(1500))
+    text = (
+        f'title: sizes\nsteps:\n  - {{name: big, write: {{path: big.txt, content: "{big}"}}}}\n'
+        "  - {name: small, write: {path: small.txt, content: x}}\n"
+        "  - {name: cmd, run: 'touch c.txt', scope: [c.txt]}\n"
+    )
+    add_improvement(repo, text, "sizes.yaml")
+    system = ExecutionSystem(repo)
+    plan = system.plan(system.load_improvement(repo / ".tars/improvements/sizes.yaml"))
+    history = {
+        "steps": {
+            "all": {"n": 40, "bad": 8},
+            "lines": {">=1000": {"n": 6, "bad": 6}, "<10": {"n": 30, "bad": 1}},
+        }
+    }
+    big_risk, small_risk, run_risk = learning.risks(plan, history)
+    assert [f.feature for f in big_risk.factors] == ["lines >=1000"]
+    assert [f.feature for f in small_risk.factors] == ["lines <10"]
+    assert run_risk.factors == ()  # a command's size is not known before it runs
+    assert big_risk.probability > run_risk.probability > small_risk.probability
