@@ -196,3 +196,20 @@ def test_the_staged_workflow_watches_in_its_publish_job(setup, fake_github, tmp_
     assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=false\n"
     assert stage(fake_github, tmp_path, job_checkout(origin, "p"), "publish", failed, event) == 0
     assert len(watch_comments(repo, pull)) == 1
+
+
+def test_the_staged_workflow_reverts_a_merged_pull_request_in_its_publish_job(
+    setup,  # noqa: F811
+    fake_github,
+    tmp_path,
+):
+    _, origin, repo = setup
+    pull = executed(fake_github, tmp_path, origin, repo)
+    merge_on_github(tmp_path, repo, pull, "merge")
+    payload = comment_payload(repo, pull.number, "/tars-bot rollback")
+    assert stage(fake_github, tmp_path, job_checkout(origin, "a"), "authorize", payload) == 0
+    assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=false\n"
+    assert stage(fake_github, tmp_path, job_checkout(origin, "p"), "publish", payload) == 0
+    [revert] = [p for p in repo.pulls() if p.number != pull.number]
+    assert revert.title == "Revert tars-bot: UTF-8 IO"
+    assert "↩️ Reverting execution" in repo.comments_on(pull.number)[-1].body
