@@ -143,6 +143,10 @@ def test_a_merge_that_turns_ci_red_is_reported_and_reverted_once(setup, fake_git
     assert "⚠️ `CI` failed on" in report and failed["workflow_run"]["html_url"] in report
     reverts = [p for p in repo.pulls() if p.title.startswith("Revert tars-bot")]
     assert len(reverts) == 1 and reverts[0].state == "open"
+    assert "tars-bot opened its revert (`auto_revert`): " in report
+    assert report.split("(`auto_revert`): ")[1].startswith(
+        f"https://github.com/octo/app/pull/{reverts[0].number}"
+    )
 
     # a later green run of the same workflow lifts the suspicion, and withdraws the revert
     later = push_main(tmp_path, {"fix.txt": "the real cause, fixed\n"}, "fix the flaky test")

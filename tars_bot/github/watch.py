@@ -19,6 +19,10 @@ from tars_bot.system import ExecutionSystem
 
 # opens the revert pull request of an execution; returns the revert execution's id, or None
 OpenRevert = Callable[[str], str | None]
+NEXT = (
+    "if this change is the cause, comment `/tars-bot rollback` here to open its revert pull "
+    "request (or `/tars-bot rollback --step N` for one step)."
+)
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,20 @@ def handle(
             f"({before or 'no run'} on {execution.landed.onto[:10]}): not blaming it"
         )
     suspicion = Suspicion(workflow=run.label, run_id=run.id, run_url=run.url, commit=run.head_sha)
-    number = pull_number(execution.pull_request)
-    if number is not None and client.find_comment(number, marker(run)) is None:
-        client.comment(number, _suspicion_comment(execution, run, config.auto_revert))
     if config.auto_revert and not _being_reverted(system, execution):
         suspicion = suspicion.model_copy(update={"revert": open_revert(execution.id)})
+        opened = system.status(suspicion.revert).pull_request if suspicion.revert else None
+        then = (
+            f"tars-bot opened its revert (`auto_revert`): {opened}"
+            if opened
+            else "tars-bot could not open its revert (`auto_revert`): see this workflow run's "
+            f"log. **Next**: {NEXT}"
+        )
+    else:
+        then = f"**Next**: {NEXT}"
+    number = pull_number(execution.pull_request)
+    if number is not None and client.find_comment(number, marker(run)) is None:
+        client.comment(number, _suspicion_comment(execution, run, then))
     system.note_suspicion(execution.id, suspicion, "origin", token)
     return f"run {run.id} failed where execution {execution.id} landed: reported"
 
@@ -176,15 +189,9 @@ def _withdraw(
     system.rollback(revert_id, token=token)
 
 
-def _suspicion_comment(execution: Execution, run: Run, auto_revert: bool) -> str:
+def _suspicion_comment(execution: Execution, run: Run, then: str) -> str:
     assert execution.landed is not None
     landed = execution.landed
-    then = (
-        "tars-bot opens its revert pull request now (`auto_revert`)."
-        if auto_revert
-        else "**Next**: if this change is the cause, comment `/tars-bot rollback` here to open "
-        "its revert pull request (or `/tars-bot rollback --step N` for one step)."
-    )
     return (
         f"⚠️ `{run.label}` failed on `{run.head_sha[:10]}`, where this change landed on the "
         f"default branch ({landed.kind} `{landed.commit[:10]}`), and passed just before it, on "
