@@ -152,17 +152,18 @@ def _lift(system: ExecutionSystem, client: GitHubClient, run: Run, token: str | 
         ):
             continue  # an older commit's run, or one this checkout does not know
         number = pull_number(execution.pull_request)
-        if number is not None:
+        lifted_marker = f"<!-- tars-bot:watch-lifted={run.id} -->"
+        if number is not None and client.find_comment(number, lifted_marker) is None:
+            withdrawn = (
+                f" The revert (execution `{suspicion.revert}`) is withdrawn."
+                if suspicion.revert
+                else ""
+            )
             client.comment(
                 number,
                 f"✅ `{run.label}` passed again on `{run.head_sha[:10]}` ({run.url}): the "
-                f"suspicion raised by {suspicion.run_url} is lifted."
-                + (
-                    f" The revert (execution `{suspicion.revert}`) is withdrawn."
-                    if suspicion.revert
-                    else ""
-                )
-                + f"\n\n<!-- tars-bot:watch-lifted={run.id} -->",
+                f"suspicion raised by {suspicion.run_url} is lifted.{withdrawn}\n\n"
+                + lifted_marker,
             )
         if suspicion.revert is not None:
             _withdraw(system, client, suspicion.revert, run, token)
