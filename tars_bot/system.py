@@ -302,10 +302,31 @@ class ExecutionSystem:
 
     def stats(self, rebuild: bool = False) -> dict:
         """What the outcome index says of all executions (learning.summary); `rebuild` makes the
-        index again from the journals first."""
+        index again from the journals first. Merges the default branch shows are journaled
+        first, so that they count as merged."""
         if rebuild or self.repo.ref(outcomes.STATS) is None:
             outcomes.rebuild(self.repo, journal.heads(self.repo))
+        self.record_merges()
         return learning.summary(outcomes.totals(self.repo))
+
+    def record_merges(self) -> list[str]:
+        """Journal as merged the succeeded executions whose change the default branch holds;
+        their ids."""
+        tip = self._tip(None)
+        if tip is None:
+            return []
+        merged = []
+        for execution in journal.history(self.repo):
+            found = (
+                landing.find(self.repo, execution, tip) if execution.state == "succeeded" else None
+            )
+            if found is not None:
+                record = journal.Record.resume(self.repo, execution.id)
+                record.save(
+                    record.execution.model_copy(update={"state": "merged", "landed": found})
+                )
+                merged.append(execution.id)
+        return merged
 
     def risks(self, plan: ExecutionPlan) -> list[learning.Risk] | None:
         """Each planned step's chance of breaking a check, from the outcome index."""

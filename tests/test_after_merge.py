@@ -199,3 +199,16 @@ def test_a_fast_forward_is_merged_too(cli, make_repo):
     execution_id = execute(cli, repo)
     git(repo, "merge", "--ff-only", "-q", BRANCH)
     assert status(cli, repo, execution_id)["landed"]["kind"] == "fast-forward"
+
+
+@pytest.mark.parametrize("merged", ["rebase"], indirect=True)
+def test_stats_count_a_merge_the_default_branch_shows(cli, merged):
+    repo, execution_id, _ = merged
+    result = cli("stats", "--repo", repo, "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["by_state"] == {"merged": 1}
+    journaled = git(repo, "show", f"refs/tars-bot/executions/{execution_id}:execution.json")
+    assert json.loads(journaled)["landed"]["kind"] == "rebase"
+    # a merged execution is still rolled back by its revert
+    assert cli("rollback", "--repo", repo, "--execution-id", execution_id).code == 0
+    assert status(cli, repo, execution_id)["state"] == "reverted"
