@@ -267,18 +267,12 @@ def _revert_merged(system: ExecutionSystem, args: argparse.Namespace) -> int:
     return EXIT_OK if result.success else EXIT_FAILED
 
 
-def _follow_pull_request(system: ExecutionSystem, execution: Execution, closed: bool) -> None:
+def _follow_pull_request(system: ExecutionSystem, execution: Execution, whole: bool) -> None:
     from tars_bot.github import publish
     from tars_bot.github.client import GitHubClient
 
     with GitHubClient.from_env(os.environ) as client:
-        if closed:
-            number = int((execution.pull_request or "").rstrip("/").rsplit("/", 1)[-1])
-            client.close_pull_request(
-                number, f"Rolled back by tars-bot (execution {execution.id})."
-            )
-        else:
-            publish.update_pull_request(system, client, execution.id)
+        publish.follow_rollback(system, client, execution.id, whole)
 
 
 def cmd_action(args: argparse.Namespace) -> int:

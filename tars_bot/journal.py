@@ -78,7 +78,7 @@ class Record:
         self._repo.update_ref(EXECUTIONS + execution.id, commit, self._head)
         faults.point("after-journal-update")
         if self._head is None or execution.state not in outcomes.IN_FLIGHT:
-            outcomes.note(self._repo, commit)  # its start, and each state that lasts
+            outcomes.note(self._repo, execution.id, commit)  # its start; each lasting state
         self._head = commit
         self.execution = execution
 

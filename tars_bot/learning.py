@@ -11,12 +11,13 @@ rate (smoothed towards the overall rate) moves the odds; the explanation lists e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tars_bot.models import (
+    QUICK_CHECKS,
     EditAction,
     Execution,
     ExecutionPlan,
@@ -263,7 +264,7 @@ def summary(totals: Totals, top: int = 10) -> dict[str, Any]:
     steps = totals.get("steps", {})
     checks = totals.get("checks", {})
     search = totals.get("search", {})
-    nox = [(name, c) for name, c in checks.items() if name not in _QUICK]
+    nox = [(name, c) for name, c in checks.items() if name not in QUICK_CHECKS]
     mean_ms = sum(c.get("ms", 0) for _, c in nox) / max(1, sum(c.get("runs", 0) for _, c in nox))
     saved_runs = search.get("each_runs", 0) - search.get("runs", 0)
     return {
@@ -297,11 +298,8 @@ def summary(totals: Totals, top: int = 10) -> dict[str, Any]:
             "seconds_saved": round(totals.get("cache", {}).get("ms", 0) / 1000, 1),
         },
         "healed_steps": totals.get("healed", 0),
-        "weeks": {week: dict(sorted(o.items())) for week, o in iter_weeks(totals)},
+        "weeks": {w: dict(sorted(o.items())) for w, o in sorted(totals.get("weeks", {}).items())},
     }
-
-
-_QUICK = ("ruff check", "ruff format", "compile", "api")
 
 
 def _ranked(counts: dict[str, dict[str, int]], top: int) -> list[dict[str, Any]]:
@@ -313,7 +311,3 @@ def _ranked(counts: dict[str, dict[str, int]], top: int) -> list[dict[str, Any]]
     for row in rows:
         row["rate"] = round(row["broke"] / row["steps"], 4) if row["steps"] else None
     return sorted(rows, key=lambda r: (-r["broke"], -(r["rate"] or 0), r["name"]))[:top]
-
-
-def iter_weeks(totals: Totals) -> Iterator[tuple[str, dict[str, int]]]:
-    yield from sorted(totals.get("weeks", {}).items())

@@ -27,10 +27,9 @@ IN_FLIGHT = ("running", "validating")  # read from the journal: the index has th
 ATTEMPTS = 20  # compare-and-swap retries against concurrent executions
 
 
-def note(repo: Repo, journal_commit: str) -> None:
-    """Index the record at `journal_commit` (an execution's journal head)."""
-    notes = {_id_of(repo, journal_commit): journal_commit}
-    _update(repo, notes)
+def note(repo: Repo, execution_id: str, journal_commit: str) -> None:
+    """Index the record at `journal_commit` (the execution's journal head)."""
+    _update(repo, {execution_id: journal_commit})
 
 
 def reconcile(repo: Repo, heads: dict[str, str]) -> list[str]:
@@ -51,7 +50,7 @@ def rebuild(repo: Repo, heads: dict[str, str]) -> int:
     totals: learning.Totals = {}
     changes: dict[str, NewContent] = {}
     for execution_id, head in heads.items():
-        execution, plan, data = _read(repo, head)
+        execution, plan, data, _ = _read(repo, head)
         totals = learning.merge(totals, learning.contribution(execution, plan))
         changes[_path(execution_id)] = NewContent(data)
     changes[TOTALS] = NewContent(_dump(totals))
@@ -84,17 +83,17 @@ def indexed_ids(repo: Repo) -> set[str]:
 # -- inside --------------------------------------------------------------------------------------
 def _update(repo: Repo, heads: dict[str, str]) -> None:
     """Replace the entries of `heads` and move the totals by the difference, atomically."""
+    records = {execution_id: _read(repo, head) for execution_id, head in heads.items()}
     for _ in range(ATTEMPTS):
         current = repo.ref(STATS)
         tree = repo.tree_of(current) if current else None
         change: learning.Totals = {}
         changes: dict[str, NewContent] = {}
-        for execution_id, head in heads.items():
-            execution, plan, data = _read(repo, head)
-            old = _entry(repo, tree, execution_id) if tree else None
+        for execution_id, (execution, plan, data, blob) in records.items():
+            old = _entry(repo, tree, execution_id)
+            if old == blob:
+                continue
             if old is not None:
-                if old == repo.blob_id(repo.tree_of(head), "execution.json"):
-                    continue
                 before = Execution.model_validate_json(repo.blob(old))
                 change = learning.merge(change, learning.contribution(before, plan), -1)
             change = learning.merge(change, learning.contribution(execution, plan))
@@ -116,19 +115,15 @@ def _store(repo: Repo, tree: str, expected: str | None) -> None:
     repo.update_ref(STATS, commit, expected)
 
 
-def _read(repo: Repo, head: str) -> tuple[Execution, ExecutionPlan | None, bytes]:
-    data = repo.commit_file(head, "execution.json")
-    if data is None:
+def _read(repo: Repo, head: str) -> tuple[Execution, ExecutionPlan | None, bytes, str]:
+    """A journal head's record, its plan, the record's bytes and blob id."""
+    tree = repo.tree_of(head)
+    data, blob = repo.read(tree, "execution.json"), repo.blob_id(tree, "execution.json")
+    if data is None or blob is None:
         raise TarsError(f"journal commit {head[:10]} has no execution.json")
-    plan = repo.commit_file(head, "plan.json")
+    plan = repo.read(tree, "plan.json")
     parsed = ExecutionPlan.model_validate_json(plan) if plan else None
-    return Execution.model_validate_json(data), parsed, data
-
-
-def _id_of(repo: Repo, head: str) -> str:
-    data = repo.commit_file(head, "execution.json")
-    assert data is not None
-    return str(json.loads(data)["id"])
+    return Execution.model_validate_json(data), parsed, data, blob
 
 
 def _tree(repo: Repo) -> str | None:

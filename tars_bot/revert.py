@@ -59,7 +59,8 @@ def improvement(
     names = {s.number: s.name for s in plan.steps}
     tree = repo.tree_of(tip)
     steps: list[Step] = []
-    for before, after, label in _changes(repo, execution, landing, step):
+    for before, after, number in _changes(repo, execution, landing, step):
+        label = f"step {number}" if number else f"the {landing.kind} commit {landing.commit[:10]}"
         undone, conflicts = repo.undo(after, before, tree)
         if undone is None:
             raise RevertConflict(
@@ -69,7 +70,7 @@ def improvement(
             )
         paths = repo.changed_paths(tree, undone)
         if paths:
-            name = f"revert {label}" + (f" ({names[n]})" if (n := _number(label)) in names else "")
+            name = f"revert {label}" + (f" ({names[number]})" if number in names else "")
             steps.append(Step(name=name, patch=repo.diff(tree, undone), scope=paths))
             tree = undone
     if not steps:
@@ -95,27 +96,20 @@ def improvement(
 
 def _changes(
     repo: Repo, execution: Execution, landing: Landing, step: int | None
-) -> list[tuple[str, str, str]]:
-    """(commit before, commit after the change to undo, label), in the order to undo them. A
-    step's change runs from its commit's parent to its last commit: its heal's, if healed."""
-    applied = {
-        s.number: (repo.parents(s.commits[0])[0], s.commits[-1])
-        for s in execution.steps
-        if s.state == "applied" and s.commits
-    }
+) -> list[tuple[str, str, int | None]]:
+    """(commit before, commit after the change to undo, its step or None for a merge or squash
+    commit), in the order to undo them. A step's change runs from its commit's parent to its
+    last commit: its heal's, if healed."""
+    applied = {s.number: s.commits for s in execution.steps if s.state == "applied" and s.commits}
     if step is not None:
         if step not in applied:
             known = ", ".join(map(str, applied)) or "none"
             raise TarsError(
                 f"execution {execution.id} has no applied step {step} (applied: {known})"
             )
-        return [(*applied[step], f"step {step}")]
-    if landing.kind in ("merge", "squash"):
-        label = f"the {landing.kind} commit {landing.commit[:10]}"
-        return [(repo.parents(landing.commit)[0], landing.commit, label)]
-    return [(*applied[n], f"step {n}") for n in sorted(applied, reverse=True)]
-
-
-def _number(label: str) -> int | None:
-    word = label.removeprefix("step ")
-    return int(word) if word.isdigit() else None
+        numbers = [step]
+    elif landing.kind in ("merge", "squash"):
+        return [(repo.parents(landing.commit)[0], landing.commit, None)]
+    else:
+        numbers = sorted(applied, reverse=True)
+    return [(repo.parents(applied[n][0])[0], applied[n][-1], n) for n in numbers]

@@ -219,8 +219,9 @@ class Repo:
         run_id = self.server.new_id()
         number = 1 + sum(r["workflow_id"] == workflow_id for r in self.workflow_runs)
         url = f"https://github.com/{self.full_name}/actions/runs/{run_id}"
+        example = json.loads(WORKFLOW_RUN_EXAMPLE.read_text())
         run = {
-            **json.loads(WORKFLOW_RUN_EXAMPLE.read_text())["workflow_run"],
+            **example["workflow_run"],
             "id": run_id,
             "name": workflow,
             "path": path,
@@ -234,7 +235,6 @@ class Repo:
             "html_url": url,
         }
         self.workflow_runs.append(run)
-        example = json.loads(WORKFLOW_RUN_EXAMPLE.read_text())
         workflow_json = {**example["workflow"], "id": workflow_id, "name": workflow, "path": path}
         repository = {**example["repository"], "full_name": self.full_name}
         return {**example, "workflow_run": run, "workflow": workflow_json, "repository": repository}

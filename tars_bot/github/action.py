@@ -356,11 +356,7 @@ def _rollback(ctx: Context, execution: Execution, command: Command) -> tuple[boo
     if ctx.system.status(execution.id).state in AFTER_MERGE:
         return _revert(ctx, execution, command)
     rolled = ctx.system.rollback(execution.id, command.step, command.cascade, token=ctx.token)
-    if command.step is None and rolled.pull_request:
-        number = int(rolled.pull_request.rstrip("/").rsplit("/", 1)[-1])
-        ctx.client.close_pull_request(number, f"Rolled back by tars-bot (execution {rolled.id}).")
-    elif rolled.pull_request:
-        publish.update_pull_request(ctx.system, ctx.client, rolled.id)
+    publish.follow_rollback(ctx.system, ctx.client, rolled.id, whole=command.step is None)
     return True, publish.status_markdown(ctx.system, rolled.id)
 
 

@@ -19,21 +19,19 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import pygit2
-
 from tars_bot.git import sync_clone
 from tars_bot.github import action, stages
 from tars_bot.github.app import environment_clients
 from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
 from tars_bot.github.commands import CommandError, CommentEvent, command_line, parse_command
+from tars_bot.sandbox import ENV_ALLOWLIST
 from tars_bot.system import ExecutionSystem
 
-# what the execute child inherits: enough to run tars-bot and the sandbox, no credentials
+# what the execute child inherits: what sandboxed processes get, and what tars-bot itself needs
+# to run (home, caches, git identity, the sandbox's binary, where GitHub is); no credentials
 CHILD_ENV = (
-    "PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "XDG_*",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_*", "UV_*", "TARS_BOT_BWRAP",
-    "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_*", "GIT_COMMITTER_*", "GITHUB_API_URL",
-    "GITHUB_SERVER_URL",
+    *ENV_ALLOWLIST, "HOME", "TMPDIR", "XDG_*", "PIP_*", "UV_*", "TARS_BOT_BWRAP",
+    "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_*", "GIT_COMMITTER_*", "GITHUB_API_URL", "GITHUB_SERVER_URL",
 )  # fmt: skip
 EXECUTE_TIMEOUT_S = 6 * 3600  # GitHub's own limit on a job
 
@@ -93,7 +91,7 @@ def _execute_without_write_token(
     own, with a read-only token (an App's) or none (a personal token cannot be narrowed: the
     child then reads as anyone may, which serves public repositories)."""
     work = handoff.parent / "repo"
-    pygit2.clone_repository(str(checkout), str(work))
+    sync_clone(str(checkout), work, client.default_branch(), None)
     event_path = handoff.parent / "event.json"
     event_path.write_text(json.dumps(payload), encoding="utf-8")
     child = {k: v for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in CHILD_ENV)}
@@ -106,6 +104,7 @@ def _execute_without_write_token(
     }
     if token := client.read_only_token():
         child["GITHUB_TOKEN"] = token
+    # tars-bot itself, not what the improvement controls (the child runs that in the sandbox);
     # its outcome travels in the hand-off, which publish_stage reports (a missing one too)
     subprocess.run(
         [sys.executable, "-m", "tars_bot", "action"],

@@ -10,7 +10,7 @@ from pathlib import Path
 from tars_bot import markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import checks
-from tars_bot.github.client import GitHubClient, PullRequest
+from tars_bot.github.client import GitHubClient, PullRequest, pull_number
 from tars_bot.system import ExecutionSystem
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,21 @@ def publish(
     label(client, pull, warn)
     check_run(system, client, execution_id, warn)
     return pull.url
+
+
+def follow_rollback(
+    system: ExecutionSystem, client: GitHubClient, execution_id: str, whole: bool
+) -> None:
+    """The pull request of a rolled-back execution follows it: closed when all of it was rolled
+    back, else its body updated."""
+    execution = system.status(execution_id)
+    number = pull_number(execution.pull_request)
+    if number is None:
+        return
+    if whole:
+        client.close_pull_request(number, f"Rolled back by tars-bot (execution {execution.id}).")
+    else:
+        update_pull_request(system, client, execution.id)
 
 
 def label(client: GitHubClient, pull: PullRequest, warn: Warn = log.warning) -> None:

@@ -82,15 +82,12 @@ def _runs_code(ctx: action.Context, event: CommentEvent | None, command: Command
     if command.verb == "execute":
         return True
     try:
-        return event is not None and _revert(ctx, event, command, None) is not None
+        return (
+            event is not None
+            and action.merged_rollback(ctx, event.issue_number, command, None) is not None
+        )
     except TarsError:
         return False  # the publish job answers with what is wrong
-
-
-def _revert(
-    ctx: action.Context, event: CommentEvent, command: Command, remote: str | None
-) -> tuple[Execution, ExecutionPlan] | None:
-    return action.merged_rollback(ctx, event.issue_number, command, remote)
 
 
 def working_on_it(client: GitHubClient, event: CommentEvent, line: str) -> None:
@@ -124,7 +121,9 @@ def publish_stage(ctx: action.Context) -> int:
     revert = None
     if request.command is not None and request.command.verb == "rollback":
         with contextlib.suppress(TarsError):  # else answered below, saying what is wrong
-            revert = _revert(ctx, request.event, request.command, "origin")
+            revert = action.merged_rollback(
+                ctx, request.event.issue_number, request.command, "origin"
+            )
     if request.command is None or (request.command.verb != "execute" and revert is None):
         return action.handle_comment(ctx, request.event, request.head_sha, acknowledged=True)
     status = ctx.client.find_comment(request.event.issue_number, _handled(request.event))
@@ -159,7 +158,7 @@ def _execute(ctx: action.Context, request: _Request, handoff: Path) -> tuple[boo
 def _execute_revert(ctx: action.Context, request: _Request, handoff: Path) -> tuple[bool, str]:
     """A merged execution's revert, run and checked here, handed over as executions are."""
     assert request.event is not None and request.command is not None
-    found = _revert(ctx, request.event, request.command, None)
+    found = action.merged_rollback(ctx, request.event.issue_number, request.command, None)
     if found is None:
         return False, "❌ nothing merged to revert here: see `/tars-bot status`."
     original, plan = found

@@ -126,11 +126,11 @@ def _landed_at(
     found = system.landed_at(run.head_sha)
     if found is not None:
         return found
-    for url in client.pull_requests_of(run.head_sha):
-        for execution in system.history():
-            if execution.pull_request == url:
-                system.record_landing(execution.id, run.head_sha, False, "origin", token)
-                return system.status(execution.id)
+    urls = set(client.pull_requests_of(run.head_sha))
+    for execution in system.history() if urls else []:
+        if execution.pull_request in urls:
+            system.record_landing(execution.id, run.head_sha, False, "origin", token)
+            return system.status(execution.id)
     return None
 
 
