@@ -421,10 +421,25 @@ class ExecutionSystem:
         return record.execution
 
     def landed_at(self, commit: str, onto: str | None = None) -> Execution | None:
-        """The merged execution whose change landed as `commit` on the default branch."""
-        for execution in self.history(onto=onto):
-            if execution.landed is not None and execution.landed.commit == commit:
-                return execution
+        """The merged execution whose change landed as `commit` on the default branch. Only
+        the executions the commit points at are looked into: named in its message (rebased or
+        squashed), its own head (a fast-forward), merged by it, or recorded as landed there."""
+        tip = self._tip(onto)
+        if tip is None or not self.repo.has_object(commit):
+            return None
+        merged = self.repo.parents(commit)[1:]
+        named = self.repo.message(commit)
+        for execution in journal.history(self.repo):
+            head = execution.head_commit
+            candidate = (
+                (execution.landed is not None and execution.landed.commit == commit)
+                or f"Tars-Execution: {execution.id}" in named
+                or head == commit
+                or (head is not None and any(self.repo.is_ancestor(head, p) for p in merged))
+            )
+            lived = self._lived(execution, tip) if candidate else None
+            if lived is not None and lived.landed is not None and lived.landed.commit == commit:
+                return lived
         return None
 
     def note_suspicion(

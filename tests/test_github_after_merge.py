@@ -268,3 +268,19 @@ def _only_revert(checkout: Path) -> str:
             "reverts"
         )
     )
+
+
+def test_a_red_run_on_a_rewritten_squash_is_traced_through_github(setup, fake_github, tmp_path):  # noqa: F811
+    _, origin, repo = setup
+    push_main(tmp_path, {"pyproject.toml": WATCH.replace("true", "false")}, "watch CI")
+    pull = executed(fake_github, tmp_path, origin, repo)
+    squash = merge_on_github(tmp_path, repo, pull, "squash")  # no trailer names the execution
+    repo.add_workflow_run(git(origin, "rev-parse", f"{squash}^"), "success")
+    failed = repo.add_workflow_run(squash, "failure")
+    for attempt in range(2):
+        checkout = job_checkout(origin, f"watch-{attempt}")
+        assert run_action(fake_github, tmp_path, checkout, "workflow_run", failed) == 0
+    [report] = watch_comments(repo, pull)
+    assert "(squash `" in report and "comment `/tars-bot rollback` here" in report
+    assert fake_github.calls("GET", f"/repos/octo/app/commits/{squash}/pulls")
+    assert len(repo.pulls()) == 1  # auto_revert is off

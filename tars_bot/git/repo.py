@@ -425,9 +425,11 @@ class Repo:
                 pruned.append(name)
         return pruned
 
+    def message(self, commit: str) -> str:
+        return self._repo[commit].peel(pygit2.Commit).message  # type: ignore[attr-defined]
+
     def trailers(self, commit: str) -> dict[str, str]:
-        message = self._repo[commit].peel(pygit2.Commit).message  # type: ignore[attr-defined]
-        return dict(_TRAILER.findall(message.rsplit("\n\n", 1)[-1]))
+        return dict(_TRAILER.findall(self.message(commit).rsplit("\n\n", 1)[-1]))
 
     def commits_between(self, base: str, tip: str) -> list[str]:
         """Commits reachable from `tip` but not from `base`, oldest first."""
