@@ -38,11 +38,10 @@ def measure(
     benefit: Benefit, before_dir: Path, after_dir: Path, repo: Repo, config: Config, limits: Limits
 ) -> BenefitResult:
     """Run the command `repeat` times on each tree, alternating, and compare the medians."""
-    sandbox = open_sandbox(config.sandbox, config.pass_env, repo.workdir)
+    sandbox = open_sandbox(config, repo)
     # each in its worktree, which it may write (caches): nothing else
     jails = [
-        Jail.worktree(where, repo.git_dir, repo.workdir, network=config.allow_network)
-        for where in (before_dir, after_dir)
+        Jail.worktree_of(where, network=config.allow_network) for where in (before_dir, after_dir)
     ]
     before, after = [], []
     for _ in range(benefit.repeat):

@@ -39,6 +39,14 @@ class Config(Model):
     check_timeout: int = Field(
         3600, gt=0, description="Wall-clock seconds per nox run (a check), venv build included."
     )
+    check_max_file_mb: float = Field(
+        2048, gt=0, description="Largest file a nox run may write (RLIMIT_FSIZE), in MB."
+    )
+    sandbox_paths: list[NonEmpty] = Field(
+        default_factory=list,
+        description="More directories sandboxed processes may read (e.g. a toolchain under "
+        "/opt); never one that contains the checkout or HOME. `tars-bot sandbox` shows the view.",
+    )
     quick_checks: list[Literal["compile", "ruff"]] = Field(
         default_factory=lambda: ["compile", "ruff"],
         description="Checks on each step's changed Python files; empty when nox is the authority.",

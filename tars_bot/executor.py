@@ -64,19 +64,12 @@ def run_in_worktree(
     improvement and `inputs` (variable -> (file name, content)) given as files; (the process,
     what it did to git's own state, which was put back, or None)."""
     tree = space.checkout()
-    jail = Jail.worktree(
-        tree.path,
-        space.repo.git_dir,
-        space.repo.workdir,
-        network=network,
-        max_file_mb=step.limits.max_file_mb,
-    )
+    jail = Jail.worktree_of(tree.path, network=network, max_file_mb=step.limits.max_file_mb)
     files = {"TARS_IMPROVEMENT_FILE": ("improvement.json", ctx.improvement_json), **(inputs or {})}
     with ctx.sandbox.scratch() as scratch:
         env = {"TARS_STEP": str(step.number), "TARS_WORKSPACE": str(tree.path)}
         for variable, (name, content) in files.items():
-            (scratch.host / name).write_text(content)
-            env[variable] = scratch.inside(name)
+            env[variable] = scratch.put(name, content)
         own = [journal.EXECUTIONS + ctx.execution_id, *filter(None, [space.branch_ref])]
         sandboxed = ctx.sandbox.bwrap is not None
         prefix = ctx.config.branch_prefix

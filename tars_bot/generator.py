@@ -11,30 +11,29 @@ from tars_bot.sandbox import Jail, open_sandbox
 
 
 def generate_steps(
-    repo: Repo, improvement: Improvement, config: Config, source: str
+    repo: Repo, improvement: Improvement, config: Config, source: str, tree: str
 ) -> Improvement:
-    """Run the generator; it reads TARS_IMPROVEMENT_FILE and prints steps as YAML or JSON."""
+    """Run the generator on a copy of `tree` (the base: the user's checkout stays hidden); it
+    reads TARS_IMPROVEMENT_FILE and prints steps as YAML or JSON."""
     if config.generator is None:
         raise PlanError(
             f"{source}: steps: the improvement has no steps and no generator is configured "
             "(set `generator` in [tool.tars-bot] or write the steps)"
         )
-    sandbox = open_sandbox(config.sandbox, config.pass_env, repo.workdir)
-    jail = Jail(cwd=repo.workdir, git_dir=repo.git_dir, network=config.allow_network)
+    sandbox = open_sandbox(config, repo)
+    limits = config.limits
     with sandbox.scratch() as scratch:
-        (scratch.host / "improvement.json").write_text(
-            improvement.model_dump_json(exclude_none=True)
-        )
-        env = {"TARS_IMPROVEMENT_FILE": scratch.inside("improvement.json")}
+        where = scratch.host / "tmp" / "base"
+        repo.export(tree, where)
+        jail = Jail(cwd=where, writable=(where,), network=config.allow_network)
+        env = {"TARS_IMPROVEMENT_FILE": scratch.put("improvement.json", _json(improvement))}
         # stdout (the steps) to a file, so that what the generator says on stderr stays apart
         command = ["/bin/sh", "-c", 'sh -c "$1" > "$2"', "sh", config.generator]
-        command.append(scratch.inside("steps.out"))
-        limits = config.limits
+        command.append(scratch.output("steps.out"))
         proc = sandbox.run(
             command, jail, limits.step_timeout, limits.memory_mb, scratch=scratch, env=env
         )
-        steps_file = scratch.host / "steps.out"
-        printed = steps_file.read_text(errors="replace") if steps_file.is_file() else ""
+        printed = (scratch.read("steps.out") or b"").decode(errors="replace")
     if proc.timed_out:
         raise PlanError(f"generator {config.generator!r} ran longer than {limits.step_timeout}s")
     if proc.exit_code != 0:
@@ -48,3 +47,7 @@ def generate_steps(
     if not generated.steps:
         raise PlanError("generator output: steps: the generator printed no steps")
     return generated
+
+
+def _json(improvement: Improvement) -> str:
+    return improvement.model_dump_json(exclude_none=True)

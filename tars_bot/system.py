@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class ExecutionSystem:
         """How processes an improvement controls would be isolated; raises where the
         configuration requires a sandbox that cannot be set up here."""
         config = self.config(ref)
-        return open_sandbox(config.sandbox, config.pass_env, self.repo.workdir).info
+        return open_sandbox(config, self.repo).info
 
     def improvement_file(self, improvement_id: str, ref: str = "HEAD") -> Path:
         """The improvement file for `improvement_id` in the working tree's improvements dir."""
@@ -141,7 +142,7 @@ class ExecutionSystem:
         progress = progress or Silent()
         self._check_plan(plan)
         config = self.config(plan.base.commit)
-        sandbox = open_sandbox(config.sandbox, config.pass_env, self.repo.workdir)  # fail closed
+        sandbox = open_sandbox(config, self.repo)  # fail closed
         execution_id = journal.new_execution_id()
         improvement_id = plan.improvement.id or ""
         with journal.lock(self.repo, improvement_id, execution_id):
@@ -290,8 +291,11 @@ class ExecutionSystem:
             self.repo, name, execution.head_commit, None, config.worktree_pool
         )
         with space:
-            validator = Validator(self.repo, config, config.limits, space.checkout, fresh=fresh)
-            results = validator.run(execution.head_commit, checks)
+            validator = Validator(
+                self.repo, config, config.limits, space.checkout, plan.base.commit, fresh=fresh
+            )
+            with contextlib.closing(validator):
+                results = validator.run(execution.head_commit, checks)
         record.save(execution.model_copy(update={"checks": results}))
         return results
 
@@ -570,28 +574,30 @@ class ExecutionSystem:
                 config,
                 limits,
                 space.checkout,
+                plan.base.commit,
                 on_output=probes.output,
                 on_check_started=probes.started,
                 on_check_finished=probes.finished,
                 fresh=fresh,
             )
-            ctx = executor.StepContext(
-                plan=self._with_early_checks(plan, config),
-                execution_id=execution.id,
-                config=config,
-                validator=validator,
-                sandbox=sandbox,
-                on_output=progress.output,
-            )
-            failure = self._apply_steps(ctx, space, record, progress)
-            outcome = None if failure is None else final.Failure(failure)
-            if outcome is None and _needs_validation(plan):
-                record.save(record.execution.model_copy(update={"state": "validating"}))
-                outcome = final.validate(validator, plan, record, space, probes)
-                if outcome is None:
-                    results, failure = final.measure_benefits(plan, space, config, limits)
-                    record.save(record.execution.model_copy(update={"benefits": results}))
-                    outcome = None if failure is None else final.Failure(failure)
+            with contextlib.closing(validator):
+                ctx = executor.StepContext(
+                    plan=self._with_early_checks(plan, config),
+                    execution_id=execution.id,
+                    config=config,
+                    validator=validator,
+                    sandbox=sandbox,
+                    on_output=progress.output,
+                )
+                failure = self._apply_steps(ctx, space, record, progress)
+                outcome = None if failure is None else final.Failure(failure)
+                if outcome is None and _needs_validation(plan):
+                    record.save(record.execution.model_copy(update={"state": "validating"}))
+                    outcome = final.validate(validator, plan, record, space, probes)
+                    if outcome is None:
+                        results, failure = final.measure_benefits(plan, space, config, limits)
+                        record.save(record.execution.model_copy(update={"benefits": results}))
+                        outcome = None if failure is None else final.Failure(failure)
             diff = self.repo.diff(plan.base.commit, space.head) if dry_run else None
         if outcome is None:
             return self._finish(record, "succeeded", None), diff

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -17,7 +20,8 @@ from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
 from tars_bot.processes import ProcessResult
-from tars_bot.sandbox import Jail, Sandbox, Scratch, open_sandbox, python_tool
+from tars_bot.readback import UnsafeOutput
+from tars_bot.sandbox import Jail, Sandbox, SandboxFailed, Scratch, open_sandbox, python_tool
 from tars_bot.workspace import guard
 
 NOXFILE = "noxfile.py"
@@ -29,6 +33,8 @@ NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
+ENVS = Path("tars-bot") / "nox"  # under the git dir: environments, one folder per dependency set
+SEALED = "sealed-envs-1"
 LIST_TIMEOUT_S = 120
 LIST_MEMORY_MB = 2048
 # nox's own errors and pip's or uv's when the index cannot be reached: never a test failure
@@ -58,14 +64,18 @@ class NoxSessions:
         return ", ".join(sorted(self.names)) or "none"
 
 
-def _run_list(
-    sandbox: Sandbox, repo: Repo, where: Path, scratch: Scratch
-) -> list[dict[str, object]]:
-    # nox has no stable Python API (nox.main reads sys.argv and exits), so it runs as a process.
-    # A keyword expression that every session matches lists the ones with default=False too.
-    command = [*python_tool("nox"), "--list", "--json", "-k", "True", "-f", NOXFILE]
-    jail = Jail(cwd=where, git_dir=repo.git_dir)
-    proc = sandbox.run(command, jail, LIST_TIMEOUT_S, LIST_MEMORY_MB, scratch=scratch)
+def _run_list(sandbox: Sandbox, repo: Repo, tree: str) -> list[dict[str, object]]:
+    """nox's session list for the noxfile of `tree`, run on a copy of it: the noxfile alone,
+    or the whole tree when the noxfile imports from it. The user's checkout stays hidden."""
+    with sandbox.scratch() as scratch:
+        where = scratch.host / "tmp" / "noxfile"
+        where.mkdir()
+        (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
+        proc = _list_in(sandbox, where, scratch)
+        if proc.exit_code != 0 and b"ModuleNotFoundError" in proc.output:
+            where = scratch.host / "tmp" / "tree"
+            repo.export(tree, where)
+            proc = _list_in(sandbox, where, scratch)
     output = proc.output.decode(errors="replace")
     if proc.exit_code != 0 or proc.timed_out:
         detail = (output.strip().splitlines() or ["no output"])[-1]
@@ -74,6 +84,14 @@ def _run_list(
         return json.loads(output.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         raise TarsError(f"{NOXFILE}: nox printed no session list: {output[-200:]}") from None
+
+
+def _list_in(sandbox: Sandbox, where: Path, scratch: Scratch) -> ProcessResult:
+    # nox has no stable Python API (nox.main reads sys.argv and exits), so it runs as a process.
+    # A keyword expression that every session matches lists the ones with default=False too.
+    command = [*python_tool("nox"), "--list", "--json", "-k", "True", "-f", NOXFILE]
+    jail = Jail(cwd=where, writable=(where,))
+    return sandbox.run(command, jail, LIST_TIMEOUT_S, LIST_MEMORY_MB, scratch=scratch)
 
 
 def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None:
@@ -86,15 +104,7 @@ def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None
     if cache.is_file():
         sessions = json.loads(cache.read_text())
     else:
-        with sandbox.scratch() as scratch:
-            workdir_noxfile = repo.workdir / NOXFILE
-            if workdir_noxfile.is_file() and repo.hash_file(workdir_noxfile) == blob:
-                where = repo.workdir  # same content, and its local imports resolve
-            else:
-                where = scratch.host / "noxfile"
-                where.mkdir()
-                (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
-            sessions = _run_list(sandbox, repo, where, scratch)
+        sessions = _run_list(sandbox, repo, tree)
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".tmp")
         partial.write_text(json.dumps(sessions))
@@ -105,7 +115,9 @@ def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None
 
 
 def _cache_path(tree: str, check: str) -> str:
-    runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}"
+    # "sealed": run where no earlier execution could change the environment (results from
+    # shared, writable environments are never believed again)
+    runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}\0{SEALED}"
     return f"{tree[:2]}/{tree}/{hashlib.sha256(runner.encode()).hexdigest()[:20]}.json"
 
 
@@ -114,19 +126,26 @@ def _summary(output: str) -> str:
     return found[-1].strip() if found else ""
 
 
-def _tail(output: bytes) -> str:
-    return "\n".join(output.decode(errors="replace").rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
+def _tail(output: bytes, lines: int = OUTPUT_TAIL_LINES) -> str:
+    return "\n".join(output.decode(errors="replace").rstrip().splitlines()[-lines:])
 
 
 @dataclass
 class Validator:
     """Runs nox sessions on commits of one execution, in one worktree moved from commit to
-    commit; every result is cached in git by (tree, check, runner digest)."""
+    commit; every result is cached in git by (tree, check, runner digest).
+
+    nox's environments never take what a check writes. One is built by tars-bot (nox
+    --install-only) for each set of dependency files, then sealed: checks see it read-only,
+    their writes (installs included) going to a layer thrown away after the run. The base's
+    environments are built on the base commit and shared between executions; one for
+    dependency files the improvement changed lives only as long as this validator."""
 
     repo: Repo
     config: Config
     limits: Limits
     checkout: Callable[[], Worktree]
+    base: str
     on_output: Callable[[bytes], None] | None = None
     # for a live display and the execution's record: each check, run or cached, on each commit
     on_check_started: Callable[[str, str], None] | None = None  # (check, commit)
@@ -134,9 +153,15 @@ class Validator:
     runs: dict[str, int] = field(default_factory=dict)  # nox runs per check, for reports
     fresh: bool = False  # run even where a result is cached (and replace it)
     sandbox: Sandbox = field(init=False)
+    _own_envs: Path | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.sandbox = open_sandbox(self.config.sandbox, self.config.pass_env, self.repo.workdir)
+        self.sandbox = open_sandbox(self.config, self.repo)
+
+    def close(self) -> None:
+        """Remove the environments made for this validator's own dependency files."""
+        if self._own_envs is not None:
+            shutil.rmtree(self._own_envs, ignore_errors=True)
 
     def run(self, commit: str, checks: list[str]) -> list[CheckResult]:
         return [self._check(commit, check) for check in checks]
@@ -178,44 +203,82 @@ class Validator:
             self.on_check_finished(commit, result)
         return result
 
-    def _envdir(self, tree: str) -> Path:
+    def _dependencies(self, tree: str) -> str:
         ids = "".join(self.repo.blob_id(tree, name) or "-" for name in DEPENDENCY_FILES)
-        digest = hashlib.sha256(ids.encode()).hexdigest()[:16]
-        return self.repo.git_dir / "tars-bot" / "nox" / digest
+        return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
-    def _run_nox(self, commit: str, tree: str, check: str) -> CheckResult:
+    def _environment(self, commit: str, tree: str, check: str) -> tuple[Path, str | None]:
+        """The sealed environments for `check` on `tree`, built first when missing; (where,
+        why it could not be built)."""
+        key = self._dependencies(tree)
+        if key == self._dependencies(self.repo.tree_of(self.base)):
+            envdir, build_on = self.repo.git_dir / ENVS / key, self.base
+        else:
+            if self._own_envs is None:
+                (self.repo.git_dir / ENVS).mkdir(parents=True, exist_ok=True)
+                self._own_envs = Path(tempfile.mkdtemp(prefix="own-", dir=self.repo.git_dir / ENVS))
+            envdir, build_on = self._own_envs / key, commit
+        seal = envdir.with_name(f"{envdir.name}.{hashlib.sha256(check.encode()).hexdigest()[:12]}")
+        envdir.mkdir(parents=True, exist_ok=True)
+        with Path(f"{envdir}.lock").open("a") as lock:  # one builder at a time, across processes
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if seal.is_file():
+                return envdir, None
+            built = self._nox(build_on, check, envdir, sealed=False, install_only=True)
+            if built.process.exit_code != 0 or built.process.timed_out or built.tampered:
+                why = built.tampered or _tail(built.process.output, 5)
+                return envdir, f"could not build its environment: {why}"
+            seal.write_text(build_on)
+        return envdir, None
+
+    def _nox(
+        self, commit: str, check: str, envdir: Path, *, sealed: bool, install_only: bool = False
+    ) -> _Run:
+        """nox for `check` on `commit`, with `envdir` sealed (read-only, writes discarded) or
+        writable (only while tars-bot builds it)."""
         worktree = self.checkout()
         worktree.move_to(commit)
-        self.runs[check] = self.runs.get(check, 0) + 1
         selector = ["-t", check.removeprefix("tag:")] if check.startswith("tag:") else ["-s", check]
-        envdir = self._envdir(tree)
-        envdir.mkdir(parents=True, exist_ok=True)
-        jail = Jail.worktree(
+        jail = Jail.worktree_of(
             worktree.path,
-            self.repo.git_dir,
-            self.repo.workdir,
             network=self.config.check_network,
-            also_writable=(envdir,),
+            overlays=(envdir,) if sealed else (),
+            writable=() if sealed else (envdir,),
+            max_file_mb=self.config.check_max_file_mb,
         )
-        timeout = self.config.check_timeout
         with self.sandbox.scratch() as scratch:
             command = [
-                *python_tool("nox"), "--non-interactive", "--no-color",
-                "-f", NOXFILE, *selector, "--report", scratch.inside("nox-report.json"),
+                *python_tool("nox"), "--non-interactive", "--no-color", "-f", NOXFILE,
+                *selector, "--report", scratch.output("nox-report.json"),
                 "--envdir", str(envdir), "--reuse-venv=yes",
+                *(["--install-only"] if install_only else []),
             ]  # fmt: skip
             sandboxed, prefix = self.sandbox.bwrap is not None, self.config.branch_prefix
             with guard(self.repo, worktree.path, [], sandboxed, prefix) as guarded:
                 proc = self.sandbox.run(
-                    command, jail, timeout, self.limits.memory_mb, scratch=scratch,
-                    on_output=self.on_output, env=NO_BYTECODE,
+                    command, jail, self.config.check_timeout, self.limits.memory_mb,
+                    scratch=scratch, on_output=self.on_output, env=NO_BYTECODE,
                 )  # fmt: skip
-            report = scratch.host / "nox-report.json"
-            sessions = json.loads(report.read_text())["sessions"] if report.is_file() else []
-        output = _tail(proc.output)
-        status, summary = _verdict(proc, sessions, output, timeout)
-        if guarded.tampered:  # the tree's own code did it: a failure of that tree
-            status, summary = "failed", guarded.tampered
+            report = scratch.read("nox-report.json")
+        sessions = json.loads(report)["sessions"] if report else []
+        return _Run(proc, sessions, guarded.tampered)
+
+    def _run_nox(self, commit: str, tree: str, check: str) -> CheckResult:
+        self.runs[check] = self.runs.get(check, 0) + 1
+        timeout = self.config.check_timeout
+        try:
+            envdir, problem = self._environment(commit, tree, check)
+            run = None if problem else self._nox(commit, check, envdir, sealed=True)
+        except (SandboxFailed, UnsafeOutput, json.JSONDecodeError) as e:
+            problem, run = str(e), None
+        if run is None:  # says nothing of the tree
+            return CheckResult(
+                check=check, status="error", tree=tree, duration_s=0, summary=problem or ""
+            )
+        proc, output = run.process, _tail(run.process.output)
+        status, summary = _verdict(proc, run.sessions, output, timeout)
+        if run.tampered:  # the tree's own code did it: a failure of that tree
+            status, summary = "failed", run.tampered
         return CheckResult(
             check=check,
             status=status,
@@ -254,6 +317,13 @@ class Validator:
             if not on_base.passed:
                 return None, on_base
         return bad, results[bad]
+
+
+@dataclass(frozen=True)
+class _Run:
+    process: ProcessResult
+    sessions: list[dict[str, object]]
+    tampered: str | None  # what the run did to git's own state (put back)
 
 
 class _Errored(Exception):

@@ -151,16 +151,21 @@ def assert_contained(repo: Path, before: dict, home_before: list[str], execution
     ],
 )
 def test_git_state_and_the_users_files_are_out_of_reach(repo, attack):
+    """Whatever the step wrote outside its worktree landed where nothing outlives the run (a
+    tmpfs, a git dir made for the worktree): the user's files and git state are as they
+    were, and the branch holds only what the step left in its worktree."""
     command = attack.format(repo=repo, home=os.environ["HOME"])
     add_improvement(repo, improvement(f"set -e\n{command}"))
     before, home_before = git_state(repo), home_state()
     proc, execution = execute(repo, None)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert_contained(repo, before, home_before, execution)
-    assert (
-        "Read-only file system" in step_log(repo, execution)
-        or "read-only" in step_log(repo, execution).lower()
-    )
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    if execution["state"] == "succeeded":
+        changed = git(repo, "diff", "--name-only", "main", "tars-bot/imp").split()
+        assert set(changed) <= {"src/pkg/new.py"}, changed
+        (repo / ".git/refs/heads/tars-bot/imp").unlink()  # as git branch -D, without packed-refs
+    assert git_state(repo) == before
+    assert home_state() == home_before
+    assert not Path("/tmp/pwned").exists()
 
 
 @pytest.mark.parametrize(

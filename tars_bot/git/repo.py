@@ -112,9 +112,6 @@ class Repo:
         entry = self._entry(tree_id, path)
         return None if entry is None else str(entry.id)
 
-    def hash_file(self, path: Path) -> str:
-        return str(pygit2.hashfile(str(path)))
-
     def ref(self, name: str) -> str | None:
         ref = self._repo.references.get(name)
         return None if ref is None else str(ref.target)
@@ -337,6 +334,20 @@ class Repo:
         tree = self._repo[self.tree_of(commit)]
         return sorted(_walk(tree, ""))
 
+    def export(self, tree: str, dest: Path) -> None:
+        """Write a tree's files under `dest` (a fresh directory): a copy that shares nothing
+        with the repository, for processes that read a commit but must not see the checkout."""
+        for path, entry in _entries(self._repo[tree], ""):
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = self._repo[entry.id].data  # type: ignore[attr-defined]
+            if entry.filemode == pygit2.enums.FileMode.LINK:
+                target.symlink_to(os.fsdecode(data))
+            else:
+                target.write_bytes(data)
+                if entry.filemode == pygit2.enums.FileMode.BLOB_EXECUTABLE:
+                    target.chmod(0o755)
+
     @contextlib.contextmanager
     def _worktree_records(self) -> Iterator[None]:
         """Serialize changes to git's worktree records across processes (released on death)."""
@@ -449,6 +460,15 @@ def _walk(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
             yield from _walk(entry, f"{prefix}{entry.name}/")  # type: ignore[arg-type]
         else:
             yield f"{prefix}{entry.name}"
+
+
+def _entries(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Object]]:
+    """(path, entry) of every blob and link of a tree; submodules are left out."""
+    for entry in tree:
+        if entry.type_str == "tree":
+            yield from _entries(entry, f"{prefix}{entry.name}/")  # type: ignore[arg-type]
+        elif entry.type_str == "blob":
+            yield f"{prefix}{entry.name}", entry
 
 
 def create_repository(path: Path, files: dict[str, str], message: str) -> str:
