@@ -16,6 +16,9 @@ Scenarios (variants alternate within each repetition; medians are printed, with 
   9. healing     one-step improvements with injected lint/format and test faults, healing on
                  vs `heal = []` (healing.py): lint/format faults healed (>= 0.9), test faults
                  "healed" (0)
+ 10. sealed envs a warm, uncached check in a sealed nox environment (read-only, writes to a
+                 throwaway overlay) vs the same run in a writable shared one (sealed_envs.py)
+                                                                                 (<= 1.2)
 
     python benchmarks/run.py            # the full sizes (several minutes)
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions (under two minutes)
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import execute_overhead
 import healing
 import prediction
+import sealed_envs
 import validation_strategy
 from generate import make_repo, module_path
 
@@ -192,6 +196,7 @@ def main() -> None:
         print(f"9. healing ({lint} lint/format faults, {tests} test faults)")
         (tmp / "healing").mkdir()
         healing.report(healing.measure(tmp / "healing", lint, tests))
+        sealed_envs.report(*sealed_envs.measure(tmp, 3 if args.quick else 7))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

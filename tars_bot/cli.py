@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -343,6 +344,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    info, seen = ExecutionSystem(args.repo).sandbox_view(check=args.check)
+    if args.format == "json":
+        mounts = [dataclasses.asdict(m) for m in seen.mounts] if seen else []
+        left_out = seen.left_out if seen else []
+        print(json.dumps({"mechanism": info.mechanism, "mounts": mounts, "left_out": left_out}))
+        return EXIT_OK
+    _console().print(report.sandbox_renderable(info, seen, args.check))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(_console(), Path(args.dir) if args.dir else None)
 
@@ -566,6 +578,19 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = verbs.add_parser("schema", help="print the JSON Schema of improvement files")
     schema.set_defaults(func=cmd_schema)
+
+    sandbox = verbs.add_parser(
+        "sandbox",
+        parents=[common],
+        help="show what sandboxed processes see, and why",
+        description="Print the sandbox's view: every directory a run step (or, with --check, "
+        "a nox session) can see, read-only or writable, and why it is there. Nothing else of "
+        "the host is visible. Directories left out (a PATH entry that contains your checkout, "
+        "say) are listed with the reason. Add more with `sandbox_paths` in [tool.tars-bot].",
+    )
+    sandbox.add_argument("--check", action="store_true", help="the view of a nox session")
+    sandbox.add_argument("--format", choices=("text", "json"), default="text")
+    sandbox.set_defaults(func=cmd_sandbox)
 
     demo_parser = verbs.add_parser("demo", help="build a sample repository and run tars-bot on it")
     demo_parser.add_argument(

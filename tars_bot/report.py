@@ -21,6 +21,8 @@ from tars_bot.models import (
     SandboxReport,
     StepResult,
 )
+from tars_bot.sandbox import SandboxInfo
+from tars_bot.view import View
 
 
 def step_changes(step: PlannedStep) -> str:
@@ -512,3 +514,28 @@ class LiveProgress:
         self.progress.update(task, description=label + note, total=1, completed=1)
         self._end(f"{result.check}: {verdict}")
         self.check = None
+
+
+def sandbox_renderable(info: SandboxInfo, seen: View | None, check: bool) -> Group:
+    """`tars-bot sandbox`: the mechanism, then each mount with why it is there."""
+    lines = [Text(f"sandbox: {info.mechanism}", style="bold")]
+    if seen is None:
+        lines.append(Text("processes an improvement controls see the whole host, unsandboxed"))
+        return Group(*lines)
+    who = "a nox session (a check)" if check else "a run step"
+    lines.append(Text(f"what {who} sees; nothing else of the host is visible:"))
+    table = Table(box=None, show_header=True, pad_edge=False)
+    for column in ("path", "access", "why"):
+        table.add_column(column, overflow="fold")
+    access = {"ro": "read-only", "rw": "read-write", "overlay": "writes discarded"}
+    for mount in seen.mounts:
+        size = f" {mount.size_mb} MB" if mount.size_mb else ""
+        shown = (
+            mount.dest if mount.source in ("", mount.dest) else f"{mount.dest} <- {mount.source}"
+        )
+        table.add_row(shown, access.get(mount.kind, mount.kind) + size, mount.why)
+    lines.append(table)
+    if seen.left_out:
+        lines.append(Text("left out:"))
+        lines += [Text(f"  {reason}") for reason in seen.left_out]
+    return Group(*lines)

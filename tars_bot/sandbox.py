@@ -11,6 +11,7 @@ them out only through `Scratch.read`, which refuses links and special files and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import functools
 import os
@@ -173,11 +174,30 @@ class Sandbox:
         mounts.append(view.Mount("ro", str(view.INPUTS), "files tars-bot hands in", handed))
         mounts.append(view.Mount("rw", str(view.OUTPUTS), "files tars-bot reads back", taken))
         if jail.worktree is not None:
-            mounts += _git_mounts(jail.worktree, scratch)
+            objects = make_git_dir(jail.worktree, scratch.host / "git")
+            if objects:
+                link = scratch.host / "dotgit"
+                link.write_text(f"gitdir: {view.GIT}\n")
+                mounts += view.git_dir(jail.worktree, scratch.host / "git", link, objects)
         cwd = view.real(jail.cwd)
         if not any(cwd.is_relative_to(m.dest) for m in mounts if m.kind in ("ro", "rw")):
             mounts.append(view.Mount("ro", str(cwd), "the working directory", str(cwd)))
         return view.View(view.ordered(mounts), [*skipped, *refused], str(cwd))
+
+    def explain(self, worktree: Path, *, check: bool, network: bool, memory_mb: int) -> view.View:
+        """The view a run step (or with `check`, a nox session) gets in `worktree` (which need
+        not exist): what `tars-bot sandbox` prints."""
+        envs = worktree.parent.parent / "nox" / "<dependencies>"
+        jail = Jail.worktree_of(worktree, network=network, overlays=(envs,) if check else ())
+        objects = [self.protected.git_dir / "objects"] if self.protected.git_dir else []
+        with self.scratch() as scratch:
+            seen = self.view(jail, scratch, memory_mb)
+            own = view.git_dir(worktree, scratch.host / "git", scratch.host / "dotgit", objects)
+            mounts = [
+                dataclasses.replace(m, source=m.source.replace(str(scratch.host), "<scratch>"))
+                for m in (*seen.mounts, *own)
+            ]
+        return view.View(view.ordered(mounts), seen.left_out, seen.cwd)
 
     def run(
         self,
@@ -233,22 +253,6 @@ class Sandbox:
             env.update(HOME=str(scratch.host / "home"), TMPDIR=str(scratch.host / "tmp"))
         env.update(extra)
         return env
-
-
-def _git_mounts(worktree: Path, scratch: Scratch) -> list[view.Mount]:
-    """A git dir made for the worktree (read-write, thrown away), the objects it reads
-    (read-only), and the worktree's `.git` link pointed at it (read-only)."""
-    objects = make_git_dir(worktree, scratch.host / "git")
-    if not objects:
-        return []
-    link = scratch.host / "dotgit"
-    link.write_text(f"gitdir: {view.GIT}\n")
-    own = str(scratch.host / "git")
-    mounts = [view.Mount("rw", str(view.GIT), "a git dir for this worktree only", own)]
-    mounts += [view.Mount("ro", str(p), "git objects, read-only", str(p)) for p in objects]
-    dot_git = str(view.real(worktree) / ".git")
-    mounts.append(view.Mount("ro", dot_git, "points git at its own git dir", str(link)))
-    return mounts
 
 
 def _namespaces(network: bool, info_fd: bool = True) -> list[str]:

@@ -44,6 +44,7 @@ from tars_bot.models import (
 from tars_bot.paths import Scope
 from tars_bot.sandbox import Sandbox, SandboxInfo, open_sandbox
 from tars_bot.validator import Validator
+from tars_bot.view import View
 
 KEPT = ("succeeded", "unvalidated")  # an unvalidated result is kept for the user to decide
 
@@ -107,6 +108,20 @@ class ExecutionSystem:
         configuration requires a sandbox that cannot be set up here."""
         config = self.config(ref)
         return open_sandbox(config, self.repo).info
+
+    def sandbox_view(self, *, check: bool, ref: str = "HEAD") -> tuple[SandboxInfo, View | None]:
+        """What a run step (or a check) would see in one of this repository's worktrees; the
+        view is None where the sandbox is off."""
+        config = self.config(ref)
+        sandbox = open_sandbox(config, self.repo)
+        if sandbox.bwrap is None:
+            return sandbox.info, None
+        network = config.check_network if check else config.allow_network
+        worktree = workspace.worktree_path(self.repo, "<execution>")
+        memory = config.limits.memory_mb
+        return sandbox.info, sandbox.explain(
+            worktree, check=check, network=network, memory_mb=memory
+        )
 
     def improvement_file(self, improvement_id: str, ref: str = "HEAD") -> Path:
         """The improvement file for `improvement_id` in the working tree's improvements dir."""

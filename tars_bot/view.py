@@ -56,13 +56,6 @@ class Mount:
             return [flag, self.source, "--tmp-overlay", self.dest]
         return [flag, self.source, self.dest]
 
-    def describe(self) -> str:
-        where = f"{self.source} -> {self.dest}" if self.source and self.source != self.dest else ""
-        what = {"ro": "read-only", "rw": "read-write", "overlay": "read-only, writes discarded"}
-        size = f" ({self.size_mb} MB)" if self.size_mb else ""
-        label = what.get(self.kind, self.kind) + size
-        return f"{where or self.dest}  [{label}]  {self.why}"
-
 
 @dataclass(frozen=True)
 class View:
@@ -180,6 +173,15 @@ def extra_dirs(paths: Iterable[str], protected: Protected) -> tuple[list[Mount],
         elif resolved.exists():
             mounts.append(Mount("ro", str(resolved), "sandbox_paths", str(resolved)))
     return mounts, skipped
+
+
+def git_dir(worktree: Path, own: Path, link: Path, objects: list[Path]) -> list[Mount]:
+    """A git dir made for the worktree (read-write, thrown away with the run), the objects it
+    reads through alternates (read-only), and the worktree's `.git` link pointed at it."""
+    mounts = [Mount("rw", str(GIT), "a git dir for this worktree only: HEAD, index", str(own))]
+    mounts += [Mount("ro", str(p), "git objects, read-only", str(p)) for p in objects]
+    dot_git = str(real(worktree) / ".git")
+    return [*mounts, Mount("ro", dot_git, "points git at its own git dir", str(link))]
 
 
 def ordered(mounts: list[Mount]) -> list[Mount]:

@@ -336,3 +336,52 @@ def test_layout(kind, tmp_path, monkeypatch):
     finally:
         if kind.startswith("repository-on-another"):
             subprocess.run(["rm", "-rf", str(repo.parent)], check=False)
+
+
+def test_a_mount_bubblewrap_cannot_make_is_a_sandbox_error(repo, tmp_path, monkeypatch):
+    """A view bubblewrap cannot build is the sandbox's error, naming the mount: never a step
+    that failed (here a wrapper adds a mount into read-only /usr to every real run)."""
+    from tars_bot.sandbox import find_bwrap
+
+    real, _ = find_bwrap()
+    wrapper = tmp_path / "bwrap"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" --info-fd "*) ;; *) exec ' + str(real) + ' "$@";; esac\n'
+        "done=\n"
+        'for a; do shift; if [ "$a" = "--" ] && [ -z "$done" ]; then\n'
+        '  set -- "$@" --ro-bind /usr/bin/env /usr/bin/tars-bot-missing; done=1; fi\n'
+        '  set -- "$@" "$a"; done\n'
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("TARS_BOT_BWRAP", str(wrapper))
+    add_improvement(repo, improvement("echo x > src/pkg/x.py"))
+    proc = run_tars(repo, "execute", "--improvement-id", "imp")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "sandbox: bubblewrap could not set up the view" in proc.stderr
+    assert "/usr/bin/tars-bot-missing" in proc.stderr
+    assert "command exited with code 1" not in proc.stdout + proc.stderr
+
+
+def test_sandbox_explains_its_view(repo, monkeypatch):
+    """`tars-bot sandbox` lists every mount with why, and what it left out."""
+    home = Path(os.environ["HOME"])
+    (home / ".cargo/bin").mkdir(parents=True)
+    monkeypatch.setenv(
+        "PATH", f"{home / '.cargo/bin'}{os.pathsep}{repo}{os.pathsep}{os.environ['PATH']}"
+    )
+    proc = run_tars(repo, "sandbox", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["mechanism"].startswith("bubblewrap")
+    mounts = {m["dest"]: m for m in seen["mounts"]}
+    assert mounts[str(home / ".cargo/bin")]["kind"] == "ro"
+    assert str(home / ".cargo") not in mounts
+    assert mounts[str(home)]["kind"] == "tmpfs"
+    assert mounts["/tmp"]["kind"] == "tmpfs" and mounts["/run"]["kind"] == "tmpfs"
+    binds = [d for d, m in mounts.items() if m["kind"] in ("ro", "rw", "overlay")]
+    assert not [d for d in binds if repo.is_relative_to(d)]  # nothing holding the checkout
+    assert f"{repo}: inside the user's checkout" in seen["left_out"]
+    text = run_tars(repo, "sandbox", "--check")
+    assert "writes discarded" in text.stdout and "nox's environment" in text.stdout
