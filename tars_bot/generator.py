@@ -23,7 +23,7 @@ def generate_steps(
     sandbox = open_sandbox(config, repo)
     limits = config.limits
     with sandbox.scratch() as scratch:
-        where = scratch.host / "tmp" / "base"
+        where = scratch.host / "base"
         repo.export(tree, where)
         jail = Jail(cwd=where, writable=(where,), network=config.allow_network)
         env = {"TARS_IMPROVEMENT_FILE": scratch.put("improvement.json", _json(improvement))}

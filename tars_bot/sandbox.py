@@ -121,7 +121,8 @@ class Scratch:
 
     def __init__(self, host: Path, sandboxed: bool) -> None:
         self.host, self.sandboxed = host, sandboxed
-        for name in ("in", "out", "git", "home", "tmp"):
+        # inside, HOME and /tmp are a tmpfs and git has a dir of its own
+        for name in ("in", "out", "git") if sandboxed else ("in", "out", "home", "tmp"):
             (host / name).mkdir()
 
     def put(self, name: str, data: str | bytes) -> str:
@@ -174,7 +175,7 @@ class Sandbox:
         mounts.append(view.Mount("ro", str(view.INPUTS), "files tars-bot hands in", handed))
         mounts.append(view.Mount("rw", str(view.OUTPUTS), "files tars-bot reads back", taken))
         if jail.worktree is not None:
-            objects = make_git_dir(jail.worktree, scratch.host / "git")
+            objects = make_git_dir(jail.worktree, scratch.host / "git", view.GIT)
             if objects:
                 link = scratch.host / "dotgit"
                 link.write_text(f"gitdir: {view.GIT}\n")
@@ -248,7 +249,7 @@ class Sandbox:
         env = {name: value for name, value in os.environ.items() if allowed(name)}
         env.setdefault("PATH", os.defpath)
         if scratch.sandboxed:
-            env.update(HOME=str(view.home_inside()), TMPDIR="/tmp", **SANDBOX_ENV)
+            env.update(HOME=str(view.HOME), TMPDIR="/tmp", **SANDBOX_ENV)
         else:
             env.update(HOME=str(scratch.host / "home"), TMPDIR=str(scratch.host / "tmp"))
         env.update(extra)

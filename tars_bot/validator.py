@@ -68,12 +68,12 @@ def _run_list(sandbox: Sandbox, repo: Repo, tree: str) -> list[dict[str, object]
     """nox's session list for the noxfile of `tree`, run on a copy of it: the noxfile alone,
     or the whole tree when the noxfile imports from it. The user's checkout stays hidden."""
     with sandbox.scratch() as scratch:
-        where = scratch.host / "tmp" / "noxfile"
+        where = scratch.host / "noxfile"
         where.mkdir()
         (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
         proc = _list_in(sandbox, where, scratch)
         if proc.exit_code != 0 and b"ModuleNotFoundError" in proc.output:
-            where = scratch.host / "tmp" / "tree"
+            where = scratch.host / "tree"
             repo.export(tree, where)
             proc = _list_in(sandbox, where, scratch)
     output = proc.output.decode(errors="replace")

@@ -10,8 +10,13 @@ checkout, HOME or the repository's git dir is ever added, so what was not though
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +24,21 @@ from typing import Literal
 
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # what programs read from /etc to start, resolve names and trust certificates; nothing with
-# credentials (gitconfig, pip.conf, netrc) and no host sockets
+# credentials (gitconfig, pip.conf, netrc, shadow, ssl/private). The sandbox sees a copy, made
+# once per process: one mount rather than one per file, which is most of bubblewrap's cost.
 ETC = (
     "passwd", "group", "nsswitch.conf", "hosts", "host.conf", "gai.conf", "resolv.conf",
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "alternatives",
     "os-release", "mime.types", "protocols", "services", "locale.alias", "locale.conf",
-    "ssl", "ca-certificates", "pki", "crypto-policies", "python3*",
+    "ssl/certs", "ssl/openssl.cnf", "ca-certificates", "pki/tls/certs", "pki/ca-trust",
+    "crypto-policies", "python3*",
 )  # fmt: skip
 RUN = Path("/run/tars-bot")  # inside: what tars-bot hands in and takes out
 INPUTS, OUTPUTS, GIT = RUN / "in", RUN / "out", RUN / "git"
-SANDBOX_HOME = Path("/tmp/home")  # where the real HOME cannot stand in (e.g. HOME=/)
-SMALL_TMPFS_MB = 64
+HOME = Path("/tmp/home")  # inside: in /tmp's fresh, capped tmpfs
+SHM_MB = 64
 
-Kind = Literal["ro", "rw", "tmpfs", "symlink", "overlay", "proc", "dev"]
+Kind = Literal["ro", "rw", "tmpfs", "dir", "symlink", "overlay", "proc", "dev", "remount-ro"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,9 @@ class Mount:
         flag = {
             "ro": "--ro-bind", "rw": "--bind", "symlink": "--symlink",
             "overlay": "--overlay-src", "proc": "--proc", "dev": "--dev",
+            "remount-ro": "--remount-ro", "dir": "--dir",
         }[self.kind]  # fmt: skip
-        if self.kind in ("proc", "dev"):
+        if self.kind in ("proc", "dev", "remount-ro", "dir"):
             return [flag, self.dest]
         if self.kind == "overlay":  # the source read-only below, a tmpfs layer for writes above
             return [flag, self.source, "--tmp-overlay", self.dest]
@@ -66,7 +74,10 @@ class View:
     cwd: str
 
     def bwrap_args(self) -> list[str]:
-        return [*(a for m in self.mounts for a in m.bwrap_args()), "--chdir", self.cwd]
+        # last: the root (bubblewrap's own tmpfs, uncapped) read-only, once every mount point
+        # in it was made
+        mounts = [*self.mounts, ROOT_READ_ONLY]
+        return [*(a for m in mounts for a in m.bwrap_args()), "--chdir", self.cwd]
 
 
 @dataclass(frozen=True)
@@ -90,22 +101,17 @@ class Protected:
 
 
 NOTHING = Protected(None, None)
+ROOT_READ_ONLY = Mount("remount-ro", "/", "the root: nothing but the mounts above")
 
 
 def real(path: Path | str) -> Path:
     return Path(os.path.realpath(path))
 
 
-def home_inside() -> Path:
-    """HOME as the sandbox sees it: the real path, made an empty tmpfs, where that is safe."""
-    home = real(Path.home())
-    if home == Path("/") or any(home.is_relative_to(s) for s in SYSTEM) or len(home.parts) < 2:
-        return SANDBOX_HOME
-    return home
-
-
-def base(memory_mb: int, network: bool) -> list[Mount]:
-    """The system: read-only directories and /etc files, fresh /proc, /dev and tmpfs."""
+@functools.cache
+def base(memory_mb: int, network: bool) -> tuple[Mount, ...]:
+    """The system: read-only directories and a copy of /etc's harmless files, fresh /proc and
+    /dev, and tmpfs for /tmp (HOME is in it) and /dev/shm; /run is empty: no host sockets."""
     mounts = [Mount("proc", "/proc", "this sandbox's own processes"),
               Mount("dev", "/dev", "null, zero, random, tty: no host devices")]  # fmt: skip
     for name in SYSTEM:
@@ -114,23 +120,43 @@ def base(memory_mb: int, network: bool) -> list[Mount]:
             mounts.append(Mount("symlink", name, "as on the host", str(path.readlink())))
         elif path.is_dir():
             mounts.append(Mount("ro", name, "system programs and libraries", name))
+    etc = _etc_copy(network)
+    listed = ", ".join(sorted(p.name for p in etc.iterdir()))
+    return (
+        *mounts,
+        Mount("ro", "/etc", f"a copy of {listed}", str(etc)),
+        Mount("tmpfs", "/tmp", "fresh scratch space; HOME is /tmp/home", size_mb=memory_mb),
+        Mount("dir", str(HOME), "HOME, empty"),
+        Mount("symlink", "/var/tmp", "the same fresh scratch space", "/tmp"),
+        Mount("tmpfs", "/dev/shm", "fresh shared memory", size_mb=max(SHM_MB, memory_mb // 4)),
+    )
+
+
+@functools.cache
+def _etc_copy(network: bool) -> Path:
+    """The files of /etc a process may read, copied once per tars-bot process (links to
+    files followed: /etc/resolv.conf may point into /run, which the sandbox does not show)."""
+    copy = Path(tempfile.mkdtemp(prefix="tars-bot-etc-"))
+    copy.chmod(0o755)
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
     for pattern in ETC:
-        for found in sorted(map(str, Path("/etc").glob(pattern))):
-            if found == "/etc/resolv.conf" and not network:
+        for found in Path("/etc").glob(pattern):
+            if found.name == "resolv.conf" and not network:
                 continue
-            mounts.append(Mount("ro", found, "system configuration", str(real(found))))
-    small = max(SMALL_TMPFS_MB, memory_mb // 4)
-    mounts += [
-        Mount("tmpfs", "/tmp", "fresh scratch space", size_mb=memory_mb),
-        Mount("tmpfs", "/var/tmp", "fresh scratch space", size_mb=small),
-        Mount("tmpfs", "/dev/shm", "fresh shared memory", size_mb=small),
-        Mount("tmpfs", "/run", "fresh: no host sockets", size_mb=SMALL_TMPFS_MB),
-        Mount("tmpfs", str(home_inside()), "HOME, fresh and empty", size_mb=small),
-    ]
-    return mounts
+            target = copy / found.relative_to("/etc")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # unreadable here: then not there either
+                if found.is_dir():
+                    shutil.copytree(found, target, symlinks=True, ignore_dangling_symlinks=True)
+                else:
+                    shutil.copyfile(found, target)
+    return copy
 
 
-def tool_dirs(protected: Protected, path_variable: str) -> tuple[list[Mount], list[str]]:
+@functools.cache
+def tool_dirs(
+    protected: Protected, path_variable: str
+) -> tuple[tuple[Mount, ...], tuple[str, ...]]:
     """The exact directories of the tools a process may start: the interpreter's prefixes, the
     `PATH` entries and tars-bot's import path, as real paths; (mounts, why others were left
     out). A directory under the checkout is added only inside the interpreter's prefix (a
@@ -160,7 +186,7 @@ def tool_dirs(protected: Protected, path_variable: str) -> tuple[list[Mount], li
             continue
         chosen.append(resolved)
         mounts.append(Mount("ro", str(resolved), why, str(resolved)))
-    return mounts, skipped
+    return tuple(mounts), tuple(skipped)
 
 
 def extra_dirs(paths: Iterable[str], protected: Protected) -> tuple[list[Mount], list[str]]:

@@ -22,9 +22,10 @@ SAFE_CORE = (
 )  # fmt: skip
 
 
-def make_git_dir(worktree: Path, into: Path) -> list[Path]:
-    """Write the git dir for `worktree` at `into`; the object directories it reads through
-    alternates, which the sandbox must show read-only. Empty when `worktree` is not one."""
+def make_git_dir(worktree: Path, into: Path, inside: Path) -> list[Path]:
+    """Write the git dir for `worktree` at `into` (seen at `inside` by the process); the
+    object directories it reads through alternates, which the sandbox must show read-only.
+    Empty when `worktree` is not one of tars-bot's worktrees."""
     try:
         repo = pygit2.Repository(str(worktree))
     except pygit2.GitError:
@@ -35,15 +36,13 @@ def make_git_dir(worktree: Path, into: Path) -> list[Path]:
     common = (admin / (admin / "commondir").read_text().strip()).resolve()
     objects = [common / "objects"]
     objects += _alternates(objects[0])
+    # few directories: on some file systems each costs milliseconds to make and remove
     (into / "objects" / "info").mkdir(parents=True)
-    (into / "refs" / "heads").mkdir(parents=True)
-    (into / "info").mkdir()
+    (into / "refs").mkdir()
     (into / "objects" / "info" / "alternates").write_text("".join(f"{p}\n" for p in objects))
     head = repo.lookup_reference("HEAD")
     if head.type == pygit2.enums.ReferenceType.SYMBOLIC and not repo.head_is_unborn:
-        branch = into / head.target
-        branch.parent.mkdir(parents=True, exist_ok=True)
-        branch.write_text(f"{repo.head.target}\n")
+        (into / "packed-refs").write_text(f"{repo.head.target} {head.target}\n")
         (into / "HEAD").write_text(f"ref: {head.target}\n")
     else:
         (into / "HEAD").write_text(f"{repo.head.target}\n")
@@ -52,8 +51,8 @@ def make_git_dir(worktree: Path, into: Path) -> list[Path]:
         shutil.copyfile(index, into / "index")
     exclude = common / "info" / "exclude"
     if exclude.is_file():
-        shutil.copyfile(exclude, into / "info" / "exclude")
-    (into / "config").write_text(_config(common / "config"))
+        shutil.copyfile(exclude, into / "exclude")
+    (into / "config").write_text(_config(common / "config", inside / "exclude"))
     return objects
 
 
@@ -66,15 +65,16 @@ def _alternates(objects: Path) -> list[Path]:
     return [p for p in found if p.is_dir()]
 
 
-def _config(path: Path) -> str:
-    """The repository's config reduced to what reading the worktree needs."""
+def _config(path: Path, exclude: Path) -> str:
+    """The repository's config reduced to what reading the worktree needs; the repository's
+    `info/exclude`, copied, read as an excludes file."""
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     # git's config syntax is close enough to INI for the few keys kept
     try:
         parser.read_string(path.read_text(errors="replace") if path.is_file() else "")
     except configparser.Error:
         parser = configparser.RawConfigParser()
-    lines = ["[core]", "\tbare = false"]
+    lines = ["[core]", "\tbare = false", f"\texcludesFile = {exclude}"]
     if parser.has_section("core"):
         lines += [f"\t{k} = {v}" for k, v in parser.items("core") if k in SAFE_CORE]
     if parser.has_option("extensions", "objectformat"):
