@@ -13,9 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
-from tars_bot import __version__, demo, report
+from tars_bot import __version__, demo, report, untrusted
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
 from tars_bot.loader import validation_problems
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
@@ -84,19 +83,18 @@ def cmd_execute(args: argparse.Namespace) -> int:
     plan = _load_plan(system, args)
     console = _console()
     mode = " (dry run)" if args.dry_run else ""
-    console.print(
-        f"Executing [bold]{plan.improvement.id}[/bold]{mode}: {escape(plan.improvement.title)}"
-    )
+    title = report.shown(plan.improvement.title)
+    console.print(f"Executing [bold]{plan.improvement.id}[/bold]{mode}: {title}")
     sandbox = system.sandbox(plan.base.commit)
     if sandbox.sandboxed:
         console.print(f"sandbox: {sandbox.mechanism}", style="dim")
     else:
         warning = 'NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])'
-        console.print(escape(warning), style="bold yellow")
+        console.print(warning, style="bold yellow", markup=False)
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:
-        sys.stdout.write(result.diff)
+        _write_output(result.diff)
     execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(
@@ -137,7 +135,7 @@ def _print_outcome(
         _print_failing_output(system, execution, console)
     console.print(f"details: tars-bot status --execution-id {execution.id}", style="dim")
     style = {"succeeded": "green", "unvalidated": "yellow"}.get(execution.state, "red")
-    console.print(escape(report.verdict(execution)), style=style)
+    console.print(report.shown(report.verdict(execution)), style=style)
     return execution
 
 
@@ -163,7 +161,16 @@ def _print_failing_output(system: ExecutionSystem, execution: Execution, console
         return
     title, text = found
     console.print(f"last lines of {title}:", style="dim")
-    console.out("\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:]), highlight=False)
+    tail = "\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:])
+    with untrusted.no_workflow_commands(os.environ, lambda line: console.out(line, end="")):
+        console.out(untrusted.for_terminal(tail), highlight=False)
+
+
+def _write_output(text: str) -> None:
+    """What a step or check printed, or a diff of what it wrote, on stdout as written but
+    unable to act on the terminal or the Actions log."""
+    with untrusted.no_workflow_commands(os.environ):
+        sys.stdout.write(untrusted.for_terminal(text))
 
 
 def _publish(
@@ -191,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         log = system.step_log(execution.id, args.log)
         if log is None:  # a step that printed nothing, or never ran a command
             print(f"step {args.log} printed nothing", file=sys.stderr)
-        sys.stdout.write((log or b"").decode(errors="replace"))
+        _write_output((log or b"").decode(errors="replace"))
     elif args.format == "json":
         print(execution.model_dump_json(indent=2))
     else:
@@ -238,7 +245,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         reverted = [s for s in execution.steps if s.state == "reverted"]
         for step in reversed(reverted):  # the order they were reverted in
             console.print(
-                f'reverted step {step.number} "{escape(step.name)}" '
+                f'reverted step {step.number} "{report.shown(step.name)}" '
                 f"with commit {(step.revert_commit or '')[:10]}"
             )
     console.print("verified", style="green")
@@ -315,7 +322,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for result in results:
             style = "green" if result.passed else "red"
             cached = " (cached)" if result.cached else f" in {result.duration_s:.1f}s"
-            console.print(f"[{style}]{escape(result.describe())}[/{style}]{cached}")
+            console.print(f"[{style}]{report.shown(result.describe())}[/{style}]{cached}")
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
 
 
@@ -330,7 +337,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except TarsError as e:
             failed += 1
             for problem in e.problems:
-                print(problem, file=sys.stderr)
+                print(untrusted.for_terminal(problem), file=sys.stderr)
         else:
             if args.verbose:
                 print(f"{display}: ok")

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tars_bot import untrusted
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -77,8 +79,10 @@ def error_handler(exit_code: list[int]) -> Iterator[None]:
     try:
         yield
     except TarsError as e:
-        for problem in e.problems:
-            print(f"error: {problem}", file=sys.stderr)
+        # problems quote the improvement (file names, output): shown, never acting
+        with untrusted.no_workflow_commands(os.environ, sys.stderr.write):
+            for problem in e.problems:
+                print(f"error: {untrusted.for_terminal(problem)}", file=sys.stderr)
         exit_code.append(EXIT_USAGE)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -91,5 +95,6 @@ def error_handler(exit_code: list[int]) -> Iterator[None]:
         exit_code.append(EXIT_BROKEN_PIPE)
     except Exception as e:  # the one broad catch: anything unexpected gets a log, not a traceback
         path = _write_crash_log(e)
-        print(f"internal error: {type(e).__name__}: {e} (traceback in {path})", file=sys.stderr)
+        said = untrusted.for_terminal(f"{type(e).__name__}: {e}", one_line=True)
+        print(f"internal error: {said} (traceback in {path})", file=sys.stderr)
         exit_code.append(EXIT_INTERNAL)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tars_bot import journal
+from tars_bot import journal, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan
@@ -151,9 +151,9 @@ def _tars_bot_step(
 
 def _check_paths(scope: list[str], protected: Scope, changed: set[str], what: str) -> None:
     if forbidden := sorted(p for p in changed if protected.covers(p)):
-        raise HandoffRefused(f"{what} changed {forbidden[0]}, a protected path")
+        raise HandoffRefused(f"{what} changed {untrusted.path(forbidden[0])}, a protected path")
     if outside := sorted(p for p in changed if not Scope(scope).covers(p)):
-        raise HandoffRefused(f"{what} changed {outside[0]}, outside its scope")
+        raise HandoffRefused(f"{what} changed {untrusted.path(outside[0])}, outside its scope")
 
 
 def _step_number(trailer: str, total: int, revert: bool) -> int | None:

@@ -1,9 +1,8 @@
-"""GitHub Markdown: pull request bodies, status comments and plan comments. User text in them is
-escaped, so that it can hide no HTML comment or marker that could pass for tars-bot's."""
+"""GitHub Markdown: pull request bodies, status comments and plan comments. Improvement text and
+output in them go through `untrusted`: shown as written, they can hide no HTML comment or marker
+that could pass for tars-bot's, and link, embed or mention nothing."""
 
 from __future__ import annotations
-
-import re
 
 from tars_bot.models import Execution, ExecutionPlan
 from tars_bot.report import (
@@ -14,22 +13,7 @@ from tars_bot.report import (
     step_changes,
     timespan,
 )
-
-
-def _md(text: str) -> str:
-    """Text safe inside a Markdown table cell, carrying no HTML (no marker)."""
-    return _no_html(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _no_html(text: str) -> str:
-    """User text that GitHub shows as written but that holds no HTML: no tag, no hidden comment,
-    no marker that could pass for tars-bot's."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def no_html_comments(markdown: str) -> str:
-    """Markdown from elsewhere, shown as it is but unable to hide a comment or marker."""
-    return markdown.replace("<!--", "&lt;!--")
+from tars_bot.untrusted import code_block, for_markdown, for_markdown_lines
 
 
 def marker(execution_id: str) -> str:
@@ -42,10 +26,10 @@ def execution_markdown(
     """The pull request body / status comment for an execution, as GitHub Markdown. The hidden
     marker comes last: bodies too long for GitHub are cut at the start, never the end."""
     improvement = plan.improvement
-    title = _md(improvement.title)
+    title = for_markdown(improvement.title)
     lines = [f"**tars-bot** executed improvement `{improvement.id}`: {title}", ""]
     if improvement.description:
-        lines += [_no_html(improvement.description), ""]
+        lines += [for_markdown_lines(improvement.description), ""]
     state = execution.state.replace("_", " ")
     lines += [f"State: **{state}**" + (" (dry run)" if execution.dry_run else ""), ""]
     lines += _outcome_markdown(execution)
@@ -53,7 +37,7 @@ def execution_markdown(
     lines += _benefits_markdown(plan, execution)
     for number, log in (logs or {}).items():
         summary = f"<details><summary>Output of step {number}</summary>"
-        lines += [summary, "", *_fenced(log), "</details>", ""]
+        lines += [summary, "", code_block(log), "</details>", ""]
     if execution.state == "unvalidated":
         lines += [
             f"**Validate again**: `tars-bot validate --execution-id {execution.id}`; the branch "
@@ -77,7 +61,10 @@ def validation_markdown(execution: Execution, plan: ExecutionPlan) -> str:
     """What was validated and how it went (a check run's summary, an Actions job summary): each
     step and its checks, the final checks, and each culprit with the tail of its failing run."""
     improvement = plan.improvement
-    lines = [f"**tars-bot** validated improvement `{improvement.id}`: {_md(improvement.title)}", ""]
+    lines = [
+        f"**tars-bot** validated improvement `{improvement.id}`: {for_markdown(improvement.title)}",
+        "",
+    ]
     state = f"State: **{execution.state.replace('_', ' ')}**"
     if execution.branch and execution.head_commit:
         state += f", branch `{execution.branch}` at `{execution.head_commit[:10]}`"
@@ -90,32 +77,40 @@ def validation_markdown(execution: Execution, plan: ExecutionPlan) -> str:
 
 def _outcome_markdown(execution: Execution) -> list[str]:
     """Why it failed, the sandbox, each step (its commit, checks and time), the final checks."""
-    lines = [f"> {_md(execution.failure_reason)}", ""] if execution.failure_reason else []
+    lines = [f"> {for_markdown(execution.failure_reason)}", ""] if execution.failure_reason else []
     if execution.sandbox is not None:
         warn = "" if execution.sandbox.sandboxed else "⚠️ "
-        lines += [f"{warn}Sandbox: {_md(sandbox_line(execution.sandbox))}", ""]
+        lines += [f"{warn}Sandbox: {for_markdown(sandbox_line(execution.sandbox))}", ""]
     lines += ["| # | step | state | commit | checks | time |", "|---|---|---|---|---|---|"]
     for step in execution.steps:
         commit = f"`{step.commit[:10]}`" if step.commit else "-"
         checks = ", ".join(f"{c.check} {'✅' if c.passed else '❌'}" for c in step.checks) or "-"
         duration = f"{step.duration_s:.1f}s" if step.duration_s is not None else "-"
-        cells = [str(step.number), _md(step.name), _md(state_text(step)), commit, checks, duration]
+        cells = [
+            str(step.number),
+            for_markdown(step.name),
+            for_markdown(state_text(step)),
+            commit,
+            checks,
+            duration,
+        ]
         lines.append(f"| {' | '.join(cells)} |")
     lines.append("")
     healed = [line for step in execution.steps if (line := healed_line(step))]
     if healed:
-        lines += ["**Healing**", "", *(f"- 🩹 {_md(line)}" for line in healed), ""]
+        lines += ["**Healing**", "", *(f"- 🩹 {for_markdown(line)}" for line in healed), ""]
     if execution.checks:
         lines += ["**Final checks**", ""]
-        lines += [f"- {'✅' if c.passed else '❌'} {_md(c.describe())}" for c in execution.checks]
+        lines += [
+            f"- {'✅' if c.passed else '❌'} {for_markdown(c.describe())}" for c in execution.checks
+        ]
         lines.append("")
     return lines
 
 
-def _fenced(text: str) -> list[str]:
-    """`text` in a code block whose fence no run of backticks in it can close."""
-    fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", text))])
-    return [fence, text, fence]
+def diff_details(diff: str) -> str:
+    """A dry run's diff, folded."""
+    return f"<details><summary>Diff</summary>\n\n{code_block(diff, 'diff')}\n</details>"
 
 
 def _failure_markdown(execution: Execution) -> list[str]:
@@ -145,19 +140,21 @@ def _culprits_markdown(execution: Execution, outputs: bool = False) -> list[str]
         revert = next((s.revert_commit for s in execution.steps if s.number == culprit.step), None)
         outcome = f"dropped: reverted by `{revert[:7]}`" if revert else "not dropped"
         lines += [
-            f"- ❌ {_md(blame([culprit], execution))}{_md(summary)}; {outcome}",
+            f"- ❌ {for_markdown(blame([culprit], execution))}{for_markdown(summary)}; {outcome}",
             "",
         ]
         lines += ["| check | commit | step | result | time |", "|---|---|---|---|---|"]
         for p in culprit.probes:
             step = {None: "-", 0: "base"}.get(p.step, str(p.step))
             icon = {"passed": "✅", "failed": "❌"}.get(p.status, "⚠️")
-            result = f"{icon} {p.status}" + (f": {_md(p.summary)}" if p.summary else "")
+            result = f"{icon} {p.status}" + (f": {for_markdown(p.summary)}" if p.summary else "")
             spent = "cached" if p.cached else timespan(p.duration_s)
-            lines.append(f"| {_md(p.check)} | `{p.commit[:7]}` | {step} | {result} | {spent} |")
+            lines.append(
+                f"| {for_markdown(p.check)} | `{p.commit[:7]}` | {step} | {result} | {spent} |"
+            )
         lines.append("")
         if outputs:
-            lines += [*_fenced(culprit.result.output.rstrip() or "(no output)"), ""]
+            lines += [code_block(culprit.result.output.rstrip() or "(no output)"), ""]
     return lines
 
 
@@ -166,12 +163,12 @@ def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
     if not texts and not execution.benefits:
         return []
     lines = ["**Benefits**", ""]
-    lines += [f"- expected: {_md(text)}" for text in texts]
+    lines += [f"- expected: {for_markdown(text)}" for text in texts]
     for b in execution.benefits:
         verdict = {True: " ✅ met", False: " ❌ not met", None: ""}[b.met]
         target = f" (target {b.expected})" if b.expected else ""
         change = f"{b.before:g} → {b.after:g} {b.measure}, {b.change:+.1%}"
-        lines.append(f"- {_md(b.name)}: {change}{target}{verdict}")
+        lines.append(f"- {for_markdown(b.name)}: {change}{target}{verdict}")
     return [*lines, ""]
 
 
@@ -180,10 +177,11 @@ PLAN_MARKER = "<!-- tars-bot:plan -->"
 
 def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None) -> str:
     """A plan as GitHub Markdown (an issue's `/tars-bot plan`, a pull request's improvement
-    files), ending with `next_step`: what to do with it."""
+    files), ending with `next_step`: what to do with it. `source`: Markdown, where it came from."""
     improvement = plan.improvement
+    title = for_markdown(improvement.title)
     lines = [
-        f"**tars-bot plan** for `{improvement.id}` ({_md(source)}): {_md(improvement.title)}",
+        f"**tars-bot plan** for `{improvement.id}` ({source}): {title}",
         "",
         f"Base `{plan.base.commit[:10]}`, branch `{plan.branch}`, digest `{plan.digest[:19]}`",
         "",
@@ -192,13 +190,13 @@ def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None
     ]
     for step in plan.steps:
         after = ", ".join(map(str, step.depends_on)) or "-"
-        scope = _md(", ".join(step.scope)) or "-"
+        scope = for_markdown(", ".join(step.scope)) or "-"
         lines.append(
-            f"| {step.number} | {_md(step.name)} | {step.action.kind} | "
-            f"{_md(step_changes(step))} | {scope} | {after} |"
+            f"| {step.number} | {for_markdown(step.name)} | {step.action.kind} | "
+            f"{for_markdown(step_changes(step))} | {scope} | {after} |"
         )
     lines += ["", _checks_line(plan), ""]
-    lines += [f"- ⚠️ {_md(w)}" for w in plan.warnings]
+    lines += [f"- ⚠️ {for_markdown(w)}" for w in plan.warnings]
     if next_step:
         lines += ([""] if plan.warnings else []) + [next_step]
     return "\n".join(lines)
@@ -209,9 +207,10 @@ def _checks_line(plan: ExecutionPlan) -> str:
         return f"Final checks: {', '.join(plan.validation.final)} ({plan.validation.strategy})"
     per_step = sorted({check for step in plan.steps for check in step.checks})
     if per_step:
+        checks = for_markdown(", ".join(per_step))
         return (
-            f"⚠️ **No final checks**: only {_md(', '.join(per_step))} after steps; nothing tests "
-            "the result as a whole (set `validation.final`)."
+            f"⚠️ **No final checks**: only {checks} after steps; nothing tests the result as a "
+            "whole (set `validation.final`)."
         )
     return (
         "⚠️ **Nothing will test this change**: no final checks and no nox sessions after steps, "

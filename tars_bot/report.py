@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -10,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
+from tars_bot import untrusted
 from tars_bot.learning import Risk
 from tars_bot.models import (
     CheckResult,
@@ -28,7 +32,18 @@ from tars_bot.view import View
 def step_changes(step: PlannedStep) -> str:
     if step.action.kind == "run":
         return f"$ {step.action.command}"  # type: ignore[union-attr]
-    return ", ".join(step.files or [])
+    return ", ".join(map(untrusted.path, step.files or []))
+
+
+def shown(text: str) -> str:
+    """Improvement text or output as one line inside rich markup: no escape sequence, no markup
+    of its own."""
+    return escape(untrusted.for_terminal(text, one_line=True))
+
+
+def _plain(text: str) -> str:
+    """Improvement text or output as one line of a `Text` (which reads no markup)."""
+    return untrusted.for_terminal(text, one_line=True)
 
 
 def plan_renderable(
@@ -41,7 +56,7 @@ def plan_renderable(
     header = Text.assemble(
         ("Plan ", "bold"),
         (improvement.id or "", "bold cyan"),
-        f": {improvement.title}\n",
+        f": {_plain(improvement.title)}\n",
         ("base ", "dim"),
         f"{plan.base.ref} ({plan.base.commit[:10]})  ",
         ("branch ", "dim"),
@@ -63,19 +78,19 @@ def plan_renderable(
     for step in plan.steps:
         row = [
             str(step.number),
-            escape(step.name),
+            shown(step.name),
             step.action.kind,
-            escape(step_changes(step)),
+            shown(step_changes(step)),
             ", ".join(map(str, step.depends_on)) or "-",
         ]
-        row += [escape(", ".join(step.scope))] if per_step_scope else []
-        row += [escape(", ".join(step.checks)) or "-"] if with_checks else []
+        row += [shown(", ".join(step.scope))] if per_step_scope else []
+        row += [shown(", ".join(step.checks)) or "-"] if with_checks else []
         row += [f"{risk_of[step.number].probability:.0%}"] if risk_of else []
         table.add_row(*row)
     parts: list[Text | Table] = [header, table]
     if not per_step_scope and scopes:
-        parts.append(Text.assemble(("scope ", "dim"), ", ".join(next(iter(scopes)))))
-    final = ", ".join(plan.validation.final)
+        parts.append(Text.assemble(("scope ", "dim"), _plain(", ".join(next(iter(scopes))))))
+    final = _plain(", ".join(plan.validation.final))
     strategy = f" ({plan.validation.strategy})" if final else ""
     parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
     if explain:
@@ -84,13 +99,13 @@ def plan_renderable(
         parts += [_step_details(step) for step in plan.steps]
         parts.append(Text.assemble(("digest ", "dim"), plan.digest))
     for warning in plan.warnings:
-        parts.append(Text.assemble(("warning: ", "yellow bold"), warning))
+        parts.append(Text.assemble(("warning: ", "yellow bold"), _plain(warning)))
     return Group(*parts)
 
 
 def _risk_line(risk: Risk | None, step: PlannedStep) -> Text:
     said = risk.explain() if risk else "no history yet: every step is as likely to break a check"
-    return Text.assemble((f"risk of step {step.number} ", "dim"), escape(said))
+    return Text.assemble((f"risk of step {step.number} ", "dim"), _plain(said))
 
 
 def stats_renderable(summary: dict[str, Any]) -> Group:
@@ -116,7 +131,7 @@ def stats_renderable(summary: dict[str, Any]) -> Group:
             for column in ("", "broke", "steps", "rate"):
                 table.add_column(column, justify="left" if not column else "right")
             for row in summary[key]:
-                table.add_row(escape(row["name"]), str(row["broke"]), str(row["steps"]),
+                table.add_row(shown(row["name"]), str(row["broke"]), str(row["steps"]),
                               f"{row['rate']:.0%}")  # fmt: skip
             lines.append(table)
     if summary["checks"]:
@@ -124,7 +139,7 @@ def stats_renderable(summary: dict[str, Any]) -> Group:
         for column in ("", "runs", "failed", "mean"):
             table.add_column(column, justify="left" if not column else "right")
         for row in summary["checks"]:
-            table.add_row(escape(row["check"]), str(row["runs"]), str(row["failed"]),
+            table.add_row(shown(row["check"]), str(row["runs"]), str(row["failed"]),
                           f"{row['mean_s']:.2f}s")  # fmt: skip
         lines.append(table)
     search, cache = summary["culprit_search"], summary["cache"]
@@ -163,7 +178,7 @@ def _step_details(step: PlannedStep) -> Text:
     limits = step.limits
     return Text.assemble(
         (f"step {step.number} ", "dim"),
-        f"scope {', '.join(step.scope)}; checks {', '.join(step.checks) or 'none'}; "
+        _plain(f"scope {', '.join(step.scope)}; checks {', '.join(step.checks) or 'none'}; "),
         f"timeout {limits.step_timeout} s, memory {limits.memory_mb} MB, "
         f"<= {limits.max_changed_lines} changed lines, files <= {limits.max_file_mb:g} MB",
     )
@@ -313,7 +328,7 @@ def execution_renderable(execution: Execution) -> Group:
     for step in execution.steps:
         table.add_row(
             str(step.number),
-            escape(step.name),
+            shown(step.name),
             _step_state(step),
             (step.commit or "-")[:10],
             str(len(step.changed_files)),
@@ -321,13 +336,15 @@ def execution_renderable(execution: Execution) -> Group:
         )
     lines.append(table)
     healed = [line for step in execution.steps if (line := healed_line(step))]
-    lines += [Text.assemble(("healing ", "dim"), line) for line in healed]
+    lines += [Text.assemble(("healing ", "dim"), _plain(line)) for line in healed]
     for check in execution.checks:
         style = "green" if check.passed else "red"
         cached = ", cached" if check.cached else ""
         lines.append(
             Text.assemble(
-                ("check ", "dim"), (check.describe(), style), f" ({check.duration_s:.1f}s{cached})"
+                ("check ", "dim"),
+                (_plain(check.describe()), style),
+                f" ({check.duration_s:.1f}s{cached})",
             )
         )
     for benefit in execution.benefits:
@@ -336,14 +353,15 @@ def execution_renderable(execution: Execution) -> Group:
         lines.append(
             Text.assemble(
                 ("benefit ", "dim"),
-                f"{benefit.name}: {benefit.before:g} -> {benefit.after:g} {benefit.measure}, "
+                _plain(benefit.name),
+                f": {benefit.before:g} -> {benefit.after:g} {benefit.measure}, "
                 f"{benefit.change:+.1%}{target} ",
                 verdict,
             )
         )
     lines += _culprit_lines(execution)
     if execution.failure_reason:
-        lines.append(Text.assemble(("reason: ", "red bold"), execution.failure_reason))
+        lines.append(Text.assemble(("reason: ", "red bold"), _plain(execution.failure_reason)))
     return Group(*lines)
 
 
@@ -380,7 +398,7 @@ def healed_line(step: StepResult) -> str | None:
 
 
 def _step_state(step: StepResult) -> Text:
-    return Text(state_text(step), STATE_STYLE.get(step.state, ""))
+    return Text(_plain(state_text(step)), STATE_STYLE.get(step.state, ""))
 
 
 def probe_where(commit: str, step: int | None) -> str:
@@ -395,9 +413,9 @@ def _probe_line(probe: Probe) -> Text:
     spent = "cached" if probe.cached else timespan(probe.duration_s)
     return Text.assemble(
         ("    ", ""),
-        f"{probe.check} on {probe_where(probe.commit, probe.step)} ",
+        f"{_plain(probe.check)} on {probe_where(probe.commit, probe.step)} ",
         (probe.status, style),
-        f"{summary} ({spent})",
+        f"{_plain(summary)} ({spent})",
     )
 
 
@@ -406,9 +424,8 @@ def _culprit_lines(execution: Execution) -> list[Text]:
     for culprit in execution.culprits:
         dropped = " and was dropped" if is_dropped(culprit, execution) else ""
         summary = f": {culprit.summary}" if culprit.summary else ""
-        lines.append(
-            Text.assemble(("culprit ", "dim"), f"{blame([culprit], execution)}{dropped}{summary}")
-        )
+        said = _plain(f"{blame([culprit], execution)}{dropped}{summary}")
+        lines.append(Text.assemble(("culprit ", "dim"), said))
         lines += [_probe_line(probe) for probe in culprit.probes]
     return lines
 
@@ -422,7 +439,7 @@ def history_table(executions: list[Execution]) -> Table:
         applied = sum(s.state == "applied" for s in execution.steps)
         table.add_row(
             execution.id,
-            escape(execution.improvement),
+            shown(execution.improvement),
             Text(execution.state, STATE_STYLE.get(execution.state, "")),
             f"{applied}/{len(execution.steps)}",
             execution.branch or "-",
@@ -434,10 +451,14 @@ def history_table(executions: list[Execution]) -> Table:
 class LiveProgress:
     """One line per step, then one per check run during validation (the tip's, each bisection
     probe's): a spinner while it runs, then its outcome and time. Raw output of steps and
-    checks is shown only when verbose, under a rule naming what printed it."""
+    checks is shown only when verbose, under a rule naming what printed it, with its escape
+    sequences made visible and, in the GitHub Actions log, its workflow commands stopped."""
 
-    def __init__(self, console: Console, verbose: bool) -> None:
+    def __init__(
+        self, console: Console, verbose: bool, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.console, self.verbose = console, verbose
+        self.environ = os.environ if environ is None else environ
         self.progress = Progress(
             SpinnerColumn(finished_text="•"),
             TextColumn("{task.description}"),
@@ -451,12 +472,15 @@ class LiveProgress:
         self.check: tuple[TaskID, str] | None = None
         self.heading: str | None = None  # ruled above the output to come, if any comes
         self.under_heading = False  # output came: its end is ruled too
+        self.resume = ""  # what starts workflow commands again after the output, if stopped
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def __enter__(self) -> LiveProgress:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._resume()
         if self.validation is not None:
             self.progress.update(self.validation, total=1, completed=1)
         self.progress.stop()
@@ -465,23 +489,30 @@ class LiveProgress:
         self.heading, self.under_heading = title, False
 
     def _end(self, title: str) -> None:
+        self._resume()
         if self.under_heading:
-            self.progress.console.rule(escape(title), style="dim")
+            self.progress.console.rule(shown(title), style="dim")
         self.heading, self.under_heading = None, False
+
+    def _resume(self) -> None:
+        rest = untrusted.for_terminal(self.decoder.decode(b"", final=True)) + self.resume
+        if rest:
+            self.progress.console.out(rest, end="", highlight=False)
+        self.resume = ""
 
     def step_started(self, step: PlannedStep) -> None:
         self.step = step.number
-        self.tasks[step.number] = self.progress.add_task(f"{step.number}. {escape(step.name)}")
+        self.tasks[step.number] = self.progress.add_task(f"{step.number}. {shown(step.name)}")
         self._heading(f"output of step {step.number}. {step.name}")
 
     def step_finished(self, result: StepResult) -> None:
         style = STATE_STYLE.get(result.state, "")
-        note = f" [{style}]{escape(state_text(result))}[/{style}]"
+        note = f" [{style}]{shown(state_text(result))}[/{style}]"
         if result.reason:
-            note += f": {escape(result.reason)}"
+            note += f": {shown(result.reason)}"
         task = self.tasks[result.number]
         self.progress.update(
-            task, description=f"{result.number}. {escape(result.name)}{note}", total=1, completed=1
+            task, description=f"{result.number}. {shown(result.name)}{note}", total=1, completed=1
         )
         self.step = None
         self._end(f"step {result.number}: {result.state}")
@@ -489,16 +520,22 @@ class LiveProgress:
     def output(self, chunk: bytes) -> None:
         if not self.verbose:
             return
+        console = self.progress.console
         if self.heading is not None:
-            self.progress.console.rule(escape(self.heading), style="dim")
+            console.rule(shown(self.heading), style="dim")
             self.heading, self.under_heading = None, True
-        self.progress.console.out(chunk.decode(errors="replace"), end="", highlight=False)
+        if not self.resume:
+            stopped = untrusted.stop_commands(self.environ)
+            console.out(stopped.stop, end="", highlight=False)
+            self.resume = stopped.resume
+        text = untrusted.for_terminal(self.decoder.decode(chunk))
+        console.out(text, end="", highlight=False)
 
     def check_started(self, check: str, commit: str, step: int | None) -> None:
         if self.step is None and self.validation is None:
             self.validation = self.progress.add_task("[bold]validation[/bold]")
         indent = "   " if self.step is not None else "  "
-        label = f"{indent}{escape(check)} on {probe_where(commit, step)}"
+        label = f"{indent}{shown(check)} on {probe_where(commit, step)}"
         self.check = (self.progress.add_task(label), label)
         self._heading(f"nox session {check} on {probe_where(commit, step)}")
 
@@ -509,7 +546,7 @@ class LiveProgress:
         style = {"passed": "green", "failed": "red"}.get(result.status, "yellow")
         verdict = "could not run" if result.status == "error" else result.status
         note = f" [{style}]{verdict}[/{style}]"
-        note += f": {escape(result.summary)}" if result.summary else ""
+        note += f": {shown(result.summary)}" if result.summary else ""
         note += " (cached)" if result.cached else ""
         self.progress.update(task, description=label + note, total=1, completed=1)
         self._end(f"{result.check}: {verdict}")

@@ -10,6 +10,7 @@ A conflict with later work is refused with the files, before anything is made.
 
 from __future__ import annotations
 
+from tars_bot import untrusted
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, Improvement, Landing, Step
@@ -63,10 +64,11 @@ def improvement(
         label = f"step {number}" if number else f"the {landing.kind} commit {landing.commit[:10]}"
         undone, conflicts = repo.undo(after, before, tree)
         if undone is None:
+            files = ", ".join(map(untrusted.path, conflicts))
             raise RevertConflict(
                 f"cannot revert {label} of execution {execution.id}: the default branch changed "
-                f"the same lines since: {', '.join(conflicts)}. Nothing was made; revert it by "
-                "hand, or revert the later change first."
+                f"the same lines since: {files}. Nothing was made; revert it by hand, or revert "
+                "the later change first."
             )
         paths = repo.changed_paths(tree, undone)
         if paths:

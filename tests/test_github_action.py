@@ -188,7 +188,7 @@ def test_plan_command_and_forks(setup, fake_github, tmp_path):
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", plan) == 0
     body = repo.comments_on(issue.number)[-1].body
     assert "**tars-bot plan** for `issue-1`" in body
-    assert "| 2 | notes | write | NOTES.md | ** | - |" in body  # what each step may write
+    assert "| 2 | notes | write | NOTES.md | \\*\\* | - |" in body  # what each step may write
     assert "⚠️ **Nothing will test this change**" in body
     # what to do next: an execute bound to the body that was planned
     [suggested] = re.findall(r"`(/tars-bot execute --digest [0-9a-f]{16})`", body)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import loader, markdown
+from tars_bot import loader, markdown, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.github import publish
 from tars_bot.github.client import GitHubClient, Issue, pull_number
@@ -131,8 +132,15 @@ def _on_dispatch(ctx: Context) -> int:
     path = ctx.system.improvement_file(improvement_id)
     improvement = ctx.system.load_improvement(path)
     ok, body = _execute(ctx, improvement, command.dry_run)
-    print(body)
+    log(ctx, body)
     return 0 if ok else 1
+
+
+def log(ctx: Context, report: str) -> None:
+    """A report that quotes the improvement's output, in the job's log, acting there as no
+    workflow command."""
+    with untrusted.no_workflow_commands(ctx.environ):
+        print(report)
 
 
 def dispatched_event(ctx: Context, inputs: Mapping[str, str]) -> CommentEvent:
@@ -182,16 +190,15 @@ def handle_comment(
         ok, body = (
             False,
             (
-                f"❌ `{first_line}` failed:\n\n```\n{e}\n```\n\n"
+                f"❌ `{first_line}` failed:\n\n{untrusted.code_block(str(e))}\n\n"
                 f"**Next**: fix what the message says, then comment `{first_line}` again."
             ),
         )
     except Exception as e:  # the bot must never acknowledge and then go silent
-        traceback.print_exc()
-        ok, body = (
-            False,
-            f"❌ `{first_line}` failed with an internal error: {type(e).__name__}: {e}",
-        )
+        with untrusted.no_workflow_commands(ctx.environ, sys.stderr.write):
+            traceback.print_exc()
+        said = untrusted.for_markdown(f"{type(e).__name__}: {e}")
+        ok, body = False, f"❌ `{first_line}` failed with an internal error: {said}"
     ctx.client.edit_comment(status, f"{body}\n\n{handled}")
     ctx.client.react(event.comment_id, "+1" if ok else "-1")
     return 0 if ok else 1
@@ -297,8 +304,9 @@ class CommentProgress:
 
     def step_finished(self, result: StepResult) -> None:
         icon = {"applied": "✅", "skipped": "⏭️", "failed": "❌"}.get(result.state, "•")
-        reason = f": {result.reason}" if result.reason else ""
-        self.lines.append(f"- {icon} step {result.number} {result.name}: {result.state}{reason}")
+        reason = f": {untrusted.for_markdown(result.reason)}" if result.reason else ""
+        name = untrusted.for_markdown(result.name)
+        self.lines.append(f"- {icon} step {result.number} {name}: {result.state}{reason}")
         body = f"⏳ `{self.title}`: running…\n\n" + "\n".join(self.lines) + f"\n\n{self.marker}"
         try:
             self.client.edit_comment(self.comment_id, body)
@@ -324,7 +332,7 @@ def _execute(
         return publish_execution(ctx, result.execution_id)
     body = publish.status_markdown(ctx.system, result.execution_id)
     if dry_run and result.diff is not None:
-        body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
+        body += "\n\n" + markdown.diff_details(result.diff)
     return result.success, body
 
 
@@ -343,7 +351,8 @@ def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
         pull = f" and pull request {execution.pull_request}" if execution.pull_request else ""
         head = (
             f"❌ Execution `{execution_id}` succeeded on branch `{execution.branch}`{pull}, but "
-            f"publishing it failed:\n\n```\n{e}\n```\n\n**Next**: fix what the message says, "
+            f"publishing it failed:\n\n{untrusted.code_block(str(e))}\n\n**Next**: fix what the "
+            "message says, "
             "then comment `/tars-bot execute` again."
         )
         return False, f"{head}\n\n{publish.status_markdown(ctx.system, execution_id)}"
@@ -412,10 +421,10 @@ def open_revert(ctx: Context, execution_id: str) -> str | None:
     onto = ctx.client.default_branch()
     result = ctx.system.revert(execution_id, onto=onto, remote="origin", token=ctx.token)
     if not result.success:
-        print(publish.status_markdown(ctx.system, result.execution_id))
+        log(ctx, publish.status_markdown(ctx.system, result.execution_id))
         return None
     ok, body = publish_execution(ctx, result.execution_id)
-    print(body)
+    log(ctx, body)
     return result.execution_id if ok else None
 
 
@@ -434,9 +443,9 @@ def _history_markdown(executions: list[Execution]) -> str:
     lines = ["| execution | improvement | state | steps | pull request |", "|---|---|---|---|---|"]
     for e in executions:
         applied = sum(s.state == "applied" for s in e.steps)
-        pull = e.pull_request or "-"
+        pull, improvement = e.pull_request or "-", untrusted.for_markdown(e.improvement)
         lines.append(
-            f"| `{e.id}` | {e.improvement} | {e.state} | {applied}/{len(e.steps)} | {pull} |"
+            f"| `{e.id}` | {improvement} | {e.state} | {applied}/{len(e.steps)} | {pull} |"
         )
     return "\n".join(lines) if executions else "No executions yet."
 
@@ -460,10 +469,12 @@ def _on_pull_request(ctx: Context) -> int:
                 "**Next**: once this pull request is merged, run the tars-bot workflow "
                 f"(workflow_dispatch) with improvement-id `{plan.improvement.id}` to execute it."
             )
-            sections.append(markdown.plan_markdown(plan, path, after))
+            shown = untrusted.for_markdown(untrusted.path(path))
+            sections.append(markdown.plan_markdown(plan, shown, after))
         except TarsError as e:
             ok = False
-            sections.append(f"❌ `{path}` cannot be planned:\n\n```\n{e}\n```")
+            shown = untrusted.code_span(untrusted.path(path))
+            sections.append(f"❌ {shown} cannot be planned:\n\n{untrusted.code_block(str(e))}")
     body = "\n\n---\n\n".join(sections) + f"\n\n{markdown.PLAN_MARKER}"
     existing = ctx.client.find_comment(number, markdown.PLAN_MARKER)
     if existing is None:

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import markdown
+from tars_bot import markdown, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.github import action, publish
 from tars_bot.github.client import GitHubClient
@@ -103,7 +103,7 @@ def execute_stage(ctx: action.Context) -> int:
     try:
         ok, body = _execute(ctx, request, handoff)
     except TarsError as e:
-        ok, body = False, f"❌ `execute` failed:\n\n```\n{e}\n```"
+        ok, body = False, f"❌ `execute` failed:\n\n{untrusted.code_block(str(e))}"
     result |= {"ok": ok, "body": body}
     (handoff / RESULT).write_text(json.dumps(result))
     return 0  # the outcome travels in the hand-off; the publish job reports it
@@ -116,7 +116,7 @@ def publish_stage(ctx: action.Context) -> int:
     request = _request(ctx)
     if request.event is None:  # dispatched by hand: the log is the report
         ok, body = _received(ctx, request)
-        print(body)
+        action.log(ctx, body)
         return 0 if ok else 1
     revert = None
     if request.command is not None and request.command.verb == "rollback":
@@ -151,7 +151,7 @@ def _execute(ctx: action.Context, request: _Request, handoff: Path) -> tuple[boo
         ctx.system.hand_off(result.execution_id, handoff / BUNDLE)
     body = publish.status_markdown(ctx.system, result.execution_id)
     if request.command.dry_run and result.diff is not None:
-        body += f"\n\n<details><summary>Diff</summary>\n\n```diff\n{result.diff}\n```\n</details>"
+        body += "\n\n" + markdown.diff_details(result.diff)
     return result.success, body
 
 
@@ -182,7 +182,7 @@ def _received(
     except (OSError, ValueError):
         return False, "❌ the execute job left no result: see the workflow run's log."
     # its report is shown, never believed: no marker or HTML comment survives from it
-    shown = markdown.no_html_comments(str(result.get("body", "")))
+    shown = untrusted.without_comments(str(result.get("body", "")))
     bundle = handoff / BUNDLE
     if not result.get("ok") or not bundle.is_file():
         return bool(result.get("ok")), shown
@@ -191,7 +191,8 @@ def _received(
         execution = ctx.system.receive(bundle, improvement)
     except TarsError as e:
         return False, (
-            f"❌ The execute job's result was refused, so nothing was pushed:\n\n```\n{e}\n```"
+            "❌ The execute job's result was refused, so nothing was pushed:\n\n"
+            + untrusted.code_block(str(e))
         )
     ok, body = action.publish_execution(ctx, execution.id)
     if revert is None:

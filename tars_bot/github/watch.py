@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from tars_bot import untrusted
 from tars_bot.config import Config
 from tars_bot.github.client import GitHubClient, pull_number
 from tars_bot.models import Execution, Suspicion
@@ -62,6 +63,11 @@ class Run:
     @property
     def label(self) -> str:
         return self.workflow or PurePosixPath(self.path).stem or str(self.workflow_id)
+
+    @property
+    def shown(self) -> str:
+        """The label as inline code in Markdown (a workflow's name is any text)."""
+        return untrusted.code_span(self.label)
 
 
 def marker(run: Run) -> str:
@@ -161,7 +167,7 @@ def _lift(system: ExecutionSystem, client: GitHubClient, run: Run, token: str | 
             )
             client.comment(
                 number,
-                f"✅ `{run.label}` passed again on `{run.head_sha[:10]}` ({run.url}): the "
+                f"✅ {run.shown} passed again on `{run.head_sha[:10]}` ({run.url}): the "
                 f"suspicion raised by {suspicion.run_url} is lifted.{withdrawn}\n\n"
                 + lifted_marker,
             )
@@ -185,7 +191,7 @@ def _withdraw(
     if number is not None:
         client.close_pull_request(
             number,
-            f"`{run.label}` passed again on `{run.head_sha[:10]}`: this revert is not needed.",
+            f"{run.shown} passed again on `{run.head_sha[:10]}`: this revert is not needed.",
         )
     system.rollback(revert_id, token=token)
 
@@ -194,7 +200,7 @@ def _suspicion_comment(execution: Execution, run: Run, then: str) -> str:
     assert execution.landed is not None
     landed = execution.landed
     return (
-        f"⚠️ `{run.label}` failed on `{run.head_sha[:10]}`, where this change landed on the "
+        f"⚠️ {run.shown} failed on `{run.head_sha[:10]}`, where this change landed on the "
         f"default branch ({landed.kind} `{landed.commit[:10]}`), and passed just before it, on "
         f"`{landed.onto[:10]}`. Failing run: {run.url}\n\n{then}\n\n{marker(run)}"
     )
