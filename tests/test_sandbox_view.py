@@ -378,8 +378,9 @@ def test_sandbox_explains_its_view(repo, monkeypatch):
     mounts = {m["dest"]: m for m in seen["mounts"]}
     assert mounts[str(home / ".cargo/bin")]["kind"] == "ro"
     assert str(home / ".cargo") not in mounts
-    assert mounts[str(home)]["kind"] == "tmpfs"
-    assert mounts["/tmp"]["kind"] == "tmpfs" and mounts["/run"]["kind"] == "tmpfs"
+    assert str(home) not in mounts and mounts["/tmp/home"]["kind"] == "dir"
+    assert mounts["/tmp"]["kind"] == "tmpfs" and mounts["/etc"]["kind"] == "ro"
+    assert not [d for d in mounts if d.startswith("/run") and not d.startswith("/run/tars-bot")]
     binds = [d for d, m in mounts.items() if m["kind"] in ("ro", "rw", "overlay")]
     assert not [d for d in binds if repo.is_relative_to(d)]  # nothing holding the checkout
     assert f"{repo}: inside the user's checkout" in seen["left_out"]
