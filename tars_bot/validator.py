@@ -207,9 +207,9 @@ class Validator:
         ids = "".join(self.repo.blob_id(tree, name) or "-" for name in DEPENDENCY_FILES)
         return hashlib.sha256(ids.encode()).hexdigest()[:16]
 
-    def _environment(self, commit: str, tree: str, check: str) -> tuple[Path, str | None]:
+    def _environment(self, commit: str, tree: str, check: str) -> tuple[Path, _Run | None]:
         """The sealed environments for `check` on `tree`, built first when missing; (where,
-        why it could not be built)."""
+        the build's run when it failed)."""
         key = self._dependencies(tree)
         if key == self._dependencies(self.repo.tree_of(self.base)):
             envdir, build_on = self.repo.git_dir / ENVS / key, self.base
@@ -226,8 +226,7 @@ class Validator:
                 return envdir, None
             built = self._nox(build_on, check, envdir, sealed=False, install_only=True)
             if built.process.exit_code != 0 or built.process.timed_out or built.tampered:
-                why = built.tampered or _tail(built.process.output, 5)
-                return envdir, f"could not build its environment: {why}"
+                return envdir, built  # judged as the check's own run would be
             seal.write_text(build_on)
         return envdir, None
 
@@ -257,7 +256,8 @@ class Validator:
             with guard(self.repo, worktree.path, [], sandboxed, prefix) as guarded:
                 proc = self.sandbox.run(
                     command, jail, self.config.check_timeout, self.limits.memory_mb,
-                    scratch=scratch, on_output=self.on_output, env=NO_BYTECODE,
+                    scratch=scratch, env=NO_BYTECODE,
+                    on_output=None if install_only else self.on_output,
                 )  # fmt: skip
             report = scratch.read("nox-report.json")
         sessions = json.loads(report)["sessions"] if report else []
@@ -267,14 +267,10 @@ class Validator:
         self.runs[check] = self.runs.get(check, 0) + 1
         timeout = self.config.check_timeout
         try:
-            envdir, problem = self._environment(commit, tree, check)
-            run = None if problem else self._nox(commit, check, envdir, sealed=True)
-        except (SandboxFailed, UnsafeOutput, json.JSONDecodeError) as e:
-            problem, run = str(e), None
-        if run is None:  # says nothing of the tree
-            return CheckResult(
-                check=check, status="error", tree=tree, duration_s=0, summary=problem or ""
-            )
+            envdir, failed_build = self._environment(commit, tree, check)
+            run = failed_build or self._nox(commit, check, envdir, sealed=True)
+        except (SandboxFailed, UnsafeOutput, json.JSONDecodeError) as e:  # nothing of the tree
+            return CheckResult(check=check, status="error", tree=tree, duration_s=0, summary=str(e))
         proc, output = run.process, _tail(run.process.output)
         status, summary = _verdict(proc, run.sessions, output, timeout)
         if run.tampered:  # the tree's own code did it: a failure of that tree
