@@ -226,10 +226,13 @@ class ExecutionPlan(Model):
     steps: list[PlannedStep]
     validation: Validation
     warnings: list[str]
-    digest: str = ""
+    digest: str = Field("", description="sha256 of the rest, the seal excepted.")
+    seal: str = Field(
+        "", description="HMAC-SHA256 of the digest under the plan key where it was planned."
+    )
 
     def compute_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"digest"})
+        body = self.model_dump(mode="json", exclude={"digest", "seal"})
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
