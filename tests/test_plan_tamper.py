@@ -193,3 +193,54 @@ def test_shared_plan_key_carries_any_plan_between_machines(cli, make_repo, tmp_p
     assert cli("execute", "--repo", here, "--plan-file", edited(planned, widen_scope)).code == 2
     result = cli("execute", "--repo", here, "--plan-file", planned)
     assert result.code == 0, result.err
+
+
+BINARY = """\
+    title: Add data
+    steps:
+      - name: Data
+        run: for f in a b c; do head -c {size} /dev/urandom > data/$f.bin; done
+        scope: ["data/**"]
+    """
+
+
+def binary_repo(make_repo, limit: int) -> Path:
+    config = (
+        textwrap.dedent(SOURCE["pyproject.toml"]) + f"limits = {{ max_changed_bytes = {limit} }}\n"
+    )
+    return make_repo({**SOURCE, "pyproject.toml": config, "data/README": "data\n"})
+
+
+def test_binary_bytes_over_the_limit_fail_the_step(cli, make_repo, tmp_path):
+    repo = binary_repo(make_repo, 1_000_000)
+    improvement = tmp_path / "data.yaml"
+    improvement.write_text(textwrap.dedent(BINARY).replace("{size}", "400000"))
+    result = cli("execute", "--repo", repo, "--improvement-file", improvement)
+    assert result.code == 1
+    reason = "changed 1200000 bytes, over the limit of 1000000 (limits.max_changed_bytes)"
+    assert reason in result.out + result.err
+    assert git(repo, "branch", "--list", "tars-bot/*") == ""
+
+
+def test_binary_bytes_under_the_limit_pass(cli, make_repo, tmp_path):
+    repo = binary_repo(make_repo, 1_000_000)
+    improvement = tmp_path / "data.yaml"
+    improvement.write_text(textwrap.dedent(BINARY).replace("{size}", "300000"))
+    result = cli("execute", "--repo", repo, "--improvement-file", improvement)
+    assert result.code == 0, result.err
+    added = git(repo, "diff", "--name-only", "main", "tars-bot/data").split()
+    assert added == ["data/a.bin", "data/b.bin", "data/c.bin"]
+
+
+def test_improvement_may_lower_the_byte_limit_only(cli, make_repo, tmp_path):
+    repo = binary_repo(make_repo, 1_000_000)
+    improvement = tmp_path / "data.yaml"
+    text = textwrap.dedent(BINARY).replace("{size}", "300000")
+    improvement.write_text(text + "limits: {max_changed_bytes: 2000000}\n")
+    raised = cli("plan", "--repo", repo, "--improvement-file", improvement)
+    assert raised.code == 2
+    assert "limits.max_changed_bytes: 2000000 is over the repository's limit" in raised.err
+    improvement.write_text(text + "limits: {max_changed_bytes: 500000}\n")
+    lowered = cli("execute", "--repo", repo, "--improvement-file", improvement)
+    assert lowered.code == 1
+    assert "over the limit of 500000 (limits.max_changed_bytes)" in lowered.out + lowered.err
