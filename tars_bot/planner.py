@@ -369,11 +369,12 @@ def _hmac(digest: str) -> str:
 
 def plan_key() -> bytes:
     """TARS_BOT_PLAN_KEY where set (machines that share plans set the same), else the user's,
-    made on first use under HOME: never in a repository, and hidden from sandboxed processes
-    (their HOME is empty), which see the repository's git dir."""
+    made on first use beside tars-bot's log: never in a repository (sandboxed processes see its
+    git dir), and under HOME, which they never see (XDG_CACHE_HOME may lie elsewhere). Lost, it
+    is made again: plans sealed before are then believed only as plans made elsewhere are."""
     if shared := os.environ.get(KEY_ENV):
         return shared.encode()
-    path = Path.home() / ".config" / "tars-bot" / "plan-key"
+    path = Path.home() / ".cache" / "tars-bot" / "plan-key"
     try:
         if not path.exists():
             _create_key(path)

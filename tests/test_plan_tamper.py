@@ -129,7 +129,7 @@ def test_untouched_plan_executes(cli, make_repo, tmp_path):
     assert git(repo, "show", "tars-bot/imp:src/pkg/enc.py") == 'ENCODING = "utf-8"'
 
 
-def test_plan_key_stays_in_the_git_dir(cli, make_repo, tmp_path):
+def test_plan_key_is_out_of_a_sandboxed_step_s_reach(cli, make_repo, tmp_path):
     repo = committed_repo(make_repo)
     commit_files(
         repo,
@@ -138,13 +138,13 @@ def test_plan_key_stays_in_the_git_dir(cli, make_repo, tmp_path):
                 title: Peek at the plan key
                 steps:
                   - name: Peek
-                    run: cat ~/.config/tars-bot/plan-key $TARS_BOT_PLAN_KEY > src/seen.txt 2>&1; true
+                    run: cat ~/.cache/tars-bot/plan-key $TARS_BOT_PLAN_KEY > src/seen.txt 2>&1; true
                     scope: ["src/**"]
                 """
         },
     )
     planned = plan_file(cli, repo, tmp_path / "plan.json", "--improvement-id", "peek")
-    key = Path.home() / ".config" / "tars-bot" / "plan-key"
+    key = Path.home() / ".cache" / "tars-bot" / "plan-key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert git(repo, "status", "--porcelain") == ""
     result = cli("execute", "--repo", repo, "--plan-file", planned)
