@@ -191,8 +191,12 @@ def apply_step(
         reason = workspace.anomaly(changes, policy(ctx, step), space.link_reader(changes))
     if reason is None and (staged := space.stage(changes or {})) is not None:
         tree, lines = staged
+        size = sum(len(c.data) for c in (changes or {}).values() if c.data is not None)
         if lines > step.limits.max_changed_lines:
             reason = f"changed {lines} lines, over the limit of {step.limits.max_changed_lines}"
+        elif size > step.limits.max_changed_bytes:
+            limit = step.limits.max_changed_bytes
+            reason = f"changed {size} bytes, over the limit of {limit} (limits.max_changed_bytes)"
         else:
             commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
     checks = []

@@ -166,6 +166,9 @@ class Limits(Model):
     step_timeout: int = Field(600, gt=0, description="Wall-clock seconds per step.")
     memory_mb: int = Field(4096, gt=0, description="Address-space limit of step processes.")
     max_changed_lines: int = Field(5000, gt=0, description="Changed lines allowed per step.")
+    max_changed_bytes: int = Field(
+        50_000_000, gt=0, description="Bytes of added or changed files (binary too) per step."
+    )
     max_file_mb: float = Field(10, gt=0, description="Largest file a step may leave.")
 
 
@@ -173,6 +176,7 @@ class LimitsOverride(Model):
     step_timeout: int | None = Field(None, gt=0)
     memory_mb: int | None = Field(None, gt=0)
     max_changed_lines: int | None = Field(None, gt=0)
+    max_changed_bytes: int | None = Field(None, gt=0)
     max_file_mb: float | None = Field(None, gt=0)
 
 
@@ -226,10 +230,13 @@ class ExecutionPlan(Model):
     steps: list[PlannedStep]
     validation: Validation
     warnings: list[str]
-    digest: str = ""
+    digest: str = Field("", description="sha256 of the rest, the seal excepted.")
+    seal: str = Field(
+        "", description="HMAC-SHA256 of the digest under the plan key where it was planned."
+    )
 
     def compute_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"digest"})
+        body = self.model_dump(mode="json", exclude={"digest", "seal"})
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

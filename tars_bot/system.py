@@ -139,7 +139,7 @@ class ExecutionSystem:
 
     def rebase(self, plan: ExecutionPlan) -> ExecutionPlan:
         """The plan's improvement planned again on where its base ref is now."""
-        _check_sealed(plan)
+        self._check_integrity(plan)
         return self.plan(plan.improvement, base=plan.base.ref)
 
     def execute(
@@ -509,12 +509,25 @@ class ExecutionSystem:
             return str(path)
 
     def _check_plan(self, plan: ExecutionPlan) -> None:
-        _check_sealed(plan)
+        self._check_integrity(plan)
         commit, _ = self.repo.resolve(plan.base.ref)
         if commit != plan.base.commit:
             raise TarsError(
                 f"plan: base {plan.base.ref} moved from {plan.base.commit[:10]} to {commit[:10]} "
                 "since planning; plan again, or execute with --rebase"
+            )
+
+    def _check_integrity(self, plan: ExecutionPlan) -> None:
+        """The plan must be as planned: sealed with the plan key here, or (planned elsewhere)
+        exactly what its improvement, committed on the default branch, plans to here."""
+        if not plan.is_sealed:
+            raise TarsError("plan: its digest does not match its content (edited?); plan again")
+        if planner.sealed_here(plan):
+            return
+        if problem := planner.difference_from_here(self.repo, plan, self._tip(None)):
+            raise TarsError(
+                f"plan: not sealed with the plan key here, and {problem}; edited? "
+                f"plan again here (plans made elsewhere: the same {planner.KEY_ENV} on both)"
             )
 
     def _take_over_branch(self, plan: ExecutionPlan, execution_id: str) -> None:
@@ -669,11 +682,6 @@ class ExecutionSystem:
         )
         record.save(finished)
         return finished
-
-
-def _check_sealed(plan: ExecutionPlan) -> None:
-    if not plan.is_sealed:
-        raise TarsError("plan: its digest does not match its content (edited?); plan again")
 
 
 def _journal_specs(execution_id: str) -> list[str]:

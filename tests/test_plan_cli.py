@@ -98,6 +98,7 @@ def test_plans_every_action_kind(cli, make_repo):
         "step_timeout": 600,
         "memory_mb": 4096,
         "max_changed_lines": 5000,
+        "max_changed_bytes": 50_000_000,
         "max_file_mb": 10,
     }
     # the run step's scope covers the edited file, so the edit after it is ordered and reported
