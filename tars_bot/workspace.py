@@ -14,6 +14,7 @@ from tars_bot import faults, journal
 from tars_bot.actions import Files, TreeFiles
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
+from tars_bot.git.worktree import Unclean
 from tars_bot.paths import PathProblem, Scope, resolve_link
 
 
@@ -28,9 +29,9 @@ class Workspace:
     """Where one execution's steps happen: in memory, on a commit's tree, until a step needs
     files on disk; then in a worktree of its own under the git dir.
 
-    Worktrees come from a pool kept per repository (reset to the new commit, untracked and
-    ignored files removed, so nothing leaks from one execution to the next), or are made fresh
-    and removed at the end when the pool is busy. Each step becomes a commit; the branch (None
+    Worktrees come from a pool kept per repository (reset to exactly the new commit's tree, or
+    discarded and made afresh, so nothing leaks from one execution to the next), or are made
+    fresh and removed at the end when the pool is busy. Each step becomes a commit; the branch (None
     for a dry run) follows by compare-and-swap.
     """
 
@@ -132,11 +133,14 @@ def worktree_path(repo: Repo, name: str) -> Path:
 
 
 def _reuse(repo: Repo, n: int, ref: str | None, commit: str) -> Worktree:
-    """Pool slot n's worktree, reset to `commit`; made (again) when missing or broken."""
+    """Pool slot n's worktree, reset to exactly `commit`; made afresh when missing, broken, or
+    not provably clean after its reset (what a process left there must never reach the next
+    execution)."""
     path = worktree_path(repo, f"pool-{n}")
     if path.name in repo.worktree_names() and (worktree := repo.open_worktree(path)):
-        worktree.reset_to(commit, ref)
-        return worktree
+        with contextlib.suppress(Unclean):
+            worktree.reset_to(commit, ref)
+            return worktree
     repo.remove_worktree(path.name, path)
     return repo.add_worktree(path, ref, commit)
 

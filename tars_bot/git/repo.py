@@ -20,7 +20,7 @@ from tars_bot.errors import TarsError
 from tars_bot.git.diff import diff_file_path
 from tars_bot.git.objects import KINDS, MODES, EntryKind, NewContent, signature
 from tars_bot.git.remote import Callbacks
-from tars_bot.git.worktree import Worktree
+from tars_bot.git.worktree import Worktree, discard
 
 T = TypeVar("T")
 LOCK_ATTEMPTS = 50
@@ -399,8 +399,9 @@ class Repo:
             return None
 
     def remove_worktree(self, name: str, path: Path) -> None:
-        """Delete the worktree's files and git's record of it; missing parts are fine."""
-        shutil.rmtree(path, ignore_errors=True)
+        """Delete the worktree's files (whatever a process did to them: what cannot be deleted
+        is moved to the trash) and git's record of it; missing parts are fine."""
+        discard(path, self.git_dir / "tars-bot" / "trash")
         with self._worktree_records():
             with contextlib.suppress(KeyError, pygit2.GitError):
                 self._repo.lookup_worktree(name).prune(True)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pygit2
+
+from tars_bot.errors import TarsError
+
+
+class Unclean(TarsError):
+    """A worktree that could not be made exactly its commit's tree: never to be used again."""
 
 
 class Worktree:
@@ -30,30 +38,51 @@ class Worktree:
         for path in paths:
             target = self.path / path
             if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, ignore_errors=True)
+                with contextlib.suppress(OSError, RecursionError):
+                    remove_tree(target)
             else:
                 target.unlink(missing_ok=True)
 
     def move_to(self, commit: str) -> None:
-        """Check out `commit`, detached; only files that differ are rewritten."""
-        if str(self._repo.head.target) == commit:
-            return
-        strategy = pygit2.enums.CheckoutStrategy
+        """Make the worktree exactly `commit`'s tree (see `reset_to`), detached, so one
+        commit's checks see nothing another's steps or checks left. HEAD stays where it is
+        when it is at `commit` already (on the execution's branch)."""
         target = self._repo[commit].peel(pygit2.Commit)
-        self._repo.checkout_tree(target.tree, strategy=strategy.FORCE | strategy.REMOVE_UNTRACKED)
-        self._repo.set_head(target.id)
+        self._make_exact(target, None if self._repo.head.target == target.id else target.id)
 
     def reset_to(self, commit: str, branch_ref: str | None) -> None:
-        """Make a used worktree a clean checkout of `commit`: files that differ are rewritten,
-        untracked and ignored files removed; HEAD on `branch_ref`, or detached."""
-        strategy = pygit2.enums.CheckoutStrategy
+        """Make a used worktree exactly `commit`'s tree, HEAD on `branch_ref` or detached."""
         target = self._repo[commit].peel(pygit2.Commit)
-        clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
-        self._repo.checkout_tree(target.tree, strategy=clean)
-        if branch_ref:
-            self._repo.set_head(branch_ref)
-        else:
-            self._repo.set_head(target.id)
+        self._make_exact(target, branch_ref or target.id)
+
+    def _make_exact(self, target: pygit2.Commit, head: str | pygit2.Oid | None) -> None:
+        """Remove what the target's tree does not hold (untracked and ignored files, nested
+        repositories, special files), check the tree out over the rest if git sees it differ
+        (only files that differ are rewritten), and put HEAD on `head` (None: where it is).
+        Raises Unclean unless git then sees nothing changed, untracked or ignored: such a
+        worktree must be discarded."""
+        _scrub(self.path, target.tree)
+        if self._repo.head.peel(pygit2.Tree).id != target.tree_id or self._left():
+            strategy = pygit2.enums.CheckoutStrategy
+            clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
+            try:
+                self._repo.checkout_tree(target.tree, strategy=clean)
+            except pygit2.GitError as e:
+                raise Unclean(f"{self.path}: cannot check out {target.id}: {e}") from None
+            if head is not None:
+                self._repo.set_head(head)
+            if left := self._left():
+                named = ", ".join(sorted(left)[:5])
+                raise Unclean(f"{self.path}: differs from {target.id} after its reset: {named}")
+        elif head is not None:
+            self._repo.set_head(head)
+
+    def _left(self) -> dict[str, int]:
+        """What git sees differ from HEAD: changed, untracked or ignored paths."""
+        try:
+            return self._repo.status(untracked_files="all", ignored=True)
+        except pygit2.GitError as e:
+            raise Unclean(f"{self.path}: no status: {e}") from None
 
     def detach(self) -> None:
         """Leave the branch (so git lets users check it out or delete it)."""
@@ -72,3 +101,96 @@ class Worktree:
         index.write()
         if detached:
             self._repo.set_head(pygit2.Oid(hex=commit))
+
+
+def _scrub(root: Path, tree: pygit2.Tree) -> None:
+    """Remove from the worktree at `root` all that `tree` does not hold as it holds it, so the
+    checkout that follows leaves exactly the tree. Nothing is read and no link followed:
+    directory entries are matched to the tree's by name and kind (a link where the tree has
+    a file, or the reverse, the checkout replaces); directories locked against their owner
+    are opened first. The worktree's own `.git` file stays."""
+    pending: list[tuple[Path, dict[str, pygit2.Object]]] = [(root, _children(tree))]
+    while pending:
+        directory, children = pending.pop()
+        for entry in _listing(directory):
+            child = children.get(entry.name)
+            kind = child.type if child is not None else None
+            if kind == _TREE and entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), _children(child)))  # type: ignore[arg-type]
+            elif kind == _SUBMODULE and entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), {}))  # never checked out: empty
+            elif kind == _BLOB and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+                continue
+            elif directory == root and entry.name == ".git":
+                if not entry.is_file(follow_symlinks=False):
+                    raise Unclean(f"{root}: its .git is no longer git's link file")
+            else:
+                _remove(entry)
+
+
+_TREE, _BLOB, _SUBMODULE = (
+    pygit2.enums.ObjectType.TREE,
+    pygit2.enums.ObjectType.BLOB,
+    pygit2.enums.ObjectType.COMMIT,
+)
+
+
+def _children(tree: pygit2.Tree) -> dict[str, pygit2.Object]:
+    """A tree's entries by name, as the file system spells it (bytes that are not UTF-8
+    included)."""
+    return {os.fsdecode(entry.raw_name): entry for entry in tree}
+
+
+def _listing(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of a directory of the tree, which a process may have locked (chmod 000)."""
+    try:
+        mode = directory.lstat().st_mode
+        if mode & 0o700 != 0o700:
+            directory.chmod(mode | 0o700)
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError as e:
+        raise Unclean(f"cannot list {directory}: {e}") from None
+
+
+def _remove(entry: os.DirEntry[str]) -> None:
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(Path(entry.path))
+        else:
+            Path(entry.path).unlink()  # a file, link, FIFO, socket or device node alike
+    except (OSError, RecursionError) as e:
+        raise Unclean(f"cannot remove {entry.path}: {e!r}") from None
+
+
+def remove_tree(top: Path) -> None:
+    """Delete a directory and all under it, whatever a process did to their permissions."""
+    try:
+        shutil.rmtree(top)
+    except PermissionError:
+        _open_up(top)
+        shutil.rmtree(top)
+
+
+def _open_up(top: Path) -> None:
+    """Give the owner full access to every directory under `top` (a loop, not recursion: a
+    process may nest directories deeper than Python's recursion limit)."""
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        with contextlib.suppress(OSError):
+            directory.chmod(0o700)
+            with os.scandir(directory) as entries:
+                pending += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+
+
+def discard(path: Path, trash: Path) -> None:
+    """Delete a worktree's files; what cannot be deleted (a tree nested too deep for
+    `shutil.rmtree`) is moved into `trash`, so a fresh worktree can take its place."""
+    if not os.path.lexists(path):
+        return
+    try:
+        remove_tree(path)
+    except (OSError, RecursionError):
+        trash.mkdir(parents=True, exist_ok=True)
+        path.rename(trash / f"{path.name}-{uuid.uuid4().hex}")
