@@ -16,6 +16,7 @@ from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
 from tars_bot.git.worktree import Unclean
 from tars_bot.paths import PathProblem, Scope, resolve_link
+from tars_bot.untrusted import path as shown
 
 
 @dataclass
@@ -222,7 +223,7 @@ def oversized(root: Path, paths: list[str], max_bytes: int) -> str | None:
 
 
 def _too_large(path: str, size: int, max_bytes: int) -> str:
-    return f"{path} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit"
+    return f"{shown(path)} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit"
 
 
 def anomaly(
@@ -232,18 +233,18 @@ def anomaly(
     followed through the tree's other links (`read_link`), as the file system would."""
     for path, change in changes.items():
         if path.split("/")[0] == ".git" or "/.git/" in f"/{path}":
-            return f"wrote into .git: {path}"
+            return f"wrote into .git: {shown(path)}"
         if not policy.scope.covers(path):
-            return f"changed {path}, outside its scope ({', '.join(policy.scope.patterns)})"
+            return f"changed {shown(path)}, outside its scope ({', '.join(policy.scope.patterns)})"
         if policy.protected.covers(path):
-            return f"changed {path}, a protected path"
+            return f"changed {shown(path)}, a protected path"
         if change.data is None:
             continue
         if change.mode == "symlink":
             inside = resolve_link(path, read_link)
             if inside is None or inside.split("/")[0] == ".git":
                 target = os.fsdecode(change.data)
-                return f"{path} is a symbolic link leaving the worktree (to {target})"
+                return f"{shown(path)} is a symbolic link leaving the worktree (to {shown(target)})"
         elif len(change.data) > policy.max_file_bytes:
             return _too_large(path, len(change.data), policy.max_file_bytes)
     return None
