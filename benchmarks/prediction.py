@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tars_bot import ExecutionSystem, learning, outcomes, search
+from tars_bot import ExecutionSystem
 from tars_bot.git import NewContent, Repo
 from tars_bot.models import (
     Base,
@@ -34,6 +34,8 @@ from tars_bot.models import (
     Validation,
     WriteAction,
 )
+from tars_bot.records import learning, outcomes
+from tars_bot.validation import search
 
 DIRS = [f"src/mod{d}/" for d in range(8)]
 PATHS = [f"{d}file{f}.py" for d in DIRS for f in range(5)]

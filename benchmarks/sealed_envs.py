@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from generate import make_repo
 
 from tars_bot import ExecutionSystem
-from tars_bot.validator import Validator
-from tars_bot.workspace import Workspace
+from tars_bot.execution.workspace import Workspace
+from tars_bot.validation.validator import Validator
 
 NOXFILE = """\
 import nox

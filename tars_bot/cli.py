@@ -14,11 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from tars_bot import __version__, demo, report, untrusted
+from tars_bot import __version__, demo
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
-from tars_bot.loader import validation_problems
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
+from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
+from tars_bot.ui import report, untrusted
 
 LOG_TAIL_LINES = 20
 FRESH_HELP = "run the checks even where a result for the tree is cached (and replace it)"

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from tars_bot.errors import TarsError
-from tars_bot.loader import format_location
 from tars_bot.models import Improvement, Limits, Model, NonEmpty, Validation
+from tars_bot.planning.loader import format_location
 
 
 class Config(Model):

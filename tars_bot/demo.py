@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tars_bot import report
 from tars_bot.errors import EXIT_FAILED, EXIT_OK
 from tars_bot.git import create_repository
 from tars_bot.system import ExecutionSystem
+from tars_bot.ui import report
 
 SAMPLE_FILES = {
     "pyproject.toml": """\

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tars_bot import untrusted
+from tars_bot.ui import untrusted
 
 EXIT_OK = 0
 EXIT_FAILED = 1

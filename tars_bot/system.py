@@ -9,23 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tars_bot import (
-    executor,
-    final,
-    handoff,
-    healing,
-    journal,
-    landing,
-    learning,
-    loader,
-    outcomes,
-    planner,
-    revert,
-    rollback,
-    workspace,
-)
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError, Terminated
+from tars_bot.execution import executor, handoff, workspace
+from tars_bot.execution.sandbox import Sandbox, SandboxInfo, open_sandbox
+from tars_bot.execution.view import View
 from tars_bot.git import Repo
 from tars_bot.models import (
     AFTER_MERGE,
@@ -42,9 +30,11 @@ from tars_bot.models import (
     Suspicion,
 )
 from tars_bot.paths import Scope
-from tars_bot.sandbox import Sandbox, SandboxInfo, open_sandbox
-from tars_bot.validator import Validator
-from tars_bot.view import View
+from tars_bot.planning import loader, planner
+from tars_bot.records import journal, learning, outcomes
+from tars_bot.rollback import landing, revert, undo
+from tars_bot.validation import final_checks, healing
+from tars_bot.validation.validator import Validator
 
 KEPT = ("succeeded", "unvalidated")  # an unvalidated result is kept for the user to decide
 
@@ -208,9 +198,9 @@ class ExecutionSystem:
                 "so its rollback is a revert on a branch of its own (`tars-bot rollback` makes it)"
             )
         if step is None:
-            execution = rollback.rollback_execution(self.repo, execution_id)
+            execution = undo.rollback_execution(self.repo, execution_id)
         else:
-            execution = rollback.rollback_steps(self.repo, execution_id, step, cascade=cascade)
+            execution = undo.rollback_steps(self.repo, execution_id, step, cascade=cascade)
         if execution.pushed_to and execution.branch:
             self._update_remote(execution, before.head_commit, token)
         return execution
@@ -285,7 +275,7 @@ class ExecutionSystem:
 
     def recover(self) -> list[str]:
         """Finish or undo what killed processes left behind; returns what was done."""
-        return rollback.recover(self.repo)
+        return undo.recover(self.repo)
 
     def validate(
         self, execution_id: str, checks: list[str] | None = None, fresh: bool = False
@@ -537,7 +527,7 @@ class ExecutionSystem:
         tip = self.repo.ref(f"refs/heads/{plan.branch}")
         if tip is None:
             return
-        if rollback.supersede(self.repo, plan.branch, execution_id) is None:
+        if undo.supersede(self.repo, plan.branch, execution_id) is None:
             held = [e for e in self.history() if e.head_commit == tip and e.state == "unvalidated"]
             if held:
                 raise TarsError(
@@ -596,7 +586,7 @@ class ExecutionSystem:
         with workspace.Workspace(
             self.repo, execution.id, plan.base.commit, branch, config.worktree_pool
         ) as space:
-            probes = final.ProbeLog(record, progress)
+            probes = final_checks.ProbeLog(record, progress)
             validator = Validator(
                 self.repo,
                 config,
@@ -618,14 +608,16 @@ class ExecutionSystem:
                     on_output=progress.output,
                 )
                 failure = self._apply_steps(ctx, space, record, progress)
-                outcome = None if failure is None else final.Failure(failure)
+                outcome = None if failure is None else final_checks.Failure(failure)
                 if outcome is None and _needs_validation(plan):
                     record.save(record.execution.model_copy(update={"state": "validating"}))
-                    outcome = final.validate(validator, plan, record, space, probes)
+                    outcome = final_checks.validate(validator, plan, record, space, probes)
                     if outcome is None:
-                        results, failure = final.measure_benefits(plan, space, config, limits)
+                        results, failure = final_checks.measure_benefits(
+                            plan, space, config, limits
+                        )
                         record.save(record.execution.model_copy(update={"benefits": results}))
-                        outcome = None if failure is None else final.Failure(failure)
+                        outcome = None if failure is None else final_checks.Failure(failure)
             diff = self.repo.diff(plan.base.commit, space.head) if dry_run else None
         if outcome is None:
             return self._finish(record, "succeeded", None), diff
@@ -676,7 +668,7 @@ class ExecutionSystem:
     def _finish(self, record: journal.Record, state: str, reason: str | None) -> Execution:
         execution = record.execution
         if state not in KEPT and execution.branch:
-            rollback.delete_branch(self.repo, execution)
+            undo.delete_branch(self.repo, execution)
         finished = execution.model_copy(
             update={"state": state, "failure_reason": reason, "finished_at": journal.now()}
         )

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from tars_bot.errors import TarsError
+from tars_bot.execution.sandbox import ruff_binary
 from tars_bot.github import action, checks
 from tars_bot.github.client import GitHubClient
 from tars_bot.models import CheckResult, Execution, Improvement
-from tars_bot.sandbox import ruff_binary
 from tars_bot.system import ExecutionSystem
 from tests.conftest import commit_files, git
 from tests.test_github_action import (  # noqa: F401

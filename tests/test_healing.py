@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tars_bot import ExecutionSystem
-from tars_bot.markdown import execution_markdown
+from tars_bot.ui.markdown import execution_markdown
 from tests.conftest import commit_files, git, leftover_worktrees, run_tars
 from tests.test_crash import check_recovery, user_state
 from tests.test_handoff import clone, commit_on, pushed, receive, tampered

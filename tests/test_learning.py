@@ -9,8 +9,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tars_bot import ExecutionSystem, learning, search
-from tars_bot.learning import Risk, culprit_weights
+from tars_bot import ExecutionSystem
+from tars_bot.records import learning
+from tars_bot.records.learning import Risk, culprit_weights
+from tars_bot.validation import search
 from tests.conftest import commit_files, git, run_tars
 from tests.test_plan_cli import add_improvement
 from tests.test_validate import CHECK, NOXFILE

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tars_bot import ExecutionSystem, Improvement, TarsError
-from tars_bot.loader import KNOWN_KEYS, load_improvement
+from tars_bot.planning.loader import KNOWN_KEYS, load_improvement
 
 scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)

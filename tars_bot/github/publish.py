@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tars_bot import markdown
 from tars_bot.errors import TarsError
 from tars_bot.github import checks
 from tars_bot.github.client import GitHubClient, PullRequest, pull_number
 from tars_bot.system import ExecutionSystem
+from tars_bot.ui import markdown
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import markdown, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.github import action, publish
 from tars_bot.github.client import GitHubClient
@@ -35,6 +34,7 @@ from tars_bot.github.commands import (
 )
 from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.system import Silent
+from tars_bot.ui import markdown, untrusted
 
 RESULT = "result.json"
 BUNDLE = "execution.bundle"

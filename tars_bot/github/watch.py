@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from tars_bot import untrusted
 from tars_bot.config import Config
 from tars_bot.github.client import GitHubClient, pull_number
 from tars_bot.models import Execution, Suspicion
 from tars_bot.system import ExecutionSystem
+from tars_bot.ui import untrusted
 
 # opens the revert pull request of an execution; returns the revert execution's id, or None
 OpenRevert = Callable[[str], str | None]

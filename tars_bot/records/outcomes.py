@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 
-from tars_bot import learning
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, RefConflict, Repo
 from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.records import learning
 
 STATS = "refs/tars-bot/stats"
 TOTALS = "totals.json"

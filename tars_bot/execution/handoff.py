@@ -17,11 +17,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tars_bot import journal, untrusted
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan
 from tars_bot.paths import Scope
+from tars_bot.records import journal
+from tars_bot.ui import untrusted
 
 INCOMING = "refs/tars-bot/incoming/"  # where a bundle's refs wait while they are checked
 JOURNAL_FILES = ("execution.json", "plan.json")

@@ -13,8 +13,8 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
-from tars_bot import untrusted
-from tars_bot.learning import Risk
+from tars_bot.execution.sandbox import SandboxInfo
+from tars_bot.execution.view import View
 from tars_bot.models import (
     CheckResult,
     Culprit,
@@ -25,8 +25,8 @@ from tars_bot.models import (
     SandboxReport,
     StepResult,
 )
-from tars_bot.sandbox import SandboxInfo
-from tars_bot.view import View
+from tars_bot.records.learning import Risk
+from tars_bot.ui import untrusted
 
 
 def step_changes(step: PlannedStep) -> str:

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from tars_bot import executor, faults, workspace
-from tars_bot.executor import StepContext
+from tars_bot import faults
+from tars_bot.execution import executor, workspace
+from tars_bot.execution.executor import StepContext
+from tars_bot.execution.sandbox import ruff_binary
 from tars_bot.models import CheckResult, HealResult, PlannedStep, StepFailure, StepResult
-from tars_bot.quickchecks import Change, uses_ruff
-from tars_bot.sandbox import ruff_binary
+from tars_bot.validation.quickchecks import Change, uses_ruff
 
 PYTHON = (".py", ".pyi")
 

@@ -6,15 +6,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tars_bot import actions, journal, workspace
 from tars_bot.config import Config
+from tars_bot.execution import workspace
+from tars_bot.execution.processes import ProcessResult
+from tars_bot.execution.sandbox import Jail, Sandbox
 from tars_bot.git import NewContent
 from tars_bot.models import CheckResult, ExecutionPlan, PlannedStep, RunAction, StepResult
 from tars_bot.paths import Scope
-from tars_bot.processes import ProcessResult
-from tars_bot.quickchecks import Change, needs_worktree, quick_checks
-from tars_bot.sandbox import Jail, Sandbox
-from tars_bot.validator import Validator
+from tars_bot.planning import actions
+from tars_bot.records import journal
+from tars_bot.validation.quickchecks import Change, needs_worktree, quick_checks
+from tars_bot.validation.validator import Validator
 
 MEMORY_HINTS = (b"MemoryError", b"Cannot allocate memory", b"std::bad_alloc")
 

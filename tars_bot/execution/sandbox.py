@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tars_bot import readback, view
 from tars_bot.errors import TarsError
+from tars_bot.execution import readback, view
+from tars_bot.execution.processes import INFO_FD, MEMORY_SAMPLE_S, Process, ProcessResult
 from tars_bot.git.sandboxed import make_git_dir
-from tars_bot.processes import INFO_FD, MEMORY_SAMPLE_S, Process, ProcessResult
 
 if TYPE_CHECKING:
     from tars_bot.config import Config

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tars_bot import faults, journal
-from tars_bot.actions import Files, TreeFiles
+from tars_bot import faults
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
 from tars_bot.git.worktree import Unclean
 from tars_bot.paths import PathProblem, Scope, resolve_link
-from tars_bot.untrusted import path as shown
+from tars_bot.planning.actions import Files, TreeFiles
+from tars_bot.records import journal
+from tars_bot.ui.untrusted import path as shown
 
 
 @dataclass

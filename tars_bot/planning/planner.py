@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tars_bot import actions, generator, loader
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import PlanError, TarsError
+from tars_bot.execution.sandbox import open_sandbox
 from tars_bot.git import Repo, is_valid_branch_name
 from tars_bot.models import (
     Base,
@@ -28,8 +28,8 @@ from tars_bot.models import (
     Validation,
 )
 from tars_bot.paths import PathProblem, Scope, is_glob, normalize
-from tars_bot.sandbox import open_sandbox
-from tars_bot.validator import list_sessions
+from tars_bot.planning import actions, generator, loader
+from tars_bot.validation.validator import list_sessions
 
 WHOLE_REPO = ["**"]
 LARGE_PATCH_LINES = 1000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from tars_bot import benefits, journal, learning, outcomes, rollback
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
+from tars_bot.execution.workspace import Workspace
 from tars_bot.git import Repo
 from tars_bot.models import (
     Benefit,
@@ -19,8 +19,10 @@ from tars_bot.models import (
     Limits,
     Probe,
 )
-from tars_bot.validator import Validator
-from tars_bot.workspace import Workspace
+from tars_bot.records import journal, learning, outcomes
+from tars_bot.rollback import undo
+from tars_bot.validation import benefits
+from tars_bot.validation.validator import Validator
 
 LOG_KEEP = 1 << 20  # bytes of a check's output kept in its log: the end, where verdicts are
 
@@ -124,7 +126,7 @@ def _probe_commits(repo: Repo, plan: ExecutionPlan, execution: Execution) -> lis
     probes, parent = [], plan.base.commit
     for number, _ in applied:
         later = {s.number for s in execution.steps if s.number > number}
-        tree = rollback.replay(repo, plan, execution, without=dropped | later)
+        tree = undo.replay(repo, plan, execution, without=dropped | later)
         if tree is None:
             return applied  # a kept step needs a dropped one: nothing better to probe
         parent = repo.create_commit(tree, [parent], f"tars-bot probe: up to step {number}")
@@ -278,7 +280,7 @@ def validate(
         if plan.improvement.on_failure != "drop-step" or step is None:
             return Failure(reason)
         try:
-            dropped = rollback.revert_steps(validator.repo, record, step, cascade=True)
+            dropped = undo.revert_steps(validator.repo, record, step, cascade=True)
         except TarsError as e:
             return Failure(f"{reason}; dropping it failed: {e}")
         record.save(_explain_drop(execution, dropped, found.culprits))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from tars_bot import actions, faults, journal, outcomes, processes, workspace
+from tars_bot import faults
 from tars_bot.errors import TarsError
+from tars_bot.execution import processes, workspace
 from tars_bot.git import Repo
 from tars_bot.models import Action, Execution, ExecutionPlan, RunAction, StepResult
+from tars_bot.planning import actions
+from tars_bot.records import journal, outcomes
 
 USER_REFS = ("refs/heads/", "refs/tags/")
 

@@ -10,10 +10,10 @@ A conflict with later work is refused with the files, before anything is made.
 
 from __future__ import annotations
 
-from tars_bot import untrusted
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, Improvement, Landing, Step
+from tars_bot.ui import untrusted
 
 REMOTE_DEFAULTS = (
     "refs/remotes/origin/HEAD",

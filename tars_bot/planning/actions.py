@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tars_bot import patches
 from tars_bot.git import EntryKind, NewContent, Repo
 from tars_bot.models import DeleteAction, EditAction, PatchAction, RunAction, WriteAction
 from tars_bot.paths import PathProblem, ancestors_and_self, normalize
+from tars_bot.planning import patches
 
 FileAction = PatchAction | EditAction | WriteAction | DeleteAction
 

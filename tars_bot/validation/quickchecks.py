@@ -17,10 +17,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tars_bot.execution.processes import ProcessResult
+from tars_bot.execution.sandbox import Jail, Sandbox, ruff_binary
 from tars_bot.git import Repo, Worktree
 from tars_bot.models import CheckResult
-from tars_bot.processes import ProcessResult
-from tars_bot.sandbox import Jail, Sandbox, ruff_binary
 
 RUFF_TIMEOUT_S = 300
 _LINE = re.compile(r"\bline \d+")

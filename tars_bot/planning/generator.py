@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tars_bot.config import Config
 from tars_bot.errors import PlanError
+from tars_bot.execution.sandbox import Jail, open_sandbox
 from tars_bot.git import Repo
-from tars_bot.loader import improvement_from_data, parse_text
 from tars_bot.models import Improvement
-from tars_bot.sandbox import Jail, open_sandbox
+from tars_bot.planning.loader import improvement_from_data, parse_text
 
 
 def generate_steps(

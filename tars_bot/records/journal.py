@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tars_bot import faults, outcomes
+from tars_bot import faults
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo
 from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.records import outcomes
 
 EXECUTIONS = "refs/tars-bot/executions/"
 LOCKS = "refs/tars-bot/locks/"

@@ -9,9 +9,9 @@ from pathlib import Path
 import griffe
 
 from tars_bot.config import Config
+from tars_bot.execution.sandbox import Jail, Sandbox, open_sandbox
 from tars_bot.git import Repo
 from tars_bot.models import Benefit, BenefitResult, Limits
-from tars_bot.sandbox import Jail, Sandbox, open_sandbox
 
 _NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 

@@ -14,15 +14,22 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from tars_bot import search
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
+from tars_bot.execution.processes import ProcessResult
+from tars_bot.execution.readback import UnsafeOutput
+from tars_bot.execution.sandbox import (
+    Jail,
+    Sandbox,
+    SandboxFailed,
+    Scratch,
+    open_sandbox,
+    python_tool,
+)
+from tars_bot.execution.workspace import guard
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits
-from tars_bot.processes import ProcessResult
-from tars_bot.readback import UnsafeOutput
-from tars_bot.sandbox import Jail, Sandbox, SandboxFailed, Scratch, open_sandbox, python_tool
-from tars_bot.workspace import guard
+from tars_bot.validation import search
 
 NOXFILE = "noxfile.py"
 CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json

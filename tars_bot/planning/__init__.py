@@ -1,0 +1,1 @@
+"""Execution Planner: improvement files, step actions and patches, the planner."""

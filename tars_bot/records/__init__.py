@@ -1,0 +1,1 @@
+"""Records: the execution journal in git, the outcome index, learning from history."""

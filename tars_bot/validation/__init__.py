@@ -1,0 +1,1 @@
+"""Change Validator: nox checks and their cache, culprit search, quick checks, healing, benefits."""
