@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,34 +98,55 @@ def stopped(proc: ProcessResult, step: PlannedStep) -> str | None:
     return None
 
 
-def worktree_changes(space: workspace.Workspace, step: PlannedStep) -> list[str] | str:
-    """The paths changed in the worktree since its commit, or why they may not be committed;
-    ignored files are removed (not committed, so not left to influence the checks either)."""
+class StepFailed(Exception):
+    """Why a step cannot be committed: raised where it is found, caught once in `apply_step`
+    (and by healing), where it becomes the step's result."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class RunDetails:
+    """What the step's process did, for its result and its log."""
+
+    exit_code: int | None = None
+    peak_memory_mb: float | None = None
+    cpu_s: float | None = None
+    network: str | None = None
+    log: bytes = b""
+
+    def for_result(self) -> dict[str, object]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "log" and v is not None}
+
+
+def worktree_changes(space: workspace.Workspace, step: PlannedStep) -> list[str]:
+    """The paths changed in the worktree since its commit; ignored files are removed (not
+    committed, so not left to influence the checks either). Raises StepFailed for a file over
+    the size limit."""
     tree = space.checkout()
     changed, ignored = tree.changed_paths()
     tree.remove(ignored)
-    return workspace.oversized(tree.path, changed, _max_file_bytes(step)) or changed
+    if too_large := workspace.oversized(tree.path, changed, _max_file_bytes(step)):
+        raise StepFailed(too_large)
+    return changed
 
 
 def _run(
-    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
-) -> list[str] | str:
-    """Run the step's command in the worktree: the changed paths, or why the step failed."""
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: RunDetails
+) -> list[str]:
+    """Run the step's command in the worktree; the changed paths."""
     assert isinstance(step.action, RunAction)
     proc, tampered = run_in_worktree(
         ctx, space, step, step.action.command, network=ctx.config.allow_network
     )
-    details.update(
-        exit_code=proc.exit_code,
-        peak_memory_mb=proc.peak_memory_mb,
-        cpu_s=proc.cpu_s,
-        network=proc.network,
-        log=proc.output,
-    )
+    details.exit_code, details.peak_memory_mb = proc.exit_code, proc.peak_memory_mb
+    details.cpu_s, details.network, details.log = proc.cpu_s, proc.network, proc.output
     if reason := tampered or stopped(proc, step):
-        return reason
+        raise StepFailed(reason)
     if proc.exit_code != 0:
-        return f"command exited with code {proc.exit_code}{_hint(proc.output, step)}"
+        raise StepFailed(f"command exited with code {proc.exit_code}{_hint(proc.output, step)}")
     return worktree_changes(space, step)
 
 
@@ -141,21 +163,42 @@ def _hint(output: bytes, step: PlannedStep) -> str:
 
 
 def _apply(
-    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: dict
-) -> tuple[dict[str, NewContent] | None, str | None]:
-    """Change the files: (changes, None) or (None, why the step failed)."""
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, details: RunDetails
+) -> dict[str, NewContent]:
+    """Change the files; what they now hold."""
     if isinstance(step.action, RunAction):
-        outcome = _run(ctx, space, step, details)
-        files = space.files()
-    else:
-        files = space.files()
-        try:
-            outcome = actions.apply(step.action, files)
-        except actions.ActionProblem as e:
-            outcome = f"{e.field}: {e}"
-    if isinstance(outcome, str):
-        return None, outcome
-    return files.changes(outcome), None
+        paths = _run(ctx, space, step, details)
+        return space.files().changes(paths)
+    files = space.files()
+    try:
+        paths = actions.apply(step.action, files)
+    except actions.ActionProblem as e:
+        raise StepFailed(f"{e.field}: {e}") from None
+    return files.changes(paths)
+
+
+def _commit(
+    ctx: StepContext, space: workspace.Workspace, step: PlannedStep, changes: dict[str, NewContent]
+) -> tuple[str, str, int] | None:
+    """Commit the step's changes within its policy and limits: (commit, tree, changed lines),
+    or None when they change nothing."""
+    if reason := workspace.anomaly(changes, policy(ctx, step), space.link_reader(changes)):
+        raise StepFailed(reason)
+    staged = space.stage(changes)
+    if staged is None:
+        return None
+    tree, lines = staged
+    size = sum(len(c.data) for c in changes.values() if c.data is not None)
+    if lines > step.limits.max_changed_lines:
+        raise StepFailed(
+            f"changed {lines} lines, over the limit of {step.limits.max_changed_lines}"
+        )
+    if size > step.limits.max_changed_bytes:
+        limit = step.limits.max_changed_bytes
+        raise StepFailed(
+            f"changed {size} bytes, over the limit of {limit} (limits.max_changed_bytes)"
+        )
+    return space.commit(tree, sorted(changes), commit_message(ctx, step)), tree, lines
 
 
 def policy(ctx: StepContext, step: PlannedStep) -> workspace.Policy:
@@ -185,39 +228,31 @@ def apply_step(
 ) -> tuple[StepResult, bytes]:
     """Apply, check and commit one step; a failure is a result, not an exception."""
     start = time.monotonic()
-    details: dict = {}
+    details = RunDetails()
     parent_tree = space.repo.tree_of(space.head)
-    changes, reason = _apply(ctx, space, step, details)
-    commit, lines = None, 0
-    if changes is not None:
-        reason = workspace.anomaly(changes, policy(ctx, step), space.link_reader(changes))
-    if reason is None and (staged := space.stage(changes or {})) is not None:
-        tree, lines = staged
-        size = sum(len(c.data) for c in (changes or {}).values() if c.data is not None)
-        if lines > step.limits.max_changed_lines:
-            reason = f"changed {lines} lines, over the limit of {step.limits.max_changed_lines}"
-        elif size > step.limits.max_changed_bytes:
-            limit = step.limits.max_changed_bytes
-            reason = f"changed {size} bytes, over the limit of {limit} (limits.max_changed_bytes)"
-        else:
-            commit = space.commit(tree, sorted(changes or {}), commit_message(ctx, step))
-    checks = []
-    if commit:
-        change = Change(tree, parent_tree, sorted(changes or {}))
-        checks = step_checks(ctx, space, step, change, commit)
-        if failed := next((c for c in checks if c.status == "failed"), None):
-            reason = f"per-step check: {failed.describe()}"
-    log = details.pop("log", b"")
+    changes: dict[str, NewContent] = {}
+    commit, lines, checks, reason = None, 0, [], None
+    try:
+        changes = _apply(ctx, space, step, details)
+        if committed := _commit(ctx, space, step, changes):
+            commit, tree, lines = committed
+            checks = step_checks(
+                ctx, space, step, Change(tree, parent_tree, sorted(changes)), commit
+            )
+            if failed := next((c for c in checks if c.status == "failed"), None):
+                reason = f"per-step check: {failed.describe()}"
+    except StepFailed as e:
+        reason = e.reason
     result = StepResult(
         number=step.number,
         name=step.name,
         state="failed" if reason else ("applied" if commit else "skipped"),
         checks=checks,
         commit=commit,
-        changed_files=sorted(changes or {}) if commit else [],
+        changed_files=sorted(changes) if commit else [],
         changed_lines=lines,
         duration_s=round(time.monotonic() - start, 3),
         reason=reason,
-        **details,
+        **details.for_result(),
     )
-    return result, log
+    return result, details.log

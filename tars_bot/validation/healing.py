@@ -149,9 +149,10 @@ def _round(
     """One round: the healers, then the step's checks on what they made; or why it ends."""
     if problem := _run_healers(ctx, space, step, failed, request, tried):
         return problem
-    paths = executor.worktree_changes(space, step)
-    if isinstance(paths, str):
-        return paths
+    try:
+        paths = executor.worktree_changes(space, step)
+    except executor.StepFailed as e:
+        return e.reason
     # the worktree may stand at the last round's candidate: what changed since the step counts
     tried.paths.update(paths)
     changes = space.files().changes(sorted(tried.paths))
