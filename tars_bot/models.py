@@ -264,7 +264,13 @@ ExecutionState = Literal[
     "closed",
     "reverted",
 ]
-AFTER_MERGE: tuple[ExecutionState, ...] = ("merged", "reverted")
+# the groups of states, defined once; `Execution` names them as properties
+IN_FLIGHT: tuple[ExecutionState, ...] = ("running", "validating")  # its process may still run
+KEPT: tuple[ExecutionState, ...] = ("succeeded", "unvalidated")  # its branch is kept
+AFTER_MERGE: tuple[ExecutionState, ...] = ("merged", "reverted")  # rollback means a revert
+LANDS: tuple[ExecutionState, ...] = ("succeeded", "merged", "reverted")  # may be on the default
+OK: tuple[ExecutionState, ...] = ("succeeded", "merged", "reverted", "closed")  # for history
+BROKE: tuple[ExecutionState, ...] = ("failed", "rolled_back", "interrupted")  # for history
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
 
 
@@ -468,3 +474,18 @@ class Execution(Model):
     suspected: Suspicion | None = Field(
         None, description="Set while a watched CI workflow blames this execution's merge."
     )
+
+    @property
+    def in_flight(self) -> bool:
+        """Running or validating, as journaled: its process may still be at work."""
+        return self.state in IN_FLIGHT
+
+    @property
+    def kept(self) -> bool:
+        """Its branch is kept (succeeded, or unvalidated for the user to decide)."""
+        return self.state in KEPT
+
+    @property
+    def after_merge(self) -> bool:
+        """On the default branch: rolling it back means a revert there."""
+        return self.state in AFTER_MERGE

@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from tars_bot.models import (
+    BROKE,
+    OK,
     QUICK_CHECKS,
     EditAction,
     Execution,
@@ -27,8 +29,6 @@ from tars_bot.models import (
 )
 
 Totals = dict[str, Any]  # nested dicts of ints
-OK = ("succeeded", "merged", "reverted", "closed")
-BROKE = ("failed", "rolled_back", "interrupted")
 LINE_BUCKETS = (10, 100, 1000)
 SUPPORT = 3  # steps of history a feature needs before it counts
 SMOOTHING = 2.0  # pseudo-steps at the overall rate, added to each feature's counts

@@ -23,7 +23,6 @@ from tars_bot.records import learning
 STATS = "refs/tars-bot/stats"
 TOTALS = "totals.json"
 SHARDS = "executions"
-IN_FLIGHT = ("running", "validating")  # read from the journal: the index has their start only
 ATTEMPTS = 20  # compare-and-swap retries against concurrent executions
 
 
