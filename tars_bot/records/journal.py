@@ -78,7 +78,7 @@ class Record:
         faults.point("before-journal-update")
         self._repo.update_ref(EXECUTIONS + execution.id, commit, self._head)
         faults.point("after-journal-update")
-        if self._head is None or execution.state not in outcomes.IN_FLIGHT:
+        if self._head is None or not execution.in_flight:
             outcomes.note(self._repo, execution.id, commit)  # its start; each lasting state
         self._head = commit
         self.execution = execution
@@ -116,7 +116,7 @@ def history(repo: Repo, limit: int | None = None) -> list[Execution]:
             return []
         outcomes.rebuild(repo, heads(repo))
         indexed = outcomes.history(repo, limit) or []
-    return [load(repo, e.id) if e.state in outcomes.IN_FLIGHT else e for e in indexed]
+    return [load(repo, e.id) if e.in_flight else e for e in indexed]
 
 
 def heads(repo: Repo) -> dict[str, str]:
