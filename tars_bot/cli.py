@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +13,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from tars_bot import __version__, demo
-from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
+from tars_bot import __version__, demo, errors
+from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
@@ -613,12 +612,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return int(e.code or 0)
-    exit_code: list[int] = []
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        with error_handler(exit_code):
-            exit_code.append(args.func(args))
-            sys.stdout.flush()  # a reader that left shows here, inside the handler
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return exit_code[-1]
+    return errors.run(args.func, args)
