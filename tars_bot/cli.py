@@ -1,4 +1,5 @@
-"""The `tars-bot` command: argument parsing, and one function per verb returning an exit code."""
+"""The `tars-bot` command: one function per verb returning an exit code, and the table binding
+each to its parser (in `arguments`)."""
 
 from __future__ import annotations
 
