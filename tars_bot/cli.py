@@ -1,4 +1,5 @@
-"""The `tars-bot` command: argument parsing, and one function per verb returning an exit code."""
+"""The `tars-bot` command: one function per verb returning an exit code, and the table binding
+each to its parser (in `arguments`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,26 +14,14 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from tars_bot import __version__, demo
-from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError, error_handler, raise_terminated
+from tars_bot import arguments, demo, errors
+from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import report, untrusted
 
 LOG_TAIL_LINES = 20
-FRESH_HELP = "run the checks even where a result for the tree is cached (and replace it)"
-EPILOG = """\
-examples:
-  tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
-  tars-bot plan --improvement-file x.yaml --format json --output-file plan.json
-  tars-bot execute --improvement-id utf8-io          one commit per step on tars-bot/utf8-io
-  tars-bot execute --plan-file plan.json --dry-run   show the change, keep nothing
-  tars-bot history                                   what ran, newest first
-  tars-bot check .tars/improvements/*.yaml           validate improvement files
-  tars-bot schema > improvement.schema.json          JSON Schema for editors
-  tars-bot demo                                      try it on a sample repository
-"""
 
 
 def _console() -> Console:
@@ -367,244 +355,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(_console(), Path(args.dir) if args.dir else None)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 1, found {text!r}")
-    return int(text)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tars-bot",
-        description="Execute code improvements safely: one branch per improvement, one commit "
-        "per step.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"tars-bot {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--repo", default=".", metavar="PATH", help="repository to work on (default: current)"
-    )
-    common.add_argument("--verbose", "-v", action="store_true", help="say more")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-
-    plan = verbs.add_parser(
-        "plan",
-        parents=[common],
-        help="turn an improvement into a checked execution plan",
-        description="Check an improvement against a base commit and print its execution plan. "
-        "Nothing in the repository changes.",
-    )
-    source = plan.add_mutually_exclusive_group(required=True)
-    source.add_argument("--improvement-id", metavar="ID", help="load <improvements_dir>/ID.yaml")
-    source.add_argument("--improvement-file", metavar="PATH", help="load this file")
-    plan.add_argument(
-        "--output-file", metavar="PATH", help="write the plan JSON here ('-': stdout)"
-    )
-    plan.add_argument("--base", default="HEAD", metavar="REF", help="commit to plan against")
-    plan.add_argument("--format", choices=("text", "json"), default="text")
-    plan.add_argument(
-        "--explain-risk",
-        action="store_true",
-        help="say why each step is rated as risky as it is (from `tars-bot stats` history)",
-    )
-    plan.set_defaults(func=cmd_plan)
-
-    execute = verbs.add_parser(
-        "execute",
-        parents=[common],
-        help="run a plan: one commit per step on a new branch, isolated from your checkout",
-        description="Execute a plan on branch <branch_prefix><id>: file steps in memory, "
-        "commands in a worktree of tars-bot's own. Your checkout is never touched. A failing "
-        "step rolls everything back (exit 1).",
-    )
-    source = execute.add_mutually_exclusive_group(required=True)
-    source.add_argument("--plan-file", metavar="PATH", help="a plan written by `tars-bot plan`")
-    source.add_argument("--improvement-id", metavar="ID", help="plan and execute this improvement")
-    source.add_argument("--improvement-file", metavar="PATH", help="plan and execute this file")
-    execute.add_argument(
-        "--dry-run", action="store_true", help="apply in a throwaway worktree, print the diff"
-    )
-    execute.add_argument("--fresh", action="store_true", help=FRESH_HELP)
-    execute.add_argument(
-        "--bundle",
-        metavar="PATH",
-        help="on success, write the branch and its journal as a git bundle for `tars-bot "
-        "receive` in a job that may push (this one needs no write token)",
-    )
-    execute.add_argument(
-        "--push", action="store_true", help="push the branch and its journal (GITHUB_TOKEN)"
-    )
-    execute.add_argument(
-        "--open-pr",
-        action="store_true",
-        help="push, then open or update a pull request (GITHUB_REPOSITORY, GITHUB_TOKEN)",
-    )
-    execute.add_argument("--remote", default="origin", help="where to push (default: origin)")
-    execute.add_argument(
-        "--rebase",
-        action="store_true",
-        help="with --plan-file: plan its improvement again where its base ref is now",
-    )
-    execute.set_defaults(func=cmd_execute)
-
-    status = verbs.add_parser("status", parents=[common], help="show one execution")
-    status.add_argument("--execution-id", required=True, metavar="ID")
-    status.add_argument("--format", choices=("text", "json"), default="text")
-    status.add_argument("--log", type=_positive, metavar="N", help="print the output of step N")
-    status.set_defaults(func=cmd_status)
-
-    history = verbs.add_parser("history", parents=[common], help="list executions, newest first")
-    history.add_argument("--limit", type=_positive, metavar="N", help="show at most N")
-    history.add_argument("--format", choices=("text", "json"), default="text")
-    history.set_defaults(func=cmd_history)
-
-    stats = verbs.add_parser(
-        "stats",
-        parents=[common],
-        help="what past executions say: success rate, what fails most, time saved",
-        description="Read from the outcome index (refs/tars-bot/stats), which tars-bot keeps as "
-        "executions start and end and pushes with the journal. --rebuild makes it again from "
-        "the journals (refs/tars-bot/executions/*).",
-    )
-    stats.add_argument("--rebuild", action="store_true", help="rebuild the index first")
-    stats.add_argument("--format", choices=("text", "json"), default="text")
-    stats.set_defaults(func=cmd_stats)
-
-    rollback = verbs.add_parser(
-        "rollback",
-        parents=[common],
-        help="undo an execution, or one of its steps",
-        description="Before the merge: without --step, delete the execution's branch (the "
-        "journal keeps its commits); with --step N, add a commit reverting step N on the branch. "
-        "Both are verified. After the merge: a new branch tars-bot/revert-ID from the default "
-        "branch undoes the change (or step N), runs the same final checks, and with --open-pr "
-        "becomes a pull request; a conflict with later work is refused, naming the files.",
-    )
-    rollback.add_argument("--execution-id", required=True, metavar="ID")
-    rollback.add_argument("--step", type=_positive, metavar="N", help="revert only step N")
-    rollback.add_argument(
-        "--cascade", action="store_true", help="with --step: also revert the steps built on it"
-    )
-    rollback.add_argument(
-        "--onto",
-        metavar="BRANCH",
-        help="the default branch it was merged into (default: origin's HEAD, main or master)",
-    )
-    rollback.add_argument(
-        "--push", action="store_true", help="merged: push the revert branch (GITHUB_TOKEN)"
-    )
-    rollback.add_argument(
-        "--open-pr", action="store_true", help="merged: push the revert and open its pull request"
-    )
-    rollback.add_argument("--remote", default="origin", help="where to push (default: origin)")
-    rollback.set_defaults(func=cmd_rollback)
-
-    receive = verbs.add_parser(
-        "receive",
-        parents=[common],
-        help="check a bundle from `execute --bundle` against the plan, then push it",
-        description="Split privilege: the job that ran the improvement held no write token. "
-        "Here the plan is computed again from the trusted branch, and the bundle must hold "
-        "exactly its branch and journal, tars-bot's commits only, each step within its scope, "
-        "no protected path; otherwise nothing is pushed (exit 2).",
-    )
-    receive.add_argument("--bundle", required=True, metavar="PATH")
-    wanted = receive.add_mutually_exclusive_group(required=True)
-    wanted.add_argument("--improvement-id", metavar="ID")
-    wanted.add_argument("--improvement-file", metavar="PATH")
-    receive.add_argument(
-        "--trusted",
-        default="HEAD",
-        metavar="REF",
-        help="the branch the plan's base must be on (default: HEAD, the default branch)",
-    )
-    receive.add_argument("--push", action="store_true", help="push the branch and its journal")
-    receive.add_argument(
-        "--open-pr", action="store_true", help="push, then open or update its pull request"
-    )
-    receive.add_argument("--remote", default="origin", help="where to push (default: origin)")
-    receive.set_defaults(func=cmd_receive)
-
-    validate = verbs.add_parser(
-        "validate",
-        parents=[common],
-        help="run checks on an execution's result again (cached per tree)",
-    )
-    validate.add_argument("--execution-id", required=True, metavar="ID")
-    validate.add_argument(
-        "--sessions", nargs="+", metavar="S", help="nox sessions or tag:NAME (default: final)"
-    )
-    validate.add_argument("--fresh", action="store_true", help=FRESH_HELP)
-    validate.add_argument("--format", choices=("text", "json"), default="text")
-    validate.set_defaults(func=cmd_validate)
-
-    recover = verbs.add_parser(
-        "recover",
-        parents=[common],
-        help="finish or undo what killed processes left: executions, worktrees, locks",
-    )
-    recover.set_defaults(func=cmd_recover)
-
-    action_parser = verbs.add_parser(
-        "action",
-        parents=[common],
-        help="the GitHub Action entrypoint (reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH)",
-    )
-    action_parser.set_defaults(func=cmd_action)
-
-    serve = verbs.add_parser(
-        "serve",
-        help="receive GitHub webhooks (TARS_BOT_WEBHOOK_SECRET) and hand commands to Actions",
-        description="A GitHub App webhook receiver: verifies each delivery's signature, answers "
-        "at once, and dispatches authorized /tars-bot commands to the repository's tars-bot "
-        "workflow, or runs them here with --local-workers.",
-    )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--local-workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="run commands on this host, N repositories at once, each execute in a child "
-        "process with a read-only token (default: dispatch to Actions)",
-    )
-    serve.add_argument("--workflow", default="tars-bot.yml", help="the workflow to dispatch")
-    serve.set_defaults(func=cmd_serve)
-
-    check = verbs.add_parser(
-        "check",
-        parents=[common],
-        help="validate improvement files (the pre-commit hook)",
-        description="Validate improvement files: schema, and feasibility against HEAD. "
-        "Prints every problem; exits 1 if any file has one.",
-    )
-    check.add_argument("files", nargs="+", metavar="FILE")
-    check.set_defaults(func=cmd_check)
-
-    schema = verbs.add_parser("schema", help="print the JSON Schema of improvement files")
-    schema.set_defaults(func=cmd_schema)
-
-    sandbox = verbs.add_parser(
-        "sandbox",
-        parents=[common],
-        help="show what sandboxed processes see, and why",
-        description="Print the sandbox's view: every directory a run step (or, with --check, "
-        "a nox session) can see, read-only or writable, and why it is there. Nothing else of "
-        "the host is visible. Directories left out (a PATH entry that contains your checkout, "
-        "say) are listed with the reason. Add more with `sandbox_paths` in [tool.tars-bot].",
-    )
-    sandbox.add_argument("--check", action="store_true", help="the view of a nox session")
-    sandbox.add_argument("--format", choices=("text", "json"), default="text")
-    sandbox.set_defaults(func=cmd_sandbox)
-
-    demo_parser = verbs.add_parser("demo", help="build a sample repository and run tars-bot on it")
-    demo_parser.add_argument(
-        "--dir", metavar="PATH", help="where to build it (default: a temp dir)"
-    )
-    demo_parser.set_defaults(func=cmd_demo)
+    parser, verbs, common = arguments.top()
+    for verb_parser, command in (  # in the order `tars-bot --help` lists them
+        (arguments.plan_parser, cmd_plan),
+        (arguments.execute_parser, cmd_execute),
+        (arguments.status_parser, cmd_status),
+        (arguments.history_parser, cmd_history),
+        (arguments.stats_parser, cmd_stats),
+        (arguments.rollback_parser, cmd_rollback),
+        (arguments.receive_parser, cmd_receive),
+        (arguments.validate_parser, cmd_validate),
+        (arguments.recover_parser, cmd_recover),
+        (arguments.action_parser, cmd_action),
+        (arguments.serve_parser, cmd_serve),
+        (arguments.check_parser, cmd_check),
+        (arguments.schema_parser, cmd_schema),
+        (arguments.sandbox_parser, cmd_sandbox),
+        (arguments.demo_parser, cmd_demo),
+    ):
+        verb_parser(verbs, common).set_defaults(func=command)
     return parser
 
 
@@ -613,12 +383,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return int(e.code or 0)
-    exit_code: list[int] = []
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        with error_handler(exit_code):
-            exit_code.append(args.func(args))
-            sys.stdout.flush()  # a reader that left shows here, inside the handler
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return exit_code[-1]
+    return errors.run(args.func, args)

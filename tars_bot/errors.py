@@ -5,13 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tars_bot.ui import untrusted
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,28 +78,37 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-@contextlib.contextmanager
-def error_handler(exit_code: list[int]) -> Iterator[None]:
-    """Map every way out of the CLI to an exit code and at most a few readable lines."""
+def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a verb: its exit code, or the one for how it failed with at most a few readable lines.
+    SIGTERM unwinds it like Ctrl-C while it runs."""
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
-        yield
+        code = command(args)
+        sys.stdout.flush()  # a reader that left shows here, inside the handler
+        return code
     except TarsError as e:
-        # problems quote the improvement (file names, output): shown, never acting
-        with untrusted.no_workflow_commands(os.environ, sys.stderr.write):
-            for problem in e.problems:
-                print(f"error: {untrusted.for_terminal(problem)}", file=sys.stderr)
-        exit_code.append(EXIT_USAGE)
+        _print_problems(e)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        exit_code.append(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Terminated:
         print("terminated", file=sys.stderr)
-        exit_code.append(EXIT_TERMINATED)
+        return EXIT_TERMINATED
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as `cat` would
         _silence_stdout()
-        exit_code.append(EXIT_BROKEN_PIPE)
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # the one broad catch: anything unexpected gets a log, not a traceback
         path = _write_crash_log(e)
         said = untrusted.for_terminal(f"{type(e).__name__}: {e}", one_line=True)
         print(f"internal error: {said} (traceback in {path})", file=sys.stderr)
-        exit_code.append(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_problems(error: TarsError) -> None:
+    # problems quote the improvement (file names, output): shown, never acting
+    with untrusted.no_workflow_commands(os.environ, sys.stderr.write):
+        for problem in error.problems:
+            print(f"error: {untrusted.for_terminal(problem)}", file=sys.stderr)

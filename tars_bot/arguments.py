@@ -1,0 +1,316 @@
+"""The `tars-bot` command line: each shared option defined once, and one parser per verb.
+
+A verb's parser function takes the subparsers and the options every verb that works on a
+repository has (`common`), and returns its parser; `cli` binds each to the function it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from argparse import ArgumentParser
+
+from tars_bot import __version__
+
+Verbs = argparse._SubParsersAction  # what `add_subparsers` returns
+
+EPILOG = """\
+examples:
+  tars-bot plan --improvement-id utf8-io            plan .tars/improvements/utf8-io.yaml
+  tars-bot plan --improvement-file x.yaml --format json --output-file plan.json
+  tars-bot execute --improvement-id utf8-io          one commit per step on tars-bot/utf8-io
+  tars-bot execute --plan-file plan.json --dry-run   show the change, keep nothing
+  tars-bot history                                   what ran, newest first
+  tars-bot check .tars/improvements/*.yaml           validate improvement files
+  tars-bot schema > improvement.schema.json          JSON Schema for editors
+  tars-bot demo                                      try it on a sample repository
+"""
+
+
+def top() -> tuple[ArgumentParser, Verbs, ArgumentParser]:
+    """The `tars-bot` parser, its verbs to add to, and the options they share."""
+    parser = ArgumentParser(
+        prog="tars-bot",
+        description="Execute code improvements safely: one branch per improvement, one commit "
+        "per step.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tars-bot {__version__}")
+    common = ArgumentParser(add_help=False)
+    common.add_argument(
+        "--repo", default=".", metavar="PATH", help="repository to work on (default: current)"
+    )
+    common.add_argument("--verbose", "-v", action="store_true", help="say more")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    return parser, verbs, common
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 1, found {text!r}")
+    return int(text)
+
+
+def _add_format(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), or json for programs",
+    )
+
+
+def _add_execution_id(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--execution-id", required=True, metavar="ID", help="as `tars-bot history` lists it"
+    )
+
+
+def _add_fresh(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run the checks even where a result for the tree is cached (and replace it)",
+    )
+
+
+def _add_improvement_source(parser: ArgumentParser, plan_file: bool = False) -> None:
+    """The improvement to work on: one of its id or its file (or, with `plan_file`, a plan)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    if plan_file:
+        source.add_argument("--plan-file", metavar="PATH", help="a plan written by `tars-bot plan`")
+    source.add_argument("--improvement-id", metavar="ID", help="load <improvements_dir>/ID.yaml")
+    source.add_argument("--improvement-file", metavar="PATH", help="load this file")
+
+
+def _add_publishing(parser: ArgumentParser, description: str | None = None) -> None:
+    publishing = parser.add_argument_group("publishing", description)
+    publishing.add_argument(
+        "--push", action="store_true", help="push the branch and its journal (GITHUB_TOKEN)"
+    )
+    publishing.add_argument(
+        "--open-pr",
+        action="store_true",
+        help="push, then open or update its pull request (GITHUB_REPOSITORY, GITHUB_TOKEN)",
+    )
+    publishing.add_argument("--remote", default="origin", help="where to push (default: origin)")
+
+
+def plan_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "plan",
+        parents=[common],
+        help="turn an improvement into a checked execution plan",
+        description="Check an improvement against a base commit and print its execution plan. "
+        "Nothing in the repository changes.",
+    )
+    _add_improvement_source(parser)
+    parser.add_argument(
+        "--output-file", metavar="PATH", help="write the plan JSON here ('-': stdout)"
+    )
+    parser.add_argument("--base", default="HEAD", metavar="REF", help="commit to plan against")
+    _add_format(parser)
+    parser.add_argument(
+        "--explain-risk",
+        action="store_true",
+        help="say why each step is rated as risky as it is (from `tars-bot stats` history)",
+    )
+    return parser
+
+
+def execute_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "execute",
+        parents=[common],
+        help="run a plan: one commit per step on a new branch, isolated from your checkout",
+        description="Execute a plan on branch <branch_prefix><id>: file steps in memory, "
+        "commands in a worktree of tars-bot's own. Your checkout is never touched. A failing "
+        "step rolls everything back (exit 1).",
+    )
+    _add_improvement_source(parser, plan_file=True)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="apply in a throwaway worktree, print the diff"
+    )
+    _add_fresh(parser)
+    parser.add_argument(
+        "--bundle",
+        metavar="PATH",
+        help="on success, write the branch and its journal as a git bundle for `tars-bot "
+        "receive` in a job that may push (this one needs no write token)",
+    )
+    _add_publishing(parser, "after a successful execution")
+    parser.add_argument(
+        "--rebase",
+        action="store_true",
+        help="with --plan-file: plan its improvement again where its base ref is now",
+    )
+    return parser
+
+
+def status_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser("status", parents=[common], help="show one execution")
+    _add_execution_id(parser)
+    _add_format(parser)
+    parser.add_argument("--log", type=_positive, metavar="N", help="print the output of step N")
+    return parser
+
+
+def history_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser("history", parents=[common], help="list executions, newest first")
+    parser.add_argument("--limit", type=_positive, metavar="N", help="show at most N")
+    _add_format(parser)
+    return parser
+
+
+def stats_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "stats",
+        parents=[common],
+        help="what past executions say: success rate, what fails most, time saved",
+        description="Read from the outcome index (refs/tars-bot/stats), which tars-bot keeps as "
+        "executions start and end and pushes with the journal. --rebuild makes it again from "
+        "the journals (refs/tars-bot/executions/*).",
+    )
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the index first")
+    _add_format(parser)
+    return parser
+
+
+def rollback_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "rollback",
+        parents=[common],
+        help="undo an execution, or one of its steps",
+        description="Before the merge: without --step, delete the execution's branch (the "
+        "journal keeps its commits); with --step N, add a commit reverting step N on the branch. "
+        "Both are verified. After the merge: a new branch tars-bot/revert-ID from the default "
+        "branch undoes the change (or step N), runs the same final checks, and with --open-pr "
+        "becomes a pull request; a conflict with later work is refused, naming the files.",
+    )
+    _add_execution_id(parser)
+    parser.add_argument("--step", type=_positive, metavar="N", help="revert only step N")
+    parser.add_argument(
+        "--cascade", action="store_true", help="with --step: also revert the steps built on it"
+    )
+    parser.add_argument(
+        "--onto",
+        metavar="BRANCH",
+        help="the default branch it was merged into (default: origin's HEAD, main or master)",
+    )
+    _add_publishing(parser, "only for a merged execution, whose rollback is a revert branch")
+    return parser
+
+
+def receive_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "receive",
+        parents=[common],
+        help="check a bundle from `execute --bundle` against the plan, then push it",
+        description="Split privilege: the job that ran the improvement held no write token. "
+        "Here the plan is computed again from the trusted branch, and the bundle must hold "
+        "exactly its branch and journal, tars-bot's commits only, each step within its scope, "
+        "no protected path; otherwise nothing is pushed (exit 2).",
+    )
+    parser.add_argument("--bundle", required=True, metavar="PATH")
+    _add_improvement_source(parser)
+    parser.add_argument(
+        "--trusted",
+        default="HEAD",
+        metavar="REF",
+        help="the branch the plan's base must be on (default: HEAD, the default branch)",
+    )
+    _add_publishing(parser)
+    return parser
+
+
+def validate_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "validate",
+        parents=[common],
+        help="run checks on an execution's result again (cached per tree)",
+    )
+    _add_execution_id(parser)
+    parser.add_argument(
+        "--sessions", nargs="+", metavar="S", help="nox sessions or tag:NAME (default: final)"
+    )
+    _add_fresh(parser)
+    _add_format(parser)
+    return parser
+
+
+def recover_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    return verbs.add_parser(
+        "recover",
+        parents=[common],
+        help="finish or undo what killed processes left: executions, worktrees, locks",
+    )
+
+
+def action_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    return verbs.add_parser(
+        "action",
+        parents=[common],
+        help="the GitHub Action entrypoint (reads GITHUB_EVENT_NAME and GITHUB_EVENT_PATH)",
+    )
+
+
+def serve_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    """Serves many repositories: no `common`."""
+    parser = verbs.add_parser(
+        "serve",
+        help="receive GitHub webhooks (TARS_BOT_WEBHOOK_SECRET) and hand commands to Actions",
+        description="A GitHub App webhook receiver: verifies each delivery's signature, answers "
+        "at once, and dispatches authorized /tars-bot commands to the repository's tars-bot "
+        "workflow, or runs them here with --local-workers.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--local-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run commands on this host, N repositories at once, each execute in a child "
+        "process with a read-only token (default: dispatch to Actions)",
+    )
+    parser.add_argument("--workflow", default="tars-bot.yml", help="the workflow to dispatch")
+    return parser
+
+
+def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "check",
+        parents=[common],
+        help="validate improvement files (the pre-commit hook)",
+        description="Validate improvement files: schema, and feasibility against HEAD. "
+        "Prints every problem; exits 1 if any file has one.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def schema_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    """Needs no repository: no `common`."""
+    return verbs.add_parser("schema", help="print the JSON Schema of improvement files")
+
+
+def sandbox_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "sandbox",
+        parents=[common],
+        help="show what sandboxed processes see, and why",
+        description="Print the sandbox's view: every directory a run step (or, with --check, "
+        "a nox session) can see, read-only or writable, and why it is there. Nothing else of "
+        "the host is visible. Directories left out (a PATH entry that contains your checkout, "
+        "say) are listed with the reason. Add more with `sandbox_paths` in [tool.tars-bot].",
+    )
+    parser.add_argument("--check", action="store_true", help="the view of a nox session")
+    _add_format(parser)
+    return parser
+
+
+def demo_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    """Builds its own repository: no `common`."""
+    parser = verbs.add_parser("demo", help="build a sample repository and run tars-bot on it")
+    parser.add_argument("--dir", metavar="PATH", help="where to build it (default: a temp dir)")
+    return parser
