@@ -199,6 +199,6 @@ def _check_journal(
 def _move(repo: Repo, name: str, target: str) -> None:
     """Give the checked ref its name: new, or moved from a commit tars-bot made before."""
     current = repo.ref(name)
-    if current not in (None, target) and not repo.trailers(current).get("Tars-Improvement"):
+    if current not in (None, target) and not journal.made_by_tars(repo, current):
         raise HandoffRefused(f"{name} exists here with commits tars-bot did not make")
     repo.update_ref(name, target, current)

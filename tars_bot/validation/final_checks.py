@@ -271,7 +271,7 @@ def validate(
         execution = record.execution
         found = find_culprits(validator, plan, execution, probes)
         culprits = [*execution.culprits, *found.culprits]
-        record.save(execution.model_copy(update={"checks": found.results, "culprits": culprits}))
+        record.update(checks=found.results, culprits=culprits)
         if found.error is not None:
             return Failure(f"could not validate: {found.error}", "unvalidated")
         if not found.culprits:
