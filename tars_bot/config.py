@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from tars_bot.errors import TarsError
+from tars_bot.git import Repo
 from tars_bot.models import Improvement, Limits, Model, NonEmpty, Validation
 from tars_bot.planning.loader import format_location
 
@@ -90,6 +91,12 @@ class Config(Model):
         if step_timeout is not None:
             override["step_timeout"] = step_timeout
         return self.limits.model_copy(update=override)
+
+
+def config_at(repo: Repo, ref: str = "HEAD") -> Config:
+    """The configuration in the pyproject.toml that `ref` holds."""
+    _, tree = repo.resolve(ref)
+    return parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {ref}")
 
 
 def parse_config(pyproject: bytes | None, source: str = "pyproject.toml") -> Config:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tars_bot.config import config_at
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
-from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.paths import Scope
-from tars_bot.records import journal
+from tars_bot.planning import planner
+from tars_bot.records import journal, outcomes
 from tars_bot.ui import untrusted
 
 INCOMING = "refs/tars-bot/incoming/"  # where a bundle's refs wait while they are checked
@@ -47,6 +49,23 @@ def write_bundle(repo: Repo, execution: Execution, path: Path) -> None:
         raise TarsError(f"execution {execution.id} is {execution.state}: nothing to hand off")
     refs = [f"refs/heads/{execution.branch}", journal.EXECUTIONS + execution.id]
     repo.create_bundle(path, refs, exclude=execution.base_commit)
+
+
+def receive(repo: Repo, path: Path, improvement: Improvement, trusted: str) -> Execution:
+    """Take a bundle from a job without write access: checked against the plan of
+    `improvement` computed here, on a base that is `trusted` or behind it, before its branch
+    and journal get their names; the outcome index follows. Raises HandoffRefused naming
+    what is wrong."""
+    tip, _ = repo.resolve(trusted)
+
+    def plan_at(base: str) -> tuple[ExecutionPlan, Scope]:
+        plan = planner.plan(repo, improvement, base_ref=base)
+        return plan, Scope(config_at(repo, base).protected)
+
+    received = receive_bundle(repo, path, tip, plan_at).execution
+    head = repo.ref(journal.EXECUTIONS + received.id)
+    outcomes.reconcile(repo, {received.id: head} if head else {})
+    return received
 
 
 def receive_bundle(
@@ -199,6 +218,6 @@ def _check_journal(
 def _move(repo: Repo, name: str, target: str) -> None:
     """Give the checked ref its name: new, or moved from a commit tars-bot made before."""
     current = repo.ref(name)
-    if current not in (None, target) and not repo.trailers(current).get("Tars-Improvement"):
+    if current not in (None, target) and not journal.made_by_tars(repo, current):
         raise HandoffRefused(f"{name} exists here with commits tars-bot did not make")
     repo.update_ref(name, target, current)

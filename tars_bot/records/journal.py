@@ -83,6 +83,43 @@ class Record:
         self._head = commit
         self.execution = execution
 
+    def update(
+        self, *, push_to: str | None = None, token: str | None = None, **changes: object
+    ) -> Execution:
+        """Record the execution with `changes` as the latest state; with `push_to`, push the
+        journal (and the outcome index) to that remote."""
+        self.save(self.execution.model_copy(update=changes))
+        if push_to is not None:
+            self._repo.push(push_to, refspecs(self.execution.id), token)
+        return self.execution
+
+
+def refspecs(execution_id: str) -> list[str]:
+    """The refspecs that push an execution's journal, and the outcome index with it (forced:
+    whoever fetches it brings it up to date with the journals they fetch)."""
+    ref = EXECUTIONS + execution_id
+    return [f"+{ref}:{ref}", f"+{outcomes.STATS}:{outcomes.STATS}"]
+
+
+def made_by_tars(
+    repo: Repo, commit: str, *, execution: str | None = None, improvement: str | None = None
+) -> bool:
+    """Whether tars-bot made `commit`, as the trailers its commits carry say.
+
+    The one rule: the commit is in this repository and has a `Tars-Improvement` trailer (every
+    commit tars-bot makes has, see `executor.trailers` and step reverts), naming `improvement`
+    when given (made by any execution of it, such as one a later execution superseded), and
+    with a `Tars-Execution` trailer naming `execution` when given (made by that execution)."""
+    if not repo.has_object(commit):
+        return False
+    trailers = repo.trailers(commit)
+    made = trailers.get("Tars-Improvement")
+    return (
+        made is not None
+        and improvement in (None, made)
+        and execution in (None, trailers.get("Tars-Execution"))
+    )
+
 
 def _execution_at(repo: Repo, commit: str) -> Execution:
     data = repo.commit_file(commit, "execution.json")

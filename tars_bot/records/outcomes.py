@@ -74,11 +74,6 @@ def history(repo: Repo, limit: int | None) -> list[Execution] | None:
     return found
 
 
-def indexed_ids(repo: Repo) -> set[str]:
-    tree = _tree(repo)
-    return set(repo.tree_names(tree, SHARDS)) if tree else set()
-
-
 # -- inside --------------------------------------------------------------------------------------
 def _update(repo: Repo, heads: dict[str, str]) -> None:
     """Replace the entries of `heads` and move the totals by the difference, atomically."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tars_bot.git import Repo
 from tars_bot.models import Execution, LandedCommit, Landing
+from tars_bot.records import journal
 
 SCAN_LIMIT = 20_000  # first-parent commits read for rebased or squashed copies
 LANDS = ("succeeded", "merged", "reverted")  # states whose change may be on the default branch
@@ -29,6 +30,25 @@ def find(repo: Repo, execution: Execution, tip: str) -> Landing | None:
     if repo.is_ancestor(head, tip):
         return _merged(repo, execution, head, tip)
     return _copied(repo, execution, tip)
+
+
+def as_landed(repo: Repo, execution: Execution, tip: str | None) -> Execution:
+    """`execution` with the state it has after its pull request, by what the default branch
+    (at `tip`) holds: merged when its change is there, reverted when its revert succeeded."""
+    if execution.state == "succeeded" and tip is not None:
+        found = find(repo, execution, tip)
+        if found is not None:
+            execution = execution.model_copy(update={"state": "merged", "landed": found})
+    if execution.state == "merged" and execution.reverted_by:
+        by = journal.load(repo, execution.reverted_by)
+        if by.state in ("succeeded", "unvalidated", "merged"):
+            execution = execution.model_copy(update={"state": "reverted"})
+    return execution
+
+
+def history(repo: Repo, tip: str | None, limit: int | None = None) -> list[Execution]:
+    """The newest `limit` executions, newest first, each as landed on `tip`."""
+    return [as_landed(repo, e, tip) for e in journal.history(repo, limit)]
 
 
 def from_merge_commit(repo: Repo, execution: Execution, commit: str) -> Landing | None:

@@ -44,6 +44,16 @@ def default_branch(repo: Repo, name: str | None = None) -> str:
     )
 
 
+def default_tip(repo: Repo, onto: str | None = None) -> str | None:
+    """The commit the default branch (`onto`, or found) is at; None when there is none to find."""
+    try:
+        return repo.resolve(default_branch(repo, onto))[0]
+    except TarsError:
+        if onto:
+            raise
+        return None  # no default branch to compare with: the journaled state stands
+
+
 def revert_id(execution: Execution, step: int | None) -> str:
     return f"revert-{execution.id}" + (f"-step-{step}" if step is not None else "")
 

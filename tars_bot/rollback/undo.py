@@ -48,20 +48,15 @@ def _refuse_unless_rollbackable(execution: Execution) -> None:
         )
 
 
-def _ours(repo: Repo, execution: Execution, commit: str) -> bool:
-    """Whether `commit` was made by this execution (or is its base): safe to drop."""
-    if commit in (execution.base_commit, execution.head_commit):
-        return True
-    return repo.trailers(commit).get("Tars-Execution") == execution.id
-
-
 def delete_branch(repo: Repo, execution: Execution) -> None:
     """Delete the execution's branch, unless it moved to a commit tars-bot did not make."""
     ref = f"refs/heads/{execution.branch}"
     tip = repo.ref(ref)
     if tip is None:
         return
-    if not _ours(repo, execution, tip):
+    # made by this execution (or its base): safe to drop
+    ours = tip in (execution.base_commit, execution.head_commit)
+    if not ours and not journal.made_by_tars(repo, tip, execution=execution.id):
         raise TarsError(
             f"branch {execution.branch} has moved to {tip[:10]}, a commit tars-bot did not make; "
             "rolling back would lose it. Move or delete the branch yourself first."
@@ -89,19 +84,14 @@ def _rollback_locked(
     """The rollback itself, for a caller that holds the improvement's lock."""
     execution = record.execution
     update = {"pending": "rollback"} | ({"failure_reason": reason} if reason else {})
-    record.save(execution.model_copy(update=update))
+    record.update(**update)
     if execution.branch:
         delete_branch(repo, execution)
     faults.point("mid-rollback")
     repo.remove_worktree(execution.id, workspace.worktree_path(repo, execution.id))
-    done = record.execution.model_copy(
-        update={
-            "state": "rolled_back",
-            "pending": None,
-            "finished_at": execution.finished_at or journal.now(),
-        }
+    done = record.update(
+        state="rolled_back", pending=None, finished_at=execution.finished_at or journal.now()
     )
-    record.save(done)
     verify_full_rollback(repo, done, before)
     return done
 
@@ -264,7 +254,7 @@ def revert_steps(repo: Repo, record: journal.Record, number: int, *, cascade: bo
             f"step {number} cannot be reverted alone: later steps build on it ({names}); "
             "add --cascade to revert them too. Nothing was changed."
         )
-    record.save(execution.model_copy(update={"pending": f"revert:{head}"}))
+    record.update(pending=f"revert:{head}")
     if execution.branch:
         repo.update_ref(f"refs/heads/{execution.branch}", head, execution.head_commit)
     return _finish_revert(repo, record, head)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from tars_bot.config import Config
+from tars_bot.config import Config, config_at
 from tars_bot.errors import TarsError
 from tars_bot.execution.workspace import Workspace
 from tars_bot.git import Repo
@@ -271,7 +272,7 @@ def validate(
         execution = record.execution
         found = find_culprits(validator, plan, execution, probes)
         culprits = [*execution.culprits, *found.culprits]
-        record.save(execution.model_copy(update={"checks": found.results, "culprits": culprits}))
+        record.update(checks=found.results, culprits=culprits)
         if found.error is not None:
             return Failure(f"could not validate: {found.error}", "unvalidated")
         if not found.culprits:
@@ -314,3 +315,28 @@ def measure_benefits(
         listed = "; ".join(breakages[:10])
         return results, f"API check: {len(breakages)} breaking change(s): {listed}"
     return results, None
+
+
+def check_again(
+    repo: Repo, execution_id: str, checks: list[str] | None, *, fresh: bool
+) -> list[CheckResult]:
+    """Run checks (default: the plan's final ones) on the execution's result again; results
+    already known for that tree come from the cache."""
+    record = journal.Record.resume(repo, execution_id)
+    execution = record.execution
+    if execution.state in ("running", "validating") or execution.head_commit is None:
+        raise TarsError(f"execution {execution_id} has no finished result to validate")
+    plan = journal.load_plan(repo, execution_id)
+    checks = checks or plan.validation.final
+    if not checks:
+        raise TarsError("nothing to validate: the plan has no final checks; name --sessions")
+    config = config_at(repo, plan.base.commit)
+    name = f"{execution_id}+validate"
+    with Workspace(repo, name, execution.head_commit, None, config.worktree_pool) as space:
+        validator = Validator(
+            repo, config, config.limits, space.checkout, plan.base.commit, fresh=fresh
+        )
+        with contextlib.closing(validator):
+            results = validator.run(execution.head_commit, checks)
+    record.update(checks=results)
+    return results
