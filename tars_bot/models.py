@@ -474,6 +474,7 @@ class Execution(Model):
     suspected: Suspicion | None = Field(
         None, description="Set while a watched CI workflow blames this execution's merge."
     )
+
     @property
     def in_flight(self) -> bool:
         """Running or validating, as journaled: its process may still be at work."""
