@@ -1,8 +1,8 @@
-"""Development sessions: `nox -s lint tests`."""
+"""Development sessions: `nox -s lint typecheck tests`."""
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_venv = "yes"
 
 
@@ -11,6 +11,13 @@ def tests(session: nox.Session) -> None:
     """The test suite, with coverage."""
     session.install("-e", ".[test]")
     session.run("pytest", "--cov=tars_bot", "--cov-report=term", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict, on the package."""
+    session.install("-e", ".[test]")
+    session.run("mypy", *session.posargs)
 
 
 @nox.session
