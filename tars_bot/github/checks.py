@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tars_bot.models import CheckResult, Execution, ExecutionPlan
 from tars_bot.ui import markdown
-from tars_bot.ui.report import is_dropped
+from tars_bot.ui.wording import is_dropped
 
 NAME = "tars-bot / validation"
 OUTPUT_LIMIT = 65_535  # characters in a check run's summary (GitHub's REST description)

@@ -5,7 +5,8 @@ that could pass for tars-bot's, and link, embed or mention nothing."""
 from __future__ import annotations
 
 from tars_bot.models import Execution, ExecutionPlan
-from tars_bot.ui.report import (
+from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
+from tars_bot.ui.wording import (
     blame,
     healed_line,
     sandbox_line,
@@ -13,7 +14,6 @@ from tars_bot.ui.report import (
     step_changes,
     timespan,
 )
-from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
 
 
 def marker(execution_id: str) -> str:
