@@ -32,7 +32,7 @@ from tars_bot.github.requests import (
 )
 from tars_bot.github.verbs import execute, handle_comment, on_workflow_run
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import markdown, untrusted
+from tars_bot.ui import github_text, markdown, untrusted
 
 IMPROVEMENT_FILE = re.compile(r"^\.tars/improvements/[^/]+\.(ya?ml|toml|json)$")
 ClientFactory = Callable[[Mapping[str, str]], GitHubClient]
@@ -95,14 +95,14 @@ def _on_pull_request(ctx: Context) -> int:
         try:
             plan = ctx.system.plan(ctx.system.load_improvement(file), base=base, source=path)
             shown = untrusted.for_markdown(untrusted.path(path))
-            after = markdown.after_merge(plan.improvement.id)
+            after = github_text.after_merge(plan.improvement.id)
             sections.append(markdown.plan_markdown(plan, shown, after))
         except TarsError as e:
             ok = False
             shown = untrusted.code_span(untrusted.path(path))
-            sections.append(markdown.cannot_plan(shown, str(e)))
-    body = markdown.plans_comment(sections)
-    existing = ctx.client.find_comment(number, markdown.PLAN_MARKER)
+            sections.append(github_text.cannot_plan(shown, str(e)))
+    body = github_text.plans_comment(sections)
+    existing = ctx.client.find_comment(number, github_text.PLAN_MARKER)
     if existing is None:
         ctx.client.comment(number, body)
     else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from tars_bot.errors import TarsError
+from tars_bot.ui import github_text
 
 PREFIX = "/tars-bot"
 MARKER = "<!-- tars-bot"  # starts the hidden marker in every comment tars-bot writes
@@ -178,21 +179,13 @@ def authorize(
     if permission in allowed:
         return Decision(True, f"{event.user_login} has {permission} permission")
     reason = f"{event.user_login} has {permission} permission, needs {_either(allowed)}"
-    return Decision(False, reason, _refusal(event.user_login, permission, allowed))
+    reply = github_text.refusal(event.user_login, permission, _either(allowed))
+    return Decision(False, reason, reply + f"\n\n{refusal_marker(event.user_login)}")
 
 
 def refusal_marker(login: str) -> str:
     """Marks the refusal to `login`: one per commenter and issue, however often they ask."""
     return f"{MARKER}:refusal={login} -->"
-
-
-def _refusal(login: str, permission: str, allowed: Collection[str]) -> str:
-    held = "no" if permission == "none" else permission
-    return (
-        f"Sorry @{login}, tars-bot only takes commands from people with {_either(allowed)} "
-        f"permission on this repository, and you have {held} permission. A maintainer can run "
-        f"the command for you.\n\n{refusal_marker(login)}"
-    )
 
 
 class Replier(Protocol):

@@ -28,7 +28,7 @@ from tars_bot.github.commands import (
 from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.planning import loader
 from tars_bot.system import ExecutionResult, ExecutionSystem
-from tars_bot.ui import markdown, untrusted
+from tars_bot.ui import github_text, untrusted
 
 YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # the last line of a body tars-bot wrote: user text above it is escaped, logs are fenced
@@ -154,20 +154,25 @@ class Seen:
         """Why `issue` is no longer what the command approved, or None."""
         if issue.is_pull_request:
             if self.head_sha is not None and issue.head_sha != self.head_sha:
-                return markdown.PULL_REQUEST_CHANGED
+                return github_text.PULL_REQUEST_CHANGED
             return None
         now = body_digest(issue.body)
         seen = self.event.issue_body
         if (seen is None or body_digest(seen) == now) and now.startswith(command.digest or ""):
             return None
-        return markdown.issue_edited(issue.number, now[:DIGEST_SHOWN])
+        return github_text.issue_edited(issue.number, now[:DIGEST_SHOWN])
 
 
 # -- the status comment ----------------------------------------------------------------------------
 def working_on_it(client: GitHubClient, event: CommentEvent, line: str) -> int:
     """The status comment that says the command is taken; its id."""
-    body = f"{markdown.working_on_it(line)}\n\n{markdown.handled_marker(event.comment_id)}"
+    body = f"{github_text.working_on_it(line)}\n\n{github_text.handled_marker(event.comment_id)}"
     return client.comment(event.issue_number, body)
+
+
+def status_comment(client: GitHubClient, event: CommentEvent) -> int | None:
+    """The status comment answering the command, if there is one."""
+    return client.find_comment(event.issue_number, github_text.handled_marker(event.comment_id))
 
 
 def answer(
@@ -175,7 +180,7 @@ def answer(
 ) -> int:
     """Finish the status comment (or write it, when `status` is None) with `body`, and react to
     the command with how it went; the job's exit code."""
-    body = f"{body}\n\n{markdown.handled_marker(event.comment_id)}"
+    body = f"{body}\n\n{github_text.handled_marker(event.comment_id)}"
     if status is None:
         client.comment(event.issue_number, body)
     else:
@@ -256,7 +261,7 @@ def merged_rollback(
 def report(ctx: Context, result: ExecutionResult, dry_run: bool) -> str:
     """An execution's status, with its diff when it was a dry run."""
     body = publish.status_markdown(ctx.system, result.execution_id)
-    return markdown.with_diff(body, result.diff) if dry_run else body
+    return github_text.with_diff(body, result.diff) if dry_run else body
 
 
 def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
@@ -272,6 +277,6 @@ def publish_execution(ctx: Context, execution_id: str) -> tuple[bool, str]:
         url = publish.publish(ctx.system, ctx.client, execution_id, ctx.token, warn=warn)
     except TarsError as e:
         status = publish.status_markdown(ctx.system, execution_id)
-        return False, markdown.publish_failed(ctx.system.status(execution_id), str(e), status)
+        return False, github_text.publish_failed(ctx.system.status(execution_id), str(e), status)
     status = publish.status_markdown(ctx.system, execution_id)
-    return True, markdown.executed(url, warnings, status)
+    return True, github_text.executed(url, warnings, status)

@@ -34,12 +34,13 @@ from tars_bot.github.requests import (
     publish_execution,
     read_request,
     report,
+    status_comment,
     working_on_it,
 )
 from tars_bot.github.verbs import handle_comment, on_workflow_run
 from tars_bot.models import Execution, ExecutionPlan
 from tars_bot.system import Silent
-from tars_bot.ui import markdown, untrusted
+from tars_bot.ui import github_text, untrusted
 
 RESULT = "result.json"
 BUNDLE = "execution.bundle"
@@ -87,7 +88,7 @@ def execute_stage(ctx: Context) -> int:
     try:
         ok, body = _execute(ctx, request, handoff)
     except TarsError as e:
-        ok, body = False, markdown.execute_failed(str(e))
+        ok, body = False, github_text.execute_failed(str(e))
     result |= {"ok": ok, "body": body}
     (handoff / RESULT).write_text(json.dumps(result))
     return 0  # the outcome travels in the hand-off; the publish job reports it
@@ -109,7 +110,7 @@ def publish_stage(ctx: Context) -> int:
             revert = merged_rollback(ctx, event.issue_number, command, "origin")
     if command is None or (command.verb != "execute" and revert is None):
         return handle_comment(ctx, event, request.head_sha, acknowledged=True)
-    status = ctx.client.find_comment(event.issue_number, markdown.handled_marker(event.comment_id))
+    status = status_comment(ctx.client, event)
     ok, body = _received(ctx, request, revert)
     return answer(ctx.client, event, status, ok, body)
 
@@ -135,7 +136,7 @@ def _execute_revert(ctx: Context, request: Request, handoff: Path) -> tuple[bool
     assert request.event is not None and request.command is not None
     found = merged_rollback(ctx, request.event.issue_number, request.command, None)
     if found is None:
-        return False, markdown.NOTHING_MERGED
+        return False, github_text.NOTHING_MERGED
     original, plan = found
     reverts = (original.id, request.command.step)
     result = ctx.system.execute(plan, progress=Silent(), reverts=reverts)
@@ -153,7 +154,7 @@ def _received(
     try:
         result = json.loads((handoff / RESULT).read_text())
     except (OSError, ValueError):
-        return False, markdown.NO_RESULT
+        return False, github_text.NO_RESULT
     # its report is shown, never believed: no marker or HTML comment survives from it
     shown = untrusted.without_comments(str(result.get("body", "")))
     bundle = handoff / BUNDLE
@@ -163,14 +164,14 @@ def _received(
     try:
         execution = ctx.system.receive(bundle, improvement)
     except TarsError as e:
-        return False, markdown.result_refused(str(e))
+        return False, github_text.result_refused(str(e))
     ok, body = publish_execution(ctx, execution.id)
     if revert is None:
         return ok, body
     original, step = revert[0], request.command.step if request.command else None
     if ok and step is None:  # the command says so, not the bundle
         ctx.system.mark_reverted(original.id, execution.id, "origin", ctx.token)
-    return ok, markdown.reverting(original.id, step, body)
+    return ok, github_text.reverting(original.id, step, body)
 
 
 def _watching(ctx: Context) -> bool:

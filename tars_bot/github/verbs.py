@@ -31,11 +31,12 @@ from tars_bot.github.requests import (
     log,
     publish_execution,
     report,
+    status_comment,
     working_on_it,
 )
 from tars_bot.models import AFTER_MERGE, CheckResult, Improvement, PlannedStep, StepResult
 from tars_bot.system import Progress
-from tars_bot.ui import markdown, untrusted
+from tars_bot.ui import github_text, markdown, untrusted
 
 
 def handle_comment(
@@ -45,7 +46,7 @@ def handle_comment(
     reaction and a status comment. `head_sha`: the pull request's head when the command was
     authorized, if known."""
     number = event.issue_number
-    if ctx.client.find_comment(number, markdown.handled_marker(event.comment_id)) is not None:
+    if status_comment(ctx.client, event) is not None:
         print(f"tars-bot: comment {event.comment_id} was handled already")
         return 0
     if not acknowledged:
@@ -61,13 +62,13 @@ def handle_comment(
         ok, body = _dispatch(ctx, asked)
     except CommandError as e:
         problem, _, usage = str(e).partition("\n\n")
-        ok, body = False, markdown.usage(problem, usage)
+        ok, body = False, github_text.usage(problem, usage)
     except TarsError as e:
-        ok, body = False, markdown.command_failed(line, str(e))
+        ok, body = False, github_text.command_failed(line, str(e))
     except Exception as e:  # the bot must never acknowledge and then go silent
         with untrusted.no_workflow_commands(ctx.environ, sys.stderr.write):
             traceback.print_exc()
-        ok, body = False, markdown.internal_error(line, e)
+        ok, body = False, github_text.internal_error(line, e)
     return answer(ctx.client, event, status, ok, body)
 
 
@@ -86,24 +87,26 @@ Verb = Callable[[Context, Asked], tuple[bool, str]]
 
 def _dispatch(ctx: Context, asked: Asked) -> tuple[bool, str]:
     if asked.issue.from_fork and not ctx.allow_forks:
-        return False, markdown.NO_FORKS
+        return False, github_text.NO_FORKS
     ctx.system.fetch_journal("origin", ctx.token)
     return VERBS[asked.command.verb](ctx, asked)
 
 
 def _help(ctx: Context, asked: Asked) -> tuple[bool, str]:
-    return True, markdown.usage(None, USAGE)
+    return True, github_text.usage(None, USAGE)
 
 
 def _history(ctx: Context, asked: Asked) -> tuple[bool, str]:
-    return True, markdown.history_markdown(ctx.system.history(10))
+    return True, github_text.history_markdown(ctx.system.history(10))
 
 
 def _plan(ctx: Context, asked: Asked) -> tuple[bool, str]:
     issue = asked.issue
     plan = ctx.system.plan(improvement_from(ctx, issue), source=f"issue #{issue.number}")
     digest = None if issue.is_pull_request else body_digest(issue.body)[:DIGEST_SHOWN]
-    return True, markdown.plan_markdown(plan, f"#{issue.number}", markdown.next_after_plan(digest))
+    return True, markdown.plan_markdown(
+        plan, f"#{issue.number}", github_text.next_after_plan(digest)
+    )
 
 
 def _execute_verb(ctx: Context, asked: Asked) -> tuple[bool, str]:
@@ -143,15 +146,15 @@ class CommentProgress:
 
     def __init__(self, client: GitHubClient, comment_id: int, title: str, answering: int) -> None:
         self.client, self.comment_id, self.title = client, comment_id, title
-        self.marker = markdown.handled_marker(answering)
+        self.marker = github_text.handled_marker(answering)
         self.lines: list[str] = []
 
     def step_started(self, step: PlannedStep) -> None:
         pass
 
     def step_finished(self, result: StepResult) -> None:
-        self.lines.append(markdown.step_line(result))
-        body = f"{markdown.running(self.title, self.lines)}\n\n{self.marker}"
+        self.lines.append(github_text.step_line(result))
+        body = f"{github_text.running(self.title, self.lines)}\n\n{self.marker}"
         try:
             self.client.edit_comment(self.comment_id, body)
         except TarsError as e:  # a missed progress update must not stop the execution
@@ -186,9 +189,9 @@ def _revert(ctx: Context, execution_id: str, command: Command) -> tuple[bool, st
     result = ctx.system.revert(execution_id, command.step, onto, remote="origin", token=ctx.token)
     if not result.success:
         body = publish.status_markdown(ctx.system, result.execution_id)
-        return False, markdown.revert_failed(execution_id, body)
+        return False, github_text.revert_failed(execution_id, body)
     ok, body = publish_execution(ctx, result.execution_id)
-    return ok, markdown.reverting(execution_id, command.step, body)
+    return ok, github_text.reverting(execution_id, command.step, body)
 
 
 def open_revert(ctx: Context, execution_id: str) -> str | None:

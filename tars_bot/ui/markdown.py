@@ -4,7 +4,7 @@ that could pass for tars-bot's, and link, embed or mention nothing."""
 
 from __future__ import annotations
 
-from tars_bot.models import Execution, ExecutionPlan, StepResult
+from tars_bot.models import Execution, ExecutionPlan
 from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
 from tars_bot.ui.wording import (
     blame,
@@ -108,11 +108,6 @@ def _outcome_markdown(execution: Execution) -> list[str]:
     return lines
 
 
-def diff_details(diff: str) -> str:
-    """A dry run's diff, folded."""
-    return f"<details><summary>Diff</summary>\n\n{code_block(diff, 'diff')}\n</details>"
-
-
 def _failure_markdown(execution: Execution) -> list[str]:
     """Where a failed execution left things, and what to do next."""
     branch = f"branch `{execution.branch}`" if execution.branch else "no branch (dry run)"
@@ -172,9 +167,6 @@ def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
     return [*lines, ""]
 
 
-PLAN_MARKER = "<!-- tars-bot:plan -->"
-
-
 def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None) -> str:
     """A plan as GitHub Markdown (an issue's `/tars-bot plan`, a pull request's improvement
     files), ending with `next_step`: what to do with it. `source`: Markdown, where it came from."""
@@ -217,135 +209,3 @@ def _checks_line(plan: ExecutionPlan) -> str:
         "only quick checks (if configured) on changed Python files. Set `validation` in the "
         "improvement or in `[tool.tars-bot]`."
     )
-
-
-# -- answers to comment commands ----------------------------------------------------------------
-NO_FORKS = "❌ tars-bot does not act on pull requests from forks here."
-PULL_REQUEST_CHANGED = "❌ the pull request changed since the command; comment again."
-NOTHING_MERGED = "❌ nothing merged to revert here: see `/tars-bot status`."
-NO_RESULT = "❌ the execute job left no result: see the workflow run's log."
-NO_EXECUTIONS = "No executions yet."
-
-
-def handled_marker(comment_id: int) -> str:
-    """Ends the status comment answering comment `comment_id`: each comment is answered once."""
-    return f"<!-- tars-bot:comment={comment_id} -->"
-
-
-def working_on_it(line: str) -> str:
-    return f"⏳ `{line}`: working on it…"
-
-
-def running(line: str, steps: list[str]) -> str:
-    """The status comment while the execution runs: a line per finished step."""
-    return f"⏳ `{line}`: running…\n\n" + "\n".join(steps)
-
-
-def step_line(result: StepResult) -> str:
-    icon = {"applied": "✅", "skipped": "⏭️", "failed": "❌"}.get(result.state, "•")
-    reason = f": {for_markdown(result.reason)}" if result.reason else ""
-    name = for_markdown(result.name)
-    return f"- {icon} step {result.number} {name}: {result.state}{reason}"
-
-
-def usage(problem: str | None, text: str) -> str:
-    """The commands' usage (`/tars-bot help`), after what was wrong with a command, if given."""
-    block = f"```\n{text}\n```"
-    return f"❌ {problem}\n\n{block}" if problem is not None else block
-
-
-def command_failed(line: str, message: str) -> str:
-    return (
-        f"❌ `{line}` failed:\n\n{code_block(message)}\n\n"
-        f"**Next**: fix what the message says, then comment `{line}` again."
-    )
-
-
-def internal_error(line: str, error: BaseException) -> str:
-    said = for_markdown(f"{type(error).__name__}: {error}")
-    return f"❌ `{line}` failed with an internal error: {said}"
-
-
-def execute_failed(message: str) -> str:
-    return f"❌ `execute` failed:\n\n{code_block(message)}"
-
-
-def issue_edited(number: int, digest: str) -> str:
-    """Why an `execute` did not run: the issue changed after the command. `digest`: as shown."""
-    return (
-        f"❌ #{number} was edited after the command, so nothing ran: tars-bot runs only "
-        "the improvement the commenter saw.\n\n**Next**: read the issue again, then comment "
-        f"`/tars-bot execute --digest {digest}` to run it as it is now."
-    )
-
-
-def next_after_plan(digest: str | None) -> str:
-    """What to do with an issue's plan (`digest`: of its body, as shown), or a pull request's."""
-    if digest is None:
-        return "**Next**: comment `/tars-bot execute` to run it again on the default branch."
-    return (
-        f"**Next**: comment `/tars-bot execute --digest {digest}` to run this plan: it runs only "
-        f"while the issue is as planned here (body digest `{digest}`); add `--dry-run` to try it "
-        "without a branch. To change it, edit the issue and comment `/tars-bot plan` again."
-    )
-
-
-def with_diff(body: str, diff: str | None) -> str:
-    """A dry run's status, with its diff folded below it when there is one."""
-    return body if diff is None else body + "\n\n" + diff_details(diff)
-
-
-def executed(url: str, warnings: list[str], status: str) -> str:
-    return "\n\n".join([f"✅ Executed: {url}", *(f"⚠️ {w}" for w in warnings), status])
-
-
-def publish_failed(execution: Execution, message: str, status: str) -> str:
-    pull = f" and pull request {execution.pull_request}" if execution.pull_request else ""
-    head = (
-        f"❌ Execution `{execution.id}` succeeded on branch `{execution.branch}`{pull}, but "
-        f"publishing it failed:\n\n{code_block(message)}\n\n**Next**: fix what the "
-        "message says, then comment `/tars-bot execute` again."
-    )
-    return f"{head}\n\n{status}"
-
-
-def result_refused(message: str) -> str:
-    refused = "❌ The execute job's result was refused, so nothing was pushed"
-    return f"{refused}:\n\n{code_block(message)}"
-
-
-def revert_failed(execution_id: str, status: str) -> str:
-    return f"❌ The revert of execution `{execution_id}` failed its checks:\n\n{status}"
-
-
-def reverting(execution_id: str, step: int | None, body: str) -> str:
-    what = f"step {step} of " if step else ""
-    return f"↩️ Reverting {what}execution `{execution_id}` (it is merged):\n\n{body}"
-
-
-def history_markdown(executions: list[Execution]) -> str:
-    lines = ["| execution | improvement | state | steps | pull request |", "|---|---|---|---|---|"]
-    for e in executions:
-        applied = sum(s.state == "applied" for s in e.steps)
-        pull, improvement = e.pull_request or "-", for_markdown(e.improvement)
-        lines.append(
-            f"| `{e.id}` | {improvement} | {e.state} | {applied}/{len(e.steps)} | {pull} |"
-        )
-    return "\n".join(lines) if executions else NO_EXECUTIONS
-
-
-# -- plans of a pull request's improvement files -----------------------------------------------
-def after_merge(improvement_id: str) -> str:
-    return (
-        "**Next**: once this pull request is merged, run the tars-bot workflow "
-        f"(workflow_dispatch) with improvement-id `{improvement_id}` to execute it."
-    )
-
-
-def cannot_plan(shown: str, message: str) -> str:
-    """`shown`: the file, as Markdown."""
-    return f"❌ {shown} cannot be planned:\n\n{code_block(message)}"
-
-
-def plans_comment(sections: list[str]) -> str:
-    return "\n\n---\n\n".join(sections) + f"\n\n{PLAN_MARKER}"
