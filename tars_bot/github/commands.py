@@ -180,12 +180,7 @@ def authorize(
         return Decision(True, f"{event.user_login} has {permission} permission")
     reason = f"{event.user_login} has {permission} permission, needs {_either(allowed)}"
     reply = github_text.refusal(event.user_login, permission, _either(allowed))
-    return Decision(False, reason, reply + f"\n\n{refusal_marker(event.user_login)}")
-
-
-def refusal_marker(login: str) -> str:
-    """Marks the refusal to `login`: one per commenter and issue, however often they ask."""
-    return f"{MARKER}:refusal={login} -->"
+    return Decision(False, reason, reply)
 
 
 class Replier(Protocol):
@@ -198,7 +193,10 @@ def refuse(client: Replier, event: CommentEvent, decision: Decision) -> bool:
     bot comment per `/tars-bot` comment by anyone would let anyone flood the thread)."""
     if decision.reply is None:
         return False
-    if client.find_comment(event.issue_number, refusal_marker(event.user_login)) is not None:
+    if (
+        client.find_comment(event.issue_number, github_text.refusal_marker(event.user_login))
+        is not None
+    ):
         return False
     client.comment(event.issue_number, decision.reply)
     return True

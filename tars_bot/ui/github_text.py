@@ -17,13 +17,18 @@ PLAN_MARKER = "<!-- tars-bot:plan -->"
 STOPPED = "tars-bot stopped before the command could run; comment it again to retry"
 
 
+def refusal_marker(login: str) -> str:
+    """Marks the refusal to `login`: one per commenter and issue, however often they ask."""
+    return f"<!-- tars-bot:refusal={login} -->"
+
+
 def refusal(login: str, permission: str, needed: str) -> str:
     """To someone without the permission `needed` (roles, as words) to give commands."""
     held = "no" if permission == "none" else permission
     return (
         f"Sorry @{login}, tars-bot only takes commands from people with {needed} "
         f"permission on this repository, and you have {held} permission. A maintainer can run "
-        "the command for you."
+        f"the command for you.\n\n{refusal_marker(login)}"
     )
 
 
