@@ -34,8 +34,8 @@ from tars_bot.github.requests import (
     status_comment,
     working_on_it,
 )
-from tars_bot.models import AFTER_MERGE, CheckResult, Improvement, PlannedStep, StepResult
-from tars_bot.system import Progress
+from tars_bot.models import AFTER_MERGE, Improvement, StepResult
+from tars_bot.system import Progress, Silent
 from tars_bot.ui import github_text, markdown, untrusted
 
 
@@ -141,16 +141,13 @@ VERBS: dict[str, Verb] = {
 }
 
 
-class CommentProgress:
+class CommentProgress(Silent):
     """Edits the status comment as each step finishes: the thread shows the execution live."""
 
     def __init__(self, client: GitHubClient, comment_id: int, title: str, answering: int) -> None:
         self.client, self.comment_id, self.title = client, comment_id, title
         self.marker = github_text.handled_marker(answering)
         self.lines: list[str] = []
-
-    def step_started(self, step: PlannedStep) -> None:
-        pass
 
     def step_finished(self, result: StepResult) -> None:
         self.lines.append(github_text.step_line(result))
@@ -159,15 +156,6 @@ class CommentProgress:
             self.client.edit_comment(self.comment_id, body)
         except TarsError as e:  # a missed progress update must not stop the execution
             print(f"tars-bot: could not update the status comment: {e}")
-
-    def output(self, chunk: bytes) -> None:
-        pass
-
-    def check_started(self, check: str, commit: str, step: int | None) -> None:
-        pass
-
-    def check_finished(self, result: CheckResult) -> None:
-        pass
 
 
 def execute(
