@@ -26,7 +26,6 @@ from tars_bot.errors import TarsError
 from tars_bot.github.client import DEFAULT_API_URL, GitHubClient, one_line
 from tars_bot.github.commands import (
     DEFAULT_ALLOWED,
-    MARKER,
     CommandError,
     CommentEvent,
     authorize,
@@ -37,6 +36,8 @@ from tars_bot.github.commands import (
     refuse,
 )
 from tars_bot.github.queues import RecentIds, SerialQueues
+from tars_bot.ui import github_text
+from tars_bot.ui.github_text import STOPPED
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ SECRET_VARIABLE = "TARS_BOT_WEBHOOK_SECRET"
 MAX_BODY = 25 * 1024 * 1024  # GitHub does not send payloads over 25 MB
 DELIVERIES_REMEMBERED = 10_000
 RESPONDERS = 8  # repositories whose comments are answered at once
-STOPPED = "tars-bot stopped before the command could run; comment it again to retry"
 
 ClientFactory = Callable[[str, int | None], GitHubClient]
 RunLocal = Callable[[CommentEvent, Mapping[str, str]], None]
@@ -313,11 +313,7 @@ def _failure_reported(settings: AppSettings, event: CommentEvent) -> Iterator[No
 
 
 def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
-    command = _command_line(event).replace("`", "'")
-    body = (
-        f"@{event.user_login} tars-bot could not run `{command}`: {one_line(reason, 300)}\n\n"
-        f"{MARKER}:failure -->"
-    )
+    body = github_text.could_not_run(event.user_login, _command_line(event), one_line(reason, 300))
     try:
         with settings.client_for(event.repository, event.installation_id) as client:
             client.react(event.comment_id, "-1")

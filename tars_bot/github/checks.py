@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,8 +18,8 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from tars_bot.models import CheckResult, Execution, ExecutionPlan
-from tars_bot.ui import markdown
-from tars_bot.ui.report import is_dropped
+from tars_bot.ui import github_text, markdown
+from tars_bot.ui.wording import is_dropped
 
 NAME = "tars-bot / validation"
 OUTPUT_LIMIT = 65_535  # characters in a check run's summary (GitHub's REST description)
@@ -96,11 +95,11 @@ def check_run(execution: Execution, plan: ExecutionPlan, exists: Callable[[str],
     found = annotations(execution, exists)
     summary = markdown.validation_markdown(execution, plan)
     if (left_off := len(found) - MAX_ANNOTATIONS) > 0:
-        summary += f"\n{left_off} more annotations left off: GitHub takes {MAX_ANNOTATIONS}.\n"
+        summary += github_text.annotations_left_off(left_off, MAX_ANNOTATIONS)
     return CheckRun(
         head_sha=execution.head_commit,
         conclusion=CONCLUSIONS.get(execution.state, "failure"),
-        title=title(execution),
+        title=github_text.check_title(execution),
         summary=fit(summary),
         annotations=found[:MAX_ANNOTATIONS],
         started_at=_time(execution.started_at),
@@ -113,32 +112,11 @@ def report(execution: Execution, plan: ExecutionPlan) -> str:
     return fit(markdown.validation_markdown(execution, plan))
 
 
-def title(execution: Execution) -> str:
-    """One line: "3 steps applied, 2 checks passed", after the state unless it succeeded."""
-    states = Counter(step.state for step in execution.steps)
-    parts = [f"{_count(states['applied'], 'step')} applied"]
-    parts += [
-        f"{states[state]} {state}" for state in ("reverted", "failed", "skipped") if states[state]
-    ]
-    results = [c for step in execution.steps for c in step.checks] + execution.checks
-    passed = sum(c.passed for c in results)
-    if not results:
-        parts.append("nothing checked")
-    elif passed == len(results):
-        parts.append(f"{_count(passed, 'check')} passed")
-    else:
-        parts.append(f"{passed} of {_count(len(results), 'check')} passed")
-    text = ", ".join(parts)
-    if execution.state == "succeeded":
-        return text
-    return f"{execution.state.replace('_', ' ')}: {text}"
-
-
 def fit(text: str, limit: int = OUTPUT_LIMIT) -> str:
     """`text` cut at the end to `limit` characters, saying so."""
     if len(text) <= limit:
         return text
-    note = f"\n\n*[cut here to fit GitHub's limit of {limit:,} characters]*\n"
+    note = github_text.cut_here(limit)
     return text[: limit - len(note)] + note
 
 
@@ -177,7 +155,7 @@ def _annotation(path: str, finding: Finding, check: str, dropped: str | None) ->
     if dropped is None:
         return Annotation(path, finding.line, finding.level, finding.message or title, title)
     level: Level = "warning" if finding.level == "failure" else finding.level
-    message = f"{dropped}, dropped from the branch, broke {check} here:\n{finding.message}"
+    message = github_text.dropped_broke(dropped, check, finding.message)
     return Annotation(path, finding.line, level, message.strip(), f"{title} (dropped step)")
 
 
@@ -249,10 +227,6 @@ def _test_findings(tests: list[_Test], summaries: dict[str, tuple[str, str]]) ->
             yield Finding(call_path, call_line, f"{title} in a call from here", title, "notice")
     for name, (path, message) in summaries.items():
         yield Finding(path, 1, message or f"{name} failed", f"{name} failed")
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _time(text: str | None) -> datetime | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from tars_bot.errors import TarsError
+from tars_bot.ui import github_text
 
 PREFIX = "/tars-bot"
 MARKER = "<!-- tars-bot"  # starts the hidden marker in every comment tars-bot writes
@@ -178,21 +179,8 @@ def authorize(
     if permission in allowed:
         return Decision(True, f"{event.user_login} has {permission} permission")
     reason = f"{event.user_login} has {permission} permission, needs {_either(allowed)}"
-    return Decision(False, reason, _refusal(event.user_login, permission, allowed))
-
-
-def refusal_marker(login: str) -> str:
-    """Marks the refusal to `login`: one per commenter and issue, however often they ask."""
-    return f"{MARKER}:refusal={login} -->"
-
-
-def _refusal(login: str, permission: str, allowed: Collection[str]) -> str:
-    held = "no" if permission == "none" else permission
-    return (
-        f"Sorry @{login}, tars-bot only takes commands from people with {_either(allowed)} "
-        f"permission on this repository, and you have {held} permission. A maintainer can run "
-        f"the command for you.\n\n{refusal_marker(login)}"
-    )
+    reply = github_text.refusal(event.user_login, permission, _either(allowed))
+    return Decision(False, reason, reply)
 
 
 class Replier(Protocol):
@@ -205,7 +193,10 @@ def refuse(client: Replier, event: CommentEvent, decision: Decision) -> bool:
     bot comment per `/tars-bot` comment by anyone would let anyone flood the thread)."""
     if decision.reply is None:
         return False
-    if client.find_comment(event.issue_number, refusal_marker(event.user_login)) is not None:
+    if (
+        client.find_comment(event.issue_number, github_text.refusal_marker(event.user_login))
+        is not None
+    ):
         return False
     client.comment(event.issue_number, decision.reply)
     return True

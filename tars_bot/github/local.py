@@ -21,10 +21,12 @@ from pathlib import Path
 
 from tars_bot.execution.sandbox import ENV_ALLOWLIST
 from tars_bot.git import sync_clone
-from tars_bot.github import action, stages
+from tars_bot.github import stages
 from tars_bot.github.app import environment_clients
 from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
-from tars_bot.github.commands import CommandError, CommentEvent, command_line, parse_command
+from tars_bot.github.commands import CommentEvent
+from tars_bot.github.requests import Context, comment_request, working_on_it
+from tars_bot.github.verbs import handle_comment
 from tars_bot.system import ExecutionSystem
 
 # what the execute child inherits: what sandboxed processes get, and what tars-bot itself needs
@@ -61,27 +63,20 @@ def runner(
                 "GITHUB_TOKEN": token or "",
             }
             system = ExecutionSystem(checkout.workdir)
-            if not _is_execute(event):
-                ctx = action.Context(env, client, system, {})
-                action.handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
+            request = comment_request(event)
+            if request.command is None or request.command.verb != "execute":
+                ctx = Context(env, client, system, {})
+                handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
                 return
-            stages.working_on_it(client, event, (command_line(event.body) or "").strip())
+            working_on_it(client, event, request.line)
             payload = {"inputs": dict(inputs), "sender": {"login": event.user_login}}
             with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as scratch:
                 handoff = Path(scratch) / "handoff"
                 _execute_without_write_token(client, env, payload, checkout.workdir, handoff)
                 env["TARS_BOT_HANDOFF"] = str(handoff)
-                stages.publish_stage(action.Context(env, client, system, payload))
+                stages.publish_stage(Context(env, client, system, payload))
 
     return run
-
-
-def _is_execute(event: CommentEvent) -> bool:
-    try:
-        command = parse_command((command_line(event.body) or "").strip())
-    except CommandError:
-        return False  # answered with the usage, here
-    return command is not None and command.verb == "execute"
 
 
 def _execute_without_write_token(

@@ -11,7 +11,7 @@ from tars_bot.errors import TarsError
 from tars_bot.github import checks
 from tars_bot.github.client import GitHubClient, PullRequest, pull_number
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import markdown
+from tars_bot.ui import github_text, markdown
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def follow_rollback(
     if number is None:
         return
     if whole:
-        client.close_pull_request(number, f"Rolled back by tars-bot (execution {execution.id}).")
+        client.close_pull_request(number, github_text.rolled_back(execution.id))
     else:
         update_pull_request(system, client, execution.id)
 
@@ -126,9 +126,6 @@ def _open_or_update(
     return client.open_or_update_pull_request(
         head=execution.branch or plan.branch,
         base=client.default_branch(),
-        # a revert's title says so first: "Revert tars-bot: ..."
-        title=plan.improvement.title
-        if execution.reverts
-        else f"tars-bot: {plan.improvement.title}",
+        title=github_text.pull_request_title(plan.improvement.title, bool(execution.reverts)),
         body=status_markdown(system, execution_id),
     )

@@ -16,14 +16,10 @@ from tars_bot.config import Config
 from tars_bot.github.client import GitHubClient, pull_number
 from tars_bot.models import Execution, Suspicion
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import untrusted
+from tars_bot.ui import github_text
 
 # opens the revert pull request of an execution; returns the revert execution's id, or None
 OpenRevert = Callable[[str], str | None]
-NEXT = (
-    "if this change is the cause, comment `/tars-bot rollback` here to open its revert pull "
-    "request (or `/tars-bot rollback --step N` for one step)."
-)
 
 
 @dataclass(frozen=True)
@@ -64,15 +60,6 @@ class Run:
     def label(self) -> str:
         return self.workflow or PurePosixPath(self.path).stem or str(self.workflow_id)
 
-    @property
-    def shown(self) -> str:
-        """The label as inline code in Markdown (a workflow's name is any text)."""
-        return untrusted.code_span(self.label)
-
-
-def marker(run: Run) -> str:
-    return f"<!-- tars-bot:watch-run={run.id} -->"
-
 
 def handle(
     system: ExecutionSystem,
@@ -105,20 +92,15 @@ def handle(
             f"({before or 'no run'} on {execution.landed.onto[:10]}): not blaming it"
         )
     suspicion = Suspicion(workflow=run.label, run_id=run.id, run_url=run.url, commit=run.head_sha)
-    if config.auto_revert and not _being_reverted(system, execution):
+    opened = None
+    auto_revert = config.auto_revert and not _being_reverted(system, execution)
+    if auto_revert:
         suspicion = suspicion.model_copy(update={"revert": open_revert(execution.id)})
         opened = system.status(suspicion.revert).pull_request if suspicion.revert else None
-        then = (
-            f"tars-bot opened its revert (`auto_revert`): {opened}"
-            if opened
-            else "tars-bot could not open its revert (`auto_revert`): see this workflow run's "
-            f"log. **Next**: {NEXT}"
-        )
-    else:
-        then = f"**Next**: {NEXT}"
     number = pull_number(execution.pull_request)
-    if number is not None and client.find_comment(number, marker(run)) is None:
-        client.comment(number, _suspicion_comment(execution, run, then))
+    if number is not None and client.find_comment(number, github_text.watch_marker(run.id)) is None:
+        then = github_text.after_suspicion(auto_revert, opened)
+        client.comment(number, github_text.suspicion(suspicion, execution.landed, then))
     system.note_suspicion(execution.id, suspicion, "origin", token)
     return f"run {run.id} failed where execution {execution.id} landed: reported"
 
@@ -158,19 +140,9 @@ def _lift(system: ExecutionSystem, client: GitHubClient, run: Run, token: str | 
         ):
             continue  # an older commit's run, or one this checkout does not know
         number = pull_number(execution.pull_request)
-        lifted_marker = f"<!-- tars-bot:watch-lifted={run.id} -->"
-        if number is not None and client.find_comment(number, lifted_marker) is None:
-            withdrawn = (
-                f" The revert (execution `{suspicion.revert}`) is withdrawn."
-                if suspicion.revert
-                else ""
-            )
-            client.comment(
-                number,
-                f"✅ {run.shown} passed again on `{run.head_sha[:10]}` ({run.url}): the "
-                f"suspicion raised by {suspicion.run_url} is lifted.{withdrawn}\n\n"
-                + lifted_marker,
-            )
+        marker = github_text.lifted_marker(run.id)
+        if number is not None and client.find_comment(number, marker) is None:
+            client.comment(number, github_text.lifted(suspicion, run.head_sha, run.url, run.id))
         if suspicion.revert is not None:
             _withdraw(system, client, suspicion.revert, run, token)
         system.note_suspicion(execution.id, None, "origin", token)
@@ -191,16 +163,6 @@ def _withdraw(
     if number is not None:
         client.close_pull_request(
             number,
-            f"{run.shown} passed again on `{run.head_sha[:10]}`: this revert is not needed.",
+            github_text.revert_not_needed(run.label, run.head_sha),
         )
     system.rollback(revert_id, token=token)
-
-
-def _suspicion_comment(execution: Execution, run: Run, then: str) -> str:
-    assert execution.landed is not None
-    landed = execution.landed
-    return (
-        f"⚠️ {run.shown} failed on `{run.head_sha[:10]}`, where this change landed on the "
-        f"default branch ({landed.kind} `{landed.commit[:10]}`), and passed just before it, on "
-        f"`{landed.onto[:10]}`. Failing run: {run.url}\n\n{then}\n\n{marker(run)}"
-    )

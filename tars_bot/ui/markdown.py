@@ -5,7 +5,8 @@ that could pass for tars-bot's, and link, embed or mention nothing."""
 from __future__ import annotations
 
 from tars_bot.models import Execution, ExecutionPlan
-from tars_bot.ui.report import (
+from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
+from tars_bot.ui.wording import (
     blame,
     healed_line,
     sandbox_line,
@@ -13,7 +14,6 @@ from tars_bot.ui.report import (
     step_changes,
     timespan,
 )
-from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
 
 
 def marker(execution_id: str) -> str:
@@ -108,11 +108,6 @@ def _outcome_markdown(execution: Execution) -> list[str]:
     return lines
 
 
-def diff_details(diff: str) -> str:
-    """A dry run's diff, folded."""
-    return f"<details><summary>Diff</summary>\n\n{code_block(diff, 'diff')}\n</details>"
-
-
 def _failure_markdown(execution: Execution) -> list[str]:
     """Where a failed execution left things, and what to do next."""
     branch = f"branch `{execution.branch}`" if execution.branch else "no branch (dry run)"
@@ -170,9 +165,6 @@ def _benefits_markdown(plan: ExecutionPlan, execution: Execution) -> list[str]:
         change = f"{b.before:g} → {b.after:g} {b.measure}, {b.change:+.1%}"
         lines.append(f"- {for_markdown(b.name)}: {change}{target}{verdict}")
     return [*lines, ""]
-
-
-PLAN_MARKER = "<!-- tars-bot:plan -->"
 
 
 def plan_markdown(plan: ExecutionPlan, source: str, next_step: str | None = None) -> str:

@@ -15,24 +15,10 @@ from rich.text import Text
 
 from tars_bot.execution.sandbox import SandboxInfo
 from tars_bot.execution.view import View
-from tars_bot.models import (
-    CheckResult,
-    Culprit,
-    Execution,
-    ExecutionPlan,
-    PlannedStep,
-    Probe,
-    SandboxReport,
-    StepResult,
-)
+from tars_bot.models import CheckResult, Execution, ExecutionPlan, PlannedStep, Probe, StepResult
 from tars_bot.records.learning import Risk
-from tars_bot.ui import untrusted
-
-
-def step_changes(step: PlannedStep) -> str:
-    if step.action.kind == "run":
-        return f"$ {step.action.command}"  # type: ignore[union-attr]
-    return ", ".join(map(untrusted.path, step.files or []))
+from tars_bot.ui import untrusted, wording
+from tars_bot.ui.wording import verdict as verdict  # the CLI's one-line outcome
 
 
 def shown(text: str) -> str:
@@ -80,7 +66,7 @@ def plan_renderable(
             str(step.number),
             shown(step.name),
             step.action.kind,
-            shown(step_changes(step)),
+            shown(wording.step_changes(step)),
             ", ".join(map(str, step.depends_on)) or "-",
         ]
         row += [shown(", ".join(step.scope))] if per_step_scope else []
@@ -211,88 +197,6 @@ STATE_STYLE = {
 }
 
 
-def timespan(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _by_step(culprits: list[Culprit]) -> dict[int | None, list[Culprit]]:
-    grouped: dict[int | None, list[Culprit]] = {}
-    for culprit in culprits:
-        grouped.setdefault(culprit.step, []).append(culprit)
-    return grouped
-
-
-def _found(culprits: list[Culprit]) -> str:
-    runs = sum(c.runs for c in culprits)
-    if runs == 0:
-        return "found from cached results"
-    spent = timespan(sum(c.duration_s for c in culprits))
-    return f"found in {runs} run{'s' if runs != 1 else ''}, {spent}"
-
-
-def blame(culprits: list[Culprit], execution: Execution) -> str:
-    """What one step (all `culprits` name it) broke, and how it was found."""
-    checks = ", ".join(c.check for c in culprits)
-    step = culprits[0].step
-    if step is None:
-        return f"{checks} failed on the base commit already ({_found(culprits)})"
-    name = next(s.name for s in execution.steps if s.number == step)
-    return f'step {step} "{name}" broke {checks} ({_found(culprits)})'
-
-
-def _dropped(culprits: list[Culprit], execution: Execution) -> str:
-    step = next(s for s in execution.steps if s.number == culprits[0].step)
-    revert = f" (revert {step.revert_commit[:7]})" if step.revert_commit else ""
-    built_on = [s.number for s in execution.steps if s.reason == f"built on step {step.number}"]
-    also = ""
-    if built_on:
-        also = f", with step{'s' if len(built_on) > 1 else ''} {_numbers(built_on)} built on it"
-    return f"{blame(culprits, execution)} and was dropped{also}{revert}"
-
-
-def _numbers(numbers: list[int]) -> str:
-    head = ", ".join(map(str, numbers[:-1]))
-    return f"{head} and {numbers[-1]}" if head else str(numbers[-1])
-
-
-def is_dropped(culprit: Culprit, execution: Execution) -> bool:
-    return any(s.number == culprit.step and s.state == "reverted" for s in execution.steps)
-
-
-def verdict(execution: Execution) -> str:
-    """One line: how the execution ended, and which step broke which check."""
-    applied = sum(s.state == "applied" for s in execution.steps)
-    groups = _by_step(execution.culprits).values()
-    dropped = [_dropped(g, execution) for g in groups if is_dropped(g[0], execution)]
-    if execution.state == "succeeded":
-        where = f"on branch {execution.branch}" if execution.branch else "(dry run, no branch)"
-        text = f"succeeded {where} with {applied} of {len(execution.steps)} steps"
-        return text + (": " + "; ".join(dropped) if dropped else "")
-    if execution.state == "unvalidated":
-        return execution.failure_reason or "could not validate"
-    if execution.state in ("merged", "reverted", "closed"):
-        return lifecycle(execution)
-    reason = execution.failure_reason or "no reason recorded"
-    text = f"{execution.state.replace('_', ' ')}: {reason}"
-    blamed = [g for g in groups if not is_dropped(g[0], execution)]
-    return text + (f"; {_found(blamed[-1])}" if blamed else "")
-
-
-def lifecycle(execution: Execution) -> str:
-    """What became of a published execution: merged (and how), reverted, or closed."""
-    if execution.state == "closed":
-        return "its pull request was closed unmerged"
-    landed = execution.landed
-    how = f"merged ({landed.kind} {landed.commit[:10]})" if landed else "merged"
-    if execution.state == "reverted":
-        return f"{how}, then reverted by execution {execution.reverted_by}"
-    return how
-
-
 def execution_renderable(execution: Execution) -> Group:
     style = STATE_STYLE.get(execution.state, "")
     header = Text.assemble(
@@ -311,13 +215,13 @@ def execution_renderable(execution: Execution) -> Group:
         ("finished", execution.finished_at or "-"),
     ]
     if execution.sandbox is not None:
-        details.append(("sandbox", sandbox_line(execution.sandbox)))
+        details.append(("sandbox", wording.sandbox_line(execution.sandbox)))
     if execution.pushed_to:
         details.append(("pushed to", execution.pushed_to))
     if execution.pull_request:
         details.append(("pull req.", execution.pull_request))
     if execution.state in ("merged", "reverted", "closed"):
-        details.append(("after", lifecycle(execution)))
+        details.append(("after", wording.lifecycle(execution)))
     if execution.reverts:
         step = f"step {execution.step_reverted} of " if execution.step_reverted else ""
         details.append(("reverts", f"{step}execution {execution.reverts}"))
@@ -335,7 +239,7 @@ def execution_renderable(execution: Execution) -> Group:
             f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
         )
     lines.append(table)
-    healed = [line for step in execution.steps if (line := healed_line(step))]
+    healed = [line for step in execution.steps if (line := wording.healed_line(step))]
     lines += [Text.assemble(("healing ", "dim"), _plain(line)) for line in healed]
     for check in execution.checks:
         style = "green" if check.passed else "red"
@@ -365,55 +269,17 @@ def execution_renderable(execution: Execution) -> Group:
     return Group(*lines)
 
 
-def sandbox_line(sandbox: SandboxReport) -> str:
-    """How the execution's processes were isolated, in one line."""
-    if not sandbox.sandboxed:
-        return 'NOT SANDBOXED (sandbox = "off"): steps ran as ordinary processes of the user'
-    return f"{sandbox.mechanism}, network {sandbox.network} for steps, memory: {sandbox.memory}"
-
-
-def state_text(step: StepResult) -> str:
-    """The step's state, with why it was reverted, or what healing mended."""
-    if step.state == "reverted" and step.reason:
-        return f"{step.state} ({step.reason})"
-    if step.state == "applied" and step.heal and step.heal.commit:
-        return f"applied (healed: {', '.join(step.heal.fixed)})"
-    return step.state
-
-
-def healed_line(step: StepResult) -> str | None:
-    """What healing did for a step, in one line; None when it did not run."""
-    heal = step.heal
-    if heal is None:
-        return None
-    failed = ", ".join(c.check for c in heal.failed)
-    commands = ", ".join(dict.fromkeys(heal.commands))
-    if heal.commit is None:
-        return f'step {step.number} "{step.name}" failed {failed}; {commands} did not mend it'
-    files = f"{len(heal.changed_files)} file{'s' if len(heal.changed_files) != 1 else ''}"
-    return (
-        f'step {step.number} "{step.name}" failed {failed}; {commands} mended it '
-        f"(commit {heal.commit[:10]}, {files})"
-    )
-
-
 def _step_state(step: StepResult) -> Text:
-    return Text(_plain(state_text(step)), STATE_STYLE.get(step.state, ""))
-
-
-def probe_where(commit: str, step: int | None) -> str:
-    """A commit as validation names it: its short id and the step it holds."""
-    label = {None: "", 0: " (base)"}.get(step, f" (step {step})")
-    return f"{commit[:7]}{label}"
+    return Text(_plain(wording.state_text(step)), STATE_STYLE.get(step.state, ""))
 
 
 def _probe_line(probe: Probe) -> Text:
     style = {"passed": "green", "failed": "red"}.get(probe.status, "yellow")
     summary = f": {probe.summary}" if probe.summary else ""
-    spent = "cached" if probe.cached else timespan(probe.duration_s)
+    spent = "cached" if probe.cached else wording.timespan(probe.duration_s)
     return Text.assemble(
         ("    ", ""),
-        f"{_plain(probe.check)} on {probe_where(probe.commit, probe.step)} ",
+        f"{_plain(probe.check)} on {wording.probe_where(probe.commit, probe.step)} ",
         (probe.status, style),
         f"{_plain(summary)} ({spent})",
     )
@@ -422,9 +288,9 @@ def _probe_line(probe: Probe) -> Text:
 def _culprit_lines(execution: Execution) -> list[Text]:
     lines = []
     for culprit in execution.culprits:
-        dropped = " and was dropped" if is_dropped(culprit, execution) else ""
+        dropped = " and was dropped" if wording.is_dropped(culprit, execution) else ""
         summary = f": {culprit.summary}" if culprit.summary else ""
-        said = _plain(f"{blame([culprit], execution)}{dropped}{summary}")
+        said = _plain(f"{wording.blame([culprit], execution)}{dropped}{summary}")
         lines.append(Text.assemble(("culprit ", "dim"), said))
         lines += [_probe_line(probe) for probe in culprit.probes]
     return lines
@@ -507,7 +373,7 @@ class LiveProgress:
 
     def step_finished(self, result: StepResult) -> None:
         style = STATE_STYLE.get(result.state, "")
-        note = f" [{style}]{shown(state_text(result))}[/{style}]"
+        note = f" [{style}]{shown(wording.state_text(result))}[/{style}]"
         if result.reason:
             note += f": {shown(result.reason)}"
         task = self.tasks[result.number]
@@ -535,9 +401,9 @@ class LiveProgress:
         if self.step is None and self.validation is None:
             self.validation = self.progress.add_task("[bold]validation[/bold]")
         indent = "   " if self.step is not None else "  "
-        label = f"{indent}{shown(check)} on {probe_where(commit, step)}"
+        label = f"{indent}{shown(check)} on {wording.probe_where(commit, step)}"
         self.check = (self.progress.add_task(label), label)
-        self._heading(f"nox session {check} on {probe_where(commit, step)}")
+        self._heading(f"nox session {check} on {wording.probe_where(commit, step)}")
 
     def check_finished(self, result: CheckResult) -> None:
         if self.check is None:
