@@ -65,7 +65,7 @@ def repo(make_repo) -> Path:
     return make_repo(
         {
             # the verdicts are the sandbox's business elsewhere; here only nox's outcome counts
-            "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\ncheck_timeout = 5\n',
+            "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\ncheck_timeout = 15\n',
             "noxfile.py": NOXFILE,
         }
     )
@@ -133,7 +133,7 @@ def test_an_unreachable_package_index_is_an_error_not_a_failure(repo):
 
 def test_a_timeout_is_an_error_naming_the_limit(repo):
     result = check(repo, "slow")
-    assert (result.status, result.summary) == ("error", "timed out after 5s (check_timeout)")
+    assert (result.status, result.summary) == ("error", "timed out after 15s (check_timeout)")
 
 
 @pytest.mark.parametrize("session", ["no_such_session", "tag:no_such_tag"])
