@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git
-from tests.test_plan_cli import add_improvement
+from tests.helpers import add_improvement, commit_files, git
 
 NOXFILE = """\
 import nox

@@ -12,8 +12,7 @@ from pathlib import Path
 import yaml
 
 from tars_bot.models import Improvement
-from tests.conftest import git
-from tests.test_plan_cli import add_improvement
+from tests.helpers import add_improvement, git
 
 
 def test_check_reports_every_problem_and_exits_1(cli, make_repo):

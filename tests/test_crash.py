@@ -7,7 +7,6 @@ running execution, worktree or lock, and that executing the improvement again su
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import signal
@@ -16,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
+    add_improvement,
+    check_recovery,
     commit_files,
     git,
     leftover_worktrees,
     run_tars,
     start_tars,
+    user_state,
     write_files,
 )
-from tests.test_plan_cli import add_improvement
 
 FILES = {
     "pyproject.toml": '[tool.tars-bot]\ncomponents = { core = ["src/**"] }\n',
@@ -59,29 +60,6 @@ FAULTS = [
 ]
 
 
-def user_state(repo: Path) -> dict[str, str]:
-    """Everything of the user's: read the index first, since `git status` may refresh it."""
-    index = hashlib.sha256((repo / ".git" / "index").read_bytes()).hexdigest()
-    files = {
-        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(repo).parts
-    }
-    return {
-        "index": index,
-        "HEAD": (repo / ".git" / "HEAD").read_text(),
-        "head commit": git(repo, "rev-parse", "HEAD"),
-        "files": json.dumps(files, sort_keys=True),
-        "stash": git(repo, "stash", "list", "--format=%H"),
-        "branches": "\n".join(
-            line
-            for line in git(repo, "for-each-ref", "refs/heads", "refs/tags").splitlines()
-            if "refs/heads/tars-bot/" not in line
-        ),
-        "status": git(repo, "--no-optional-locks", "status", "--porcelain"),
-    }
-
-
 @pytest.fixture
 def crash_repo(make_repo) -> Path:
     repo = make_repo(FILES)
@@ -94,28 +72,6 @@ def crash_repo(make_repo) -> Path:
     write_files(repo, {"src/app.py": "# unstaged\n", "staged.txt": "staged\n"})
     git(repo, "add", "staged.txt")
     return repo
-
-
-def check_recovery(repo: Path, before: dict[str, str], improvement: str = "crash") -> None:
-    assert user_state(repo) == before
-    recover = run_tars(repo, "recover")
-    assert recover.returncode == 0, recover.stderr
-    assert user_state(repo) == before
-    history = json.loads(run_tars(repo, "history", "--format", "json").stdout)
-    assert all(e["state"] not in ("running", "validating") and not e["pending"] for e in history)
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # pool cleared
-    assert not (repo / ".git" / "tars-bot" / "worktrees").exists() or not any(
-        (repo / ".git" / "tars-bot" / "worktrees").iterdir()
-    )
-    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
-    again = run_tars(repo, "recover").stdout
-    assert again.strip() == "nothing to recover"
-
-    final = run_tars(repo, "execute", "--improvement-id", improvement)
-    assert final.returncode == 0, final.stdout + final.stderr
-    if improvement == "crash":
-        assert git(repo, "show", "tars-bot/crash:src/util.py") == "X = 10"
-    assert user_state(repo) == before
 
 
 @pytest.mark.parametrize("fault", FAULTS)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
+    add_improvement,
     commit_files,
     git,
     leftover_worktrees,
@@ -19,7 +20,6 @@ from tests.conftest import (
     wait_until,
     write_files,
 )
-from tests.test_plan_cli import add_improvement
 
 SOURCE = {
     "pyproject.toml": """\

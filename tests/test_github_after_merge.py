@@ -9,14 +9,15 @@ import json
 from pathlib import Path
 
 from tars_bot.system import ExecutionSystem
-from tests.conftest import commit_files, git
-from tests.test_github_action import (  # noqa: F401
-    IMPROVEMENT,
+from tests.helpers import (
+    ISSUE_IMPROVEMENT,
     comment_payload,
+    commit_files,
+    git,
+    job_checkout,
     run_action,
-    setup,
+    stage,
 )
-from tests.test_github_stages import job_checkout, stage
 
 WATCH = '[tool.tars-bot]\nwatch_workflows = ["ci"]\nauto_revert = true\n'
 
@@ -39,7 +40,7 @@ def push_main(tmp_path: Path, files: dict[str, str], message: str) -> str:
 
 def executed(fake_github, tmp_path: Path, origin: Path, repo, name: str = "execute-job"):
     """`/tars-bot execute` on a new improvement issue: its pull request."""
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     checkout = job_checkout(origin, name)
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
@@ -71,7 +72,7 @@ def execution_of(origin: Path, tmp_path: Path, name: str):
     return system
 
 
-def test_rollback_on_a_merged_pull_request_opens_its_revert(setup, fake_github, tmp_path):  # noqa: F811
+def test_rollback_on_a_merged_pull_request_opens_its_revert(setup, fake_github, tmp_path):
     _, origin, repo = setup
     pull = executed(fake_github, tmp_path, origin, repo)
     merged = merge_on_github(tmp_path, repo, pull, "merge")
@@ -101,7 +102,7 @@ def test_rollback_on_a_merged_pull_request_opens_its_revert(setup, fake_github, 
     assert system.status(original.reverted_by).reverts == original.id
 
 
-def test_a_squash_with_a_rewritten_message_is_known_from_github(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_squash_with_a_rewritten_message_is_known_from_github(setup, fake_github, tmp_path):
     _, origin, repo = setup
     pull = executed(fake_github, tmp_path, origin, repo)
     squash = merge_on_github(tmp_path, repo, pull, "squash")
@@ -131,7 +132,7 @@ def watch_comments(repo, pull) -> list[str]:
     return [c.body for c in repo.comments_on(pull.number) if "tars-bot:watch-run=" in c.body]
 
 
-def test_a_merge_that_turns_ci_red_is_reported_and_reverted_once(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_merge_that_turns_ci_red_is_reported_and_reverted_once(setup, fake_github, tmp_path):
     _, origin, repo = setup
     pull, merged, before = watched_merge(fake_github, tmp_path, origin, repo)
     repo.add_workflow_run(before, "success")
@@ -169,7 +170,7 @@ def test_a_merge_that_turns_ci_red_is_reported_and_reverted_once(setup, fake_git
 
 
 def test_a_red_run_that_is_not_on_a_tars_bot_merge_or_was_red_before_does_nothing(
-    setup,  # noqa: F811
+    setup,
     fake_github,
     tmp_path,
 ):
@@ -191,7 +192,7 @@ def test_a_red_run_that_is_not_on_a_tars_bot_merge_or_was_red_before_does_nothin
     assert len(repo.pulls()) == 1  # no revert
 
 
-def test_the_staged_workflow_watches_in_its_publish_job(setup, fake_github, tmp_path):  # noqa: F811
+def test_the_staged_workflow_watches_in_its_publish_job(setup, fake_github, tmp_path):
     _, origin, repo = setup
     pull, merged, before = watched_merge(fake_github, tmp_path, origin, repo)
     repo.add_workflow_run(before, "success")
@@ -204,7 +205,7 @@ def test_the_staged_workflow_watches_in_its_publish_job(setup, fake_github, tmp_
 
 
 def test_the_staged_workflow_reverts_in_its_execute_job_and_publishes_what_it_checked(
-    setup,  # noqa: F811
+    setup,
     fake_github,
     tmp_path,
 ):
@@ -230,7 +231,7 @@ def test_the_staged_workflow_reverts_in_its_execute_job_and_publishes_what_it_ch
     assert original.state == "reverted"
 
 
-def test_a_revert_bundle_that_is_not_the_revert_is_refused(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_revert_bundle_that_is_not_the_revert_is_refused(setup, fake_github, tmp_path):
     _, origin, repo = setup
     pull = executed(fake_github, tmp_path, origin, repo)
     merge_on_github(tmp_path, repo, pull, "merge")
@@ -270,7 +271,7 @@ def _only_revert(checkout: Path) -> str:
     )
 
 
-def test_a_red_run_on_a_rewritten_squash_is_traced_through_github(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_red_run_on_a_rewritten_squash_is_traced_through_github(setup, fake_github, tmp_path):
     _, origin, repo = setup
     push_main(tmp_path, {"pyproject.toml": WATCH.replace("true", "false")}, "watch CI")
     pull = executed(fake_github, tmp_path, origin, repo)

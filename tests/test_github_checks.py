@@ -17,16 +17,17 @@ from tars_bot.github import action, checks
 from tars_bot.github.client import GitHubClient
 from tars_bot.models import CheckResult, Execution, Improvement
 from tars_bot.system import ExecutionSystem
-from tests.conftest import commit_files, git
-from tests.test_github_action import (  # noqa: F401
-    IMPROVEMENT,
+from tests.helpers import (
+    ISSUE_IMPROVEMENT,
     comment_payload,
+    commit_files,
     environ,
+    git,
+    job_checkout,
     reactions,
     run_action,
-    setup,
+    stage,
 )
-from tests.test_github_stages import job_checkout, stage
 
 FAILING_TESTS = """\
 import os
@@ -240,9 +241,9 @@ def check_runs(repo) -> list[dict]:
     return list(repo.check_runs.values())
 
 
-def test_an_executed_improvement_gets_a_check_run_on_its_tip(setup, fake_github, tmp_path):  # noqa: F811
+def test_an_executed_improvement_gets_a_check_run_on_its_tip(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
 
@@ -259,7 +260,7 @@ def test_an_executed_improvement_gets_a_check_run_on_its_tip(setup, fake_github,
     assert status.startswith("✅ Executed:") and "⚠️" not in status
 
 
-def test_a_dropped_culprit_is_shown_where_it_broke_the_tests(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_dropped_culprit_is_shown_where_it_broke_the_tests(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
     with_tests(checkout)
     issue = repo.add_issue("Triple", BREAKING)
@@ -284,7 +285,7 @@ def test_a_dropped_culprit_is_shown_where_it_broke_the_tests(setup, fake_github,
     assert where["message"].startswith('step 2 "triple", dropped from the branch, broke tests')
 
 
-def test_a_failed_execution_makes_a_failing_check_run(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_failed_execution_makes_a_failing_check_run(setup, fake_github, tmp_path):
     """Only a succeeded execution is pushed, so the Action never publishes this one; the check
     run it would make is still GitHub's to accept, on the commit once pushed."""
     checkout, _, repo = setup
@@ -315,7 +316,7 @@ def test_a_failed_execution_makes_a_failing_check_run(setup, fake_github, tmp_pa
     assert posted["annotations"][0]["message"] == "assert 6 == 4\n +  where 6 = double(2)"
 
 
-def test_github_takes_check_runs_from_apps_on_commits_it_holds(setup, fake_github, tmp_path):  # noqa: F811
+def test_github_takes_check_runs_from_apps_on_commits_it_holds(setup, fake_github, tmp_path):
     _, origin, _ = setup
     main = git(origin, "rev-parse", "main")
     output = {"title": "t", "summary": "s"}
@@ -340,9 +341,9 @@ def test_github_takes_check_runs_from_apps_on_commits_it_holds(setup, fake_githu
         (502, "502 Server Error"),
     ],
 )
-def test_a_check_run_github_refuses_is_a_warning(setup, fake_github, tmp_path, status, said):  # noqa: F811
+def test_a_check_run_github_refuses_is_a_warning(setup, fake_github, tmp_path, status, said):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     message = "Resource not accessible by integration" if status == 403 else "Server Error"
     page = f'{{"message": "{message}"}}'
     fake_github.fail_next("/repos/octo/app/check-runs", status=status, method="POST", page=page)
@@ -359,11 +360,11 @@ def test_a_check_run_github_refuses_is_a_warning(setup, fake_github, tmp_path, s
     assert check_runs(repo) == [] and len(repo.pulls()) == 1
 
 
-def test_the_job_summary_gets_the_report_in_one_job(setup, fake_github, tmp_path):  # noqa: F811
+def test_the_job_summary_gets_the_report_in_one_job(setup, fake_github, tmp_path):
     checkout, _, repo = setup
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     env = environ(fake_github, tmp_path, "issue_comment", payload)
     env["GITHUB_STEP_SUMMARY"] = str(summary)
@@ -374,9 +375,9 @@ def test_the_job_summary_gets_the_report_in_one_job(setup, fake_github, tmp_path
     assert summary.read_text() == "earlier step\n" + run["output"]["summary"] + "\n"
 
 
-def test_the_job_summary_gets_the_report_in_the_publish_job(setup, fake_github, tmp_path):  # noqa: F811
+def test_the_job_summary_gets_the_report_in_the_publish_job(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
     assert (

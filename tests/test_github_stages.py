@@ -10,32 +10,13 @@ import pytest
 import yaml
 
 from tars_bot.errors import TarsError
-from tars_bot.github import action
 from tars_bot.github.client import GitHubClient
-from tests.conftest import git
-from tests.test_github_action import IMPROVEMENT, comment_payload, environ, setup  # noqa: F401
+from tests.helpers import ISSUE_IMPROVEMENT, comment_payload, git, job_checkout, stage
 
 
-def stage(
-    fake_github, tmp_path: Path, checkout: Path, name: str, payload: dict, event="issue_comment"
-) -> int:
-    env = environ(fake_github, tmp_path, event, payload)
-    env |= {"TARS_BOT_STAGE": name, "TARS_BOT_HANDOFF": str(tmp_path / "handoff")}
-    env["GITHUB_OUTPUT"] = str(tmp_path / f"output-{name}")
-    client = lambda e: GitHubClient.from_env(e, sleep=lambda s: None, pace=False)  # noqa: E731
-    return action.run(env, checkout, client)
-
-
-def job_checkout(origin: Path, name: str) -> Path:
-    """What actions/checkout leaves for one job: a fresh clone of the default branch."""
-    path = origin.parent / name
-    git(origin.parent, "clone", "-q", str(origin), str(path))
-    return path
-
-
-def test_the_improvement_runs_where_nothing_is_written(setup, fake_github, tmp_path):  # noqa: F811
+def test_the_improvement_runs_where_nothing_is_written(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
 
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
@@ -59,9 +40,9 @@ def test_the_improvement_runs_where_nothing_is_written(setup, fake_github, tmp_p
     assert status.startswith("✅ Executed:") and f"/pull/{pull.number}" in status
 
 
-def test_a_tampered_hand_off_is_refused_and_nothing_is_pushed(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_tampered_hand_off_is_refused_and_nothing_is_pushed(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
     runner = job_checkout(origin, "execute-job")
@@ -91,9 +72,9 @@ def test_a_tampered_hand_off_is_refused_and_nothing_is_pushed(setup, fake_github
     assert repo.pulls() == []
 
 
-def test_the_execute_jobs_report_cannot_carry_a_marker(setup, fake_github, tmp_path):  # noqa: F811
+def test_the_execute_jobs_report_cannot_carry_a_marker(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute")
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
     (tmp_path / "handoff").mkdir()
@@ -106,9 +87,9 @@ def test_the_execute_jobs_report_cannot_carry_a_marker(setup, fake_github, tmp_p
     assert "20200101-000000-dead" in status and "<!-- tars-bot:execution" not in status
 
 
-def test_a_readers_command_is_not_acted_on(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_readers_command_is_not_acted_on(setup, fake_github, tmp_path):
     checkout, _, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot execute", user="reader")
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
     assert (tmp_path / "output-authorize").read_text() == "act=false\nexecute=false\n"
@@ -125,9 +106,9 @@ def test_the_shipped_workflow_gives_the_execute_job_no_write_permission():
     assert any(s.get("stage") == "execute" for s in steps)
 
 
-def test_a_command_without_an_improvement_is_answered_by_publish(setup, fake_github, tmp_path):  # noqa: F811
+def test_a_command_without_an_improvement_is_answered_by_publish(setup, fake_github, tmp_path):
     checkout, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     payload = comment_payload(repo, issue.number, "/tars-bot help")
     assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
     assert (tmp_path / "output-authorize").read_text() == "act=true\nexecute=false\n"
@@ -158,12 +139,12 @@ def local_run(fake_github, tmp_path: Path, repo, number: int, line: str, env: di
 
 
 def test_a_local_worker_executes_with_a_read_only_token_and_publishes_with_its_own(
-    setup,  # noqa: F811
+    setup,
     fake_github,
     tmp_path,
 ):
     _, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     app = fake_github.add_app_with_key(42, "tars-bot", installation_id=INSTALLATION)
     del app["TARS_BOT_INSTALLATION_ID"]  # the delivery names it
     local_run(fake_github, tmp_path, repo, issue.number, "/tars-bot execute", app)
@@ -186,7 +167,7 @@ def test_a_local_worker_executes_with_a_read_only_token_and_publishes_with_its_o
     assert pull.head_ref == "tars-bot/issue-1"
 
 
-def test_a_read_only_installation_token_cannot_write(fake_github, setup):  # noqa: F811
+def test_a_read_only_installation_token_cannot_write(fake_github, setup):
     _, _, repo = setup
     issue = repo.add_issue("x")
     app = fake_github.add_app_with_key(42, "tars-bot", installation_id=7)
@@ -203,9 +184,9 @@ def test_a_read_only_installation_token_cannot_write(fake_github, setup):  # noq
         assert client.read_only_token() is None  # a token that is not an App's cannot be narrowed
 
 
-def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_path):  # noqa: F811
+def test_local_workers_run_commands_in_their_own_clone(setup, fake_github, tmp_path):
     _, origin, repo = setup
-    issue = repo.add_issue("UTF-8 IO", IMPROVEMENT)
+    issue = repo.add_issue("UTF-8 IO", ISSUE_IMPROVEMENT)
     env = {"GITHUB_TOKEN": fake_github.token}  # not an App's: the execute process gets no token
     local_run(fake_github, tmp_path, repo, issue.number, "/tars-bot execute", env)
     assert [p.head_ref for p in repo.pulls()] == ["tars-bot/issue-1"]

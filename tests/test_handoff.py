@@ -3,13 +3,11 @@ The receiving side believes nothing in the bundle it cannot check against its ow
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, run_tars
+from tests.helpers import clone, commit_files, commit_on, git, pushed, receive, run_tars, tampered
 
 FILES = {
     "pyproject.toml": '[tool.tars-bot]\ncomponents = { core = ["src/**"] }\n',
@@ -45,12 +43,6 @@ def origin(tmp_path: Path) -> Path:
     return origin
 
 
-def clone(origin: Path, name: str) -> Path:
-    path = origin.parent / name
-    git(origin.parent, "clone", "-q", str(origin), str(path))
-    return path
-
-
 def executed(origin: Path) -> tuple[Path, str]:
     """A runner clone that executed the improvement: (the runner, the execution id)."""
     runner = clone(origin, "runner")
@@ -65,17 +57,6 @@ def executed(origin: Path) -> tuple[Path, str]:
     return runner, execution_id
 
 
-def receive(origin: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    publisher = clone(origin, f"publisher-{bundle.stem}")
-    return run_tars(publisher, "receive", "--bundle", str(bundle), "--improvement-id", "imp", *args)
-
-
-def pushed(origin: Path) -> str:
-    return git(
-        origin, "for-each-ref", "--format=%(refname)", "refs/heads/tars-bot", "refs/tars-bot"
-    )
-
-
 def test_a_bundle_from_a_job_without_a_token_is_checked_and_pushed(origin):
     runner, execution_id = executed(origin)
     proc = receive(origin, origin.parent / "good.bundle", "--push")
@@ -84,55 +65,6 @@ def test_a_bundle_from_a_job_without_a_token_is_checked_and_pushed(origin):
     assert git(origin, "rev-parse", "tars-bot/imp") == git(runner, "rev-parse", "tars-bot/imp")
     assert f"refs/tars-bot/executions/{execution_id}" in pushed(origin)
     assert "refs/tars-bot/incoming" not in pushed(origin)
-
-
-def tampered(runner: Path, execution_id: str, tip: str, name: str, *extra_refs: str) -> Path:
-    """A bundle of the branch moved to `tip`, with a journal that says it ends there."""
-    journal = f"refs/tars-bot/executions/{execution_id}"
-    record = git(runner, "rev-parse", journal)
-    text = git(runner, "show", f"{record}:execution.json").replace(
-        git(runner, "rev-parse", "tars-bot/imp"), tip
-    )
-    forged = commit_on(runner, record, {"execution.json": text}, "succeeded")
-    git(runner, "update-ref", journal, forged)
-    git(runner, "update-ref", "refs/heads/tars-bot/imp", tip)
-    bundle = runner.parent / f"{name}.bundle"
-    base = git(runner, "rev-parse", "origin/main")
-    git(
-        runner,
-        "bundle",
-        "create",
-        "-q",
-        str(bundle),
-        "refs/heads/tars-bot/imp",
-        journal,
-        *extra_refs,
-        f"^{base}",
-    )
-    return bundle
-
-
-def commit_on(runner: Path, parent: str, files: dict[str, str], message: str) -> str:
-    """A commit on `parent` with `files` changed, made by hand (not by tars-bot)."""
-    env = {**os.environ, "GIT_INDEX_FILE": str(runner / ".git" / "hand-index")}
-    subprocess.run(["git", "-C", str(runner), "read-tree", parent], env=env, check=True)
-    for path, content in files.items():
-        blob = subprocess.run(
-            ["git", "-C", str(runner), "hash-object", "-w", "--stdin"],
-            input=content, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        subprocess.run(
-            ["git", "-C", str(runner), "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"],
-            env=env, check=True,
-        )  # fmt: skip
-    tree = subprocess.run(
-        ["git", "-C", str(runner), "write-tree"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return git(runner, "commit-tree", tree, "-p", parent, "-m", message)
 
 
 @pytest.mark.parametrize(

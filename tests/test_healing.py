@@ -12,10 +12,20 @@ import pytest
 
 from tars_bot import ExecutionSystem
 from tars_bot.ui.markdown import execution_markdown
-from tests.conftest import commit_files, git, leftover_worktrees, run_tars
-from tests.test_crash import check_recovery, user_state
-from tests.test_handoff import clone, commit_on, pushed, receive, tampered
-from tests.test_plan_cli import add_improvement
+from tests.helpers import (
+    add_improvement,
+    check_recovery,
+    clone,
+    commit_files,
+    commit_on,
+    git,
+    leftover_worktrees,
+    pushed,
+    receive,
+    run_tars,
+    tampered,
+    user_state,
+)
 
 PYPROJECT = """\
 [tool.ruff]

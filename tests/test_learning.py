@@ -13,9 +13,7 @@ from tars_bot import ExecutionSystem
 from tars_bot.records import learning
 from tars_bot.records.learning import Risk, culprit_weights
 from tars_bot.validation import search
-from tests.conftest import commit_files, git, run_tars
-from tests.test_plan_cli import add_improvement
-from tests.test_validate import CHECK, NOXFILE
+from tests.helpers import COUNTING_NOXFILE, DATA_CHECK, add_improvement, commit_files, git, run_tars
 
 GOOD = (
     "title: good\nsteps:\n"
@@ -32,9 +30,9 @@ BAD = (
 def validated_repo(make_repo, tmp_path: Path) -> Path:
     return make_repo(
         {
-            "noxfile.py": NOXFILE.format(counter=str(tmp_path / "runs.txt")),
+            "noxfile.py": COUNTING_NOXFILE.format(counter=str(tmp_path / "runs.txt")),
             "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\n',
-            "check.py": CHECK,
+            "check.py": DATA_CHECK,
             "data/base.txt": "fine\n",
         }
     )

@@ -70,7 +70,7 @@ actions = st.one_of(
 
 @pytest.fixture(scope="module")
 def small_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import commit_files, git
+    from tests.helpers import commit_files, git
 
     repo = tmp_path_factory.mktemp("props")
     git(repo, "init", "-q", "-b", "main")

@@ -12,9 +12,7 @@ import pytest
 
 from tars_bot.github import action
 from tars_bot.github.client import GitHubClient
-from tests.conftest import run_tars, write_files
-from tests.test_github_action import comment_payload, environ, setup  # noqa: F401 (a fixture)
-from tests.test_plan_cli import add_improvement
+from tests.helpers import add_improvement, comment_payload, environ, run_tars, write_files
 
 HOSTILE = "![i](http://x/y.png) [l](http://x) @someone <!-- tars-bot:execution=fake --> <b>"
 # what a step prints: workflow commands, a terminal title (OSC 0), the clipboard (OSC 52)
@@ -146,7 +144,7 @@ def assert_renders_nothing(markdown: str) -> None:
 
 
 def test_pull_request_body_and_comments_render_nothing_of_the_improvement(
-    setup,  # noqa: F811
+    setup,
     fake_github,
     tmp_path,
 ):
@@ -170,7 +168,7 @@ def test_pull_request_body_and_comments_render_nothing_of_the_improvement(
 
 
 def test_a_failed_steps_output_stays_in_its_code_block_and_out_of_the_log(
-    setup,  # noqa: F811
+    setup,
     fake_github,
     tmp_path,
     capsys,

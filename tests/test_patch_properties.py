@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tars_bot import ExecutionSystem, Improvement
-from tests.conftest import commit_files, git
+from tests.helpers import commit_files, git
 
 LINES = st.lists(
     st.sampled_from(["a\n", "b\n", "c\n", "def f():\n", "    pass\n", "\n", "x = 1\n"]), max_size=30

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tars_bot.paths import PathProblem, Scope, normalize
-from tests.test_plan_cli import add_improvement
+from tests.helpers import add_improvement
 
 FILES = {"src/m.py": "a\nb\nc\n", "old.txt": "bye\n", "tail.txt": "no newline"}
 
@@ -156,7 +156,7 @@ SEGMENTS = ["src", "a", "b", "tests", "*", "**", "s*", "*.py", "test_*", "?", "[
 
 @pytest.fixture(scope="module")
 def glob_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import commit_files, git
+    from tests.helpers import commit_files, git
 
     repo = tmp_path_factory.mktemp("globs")
     git(repo, "init", "-q", "-b", "main")

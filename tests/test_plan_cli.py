@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, git, write_files
+from tests.helpers import add_improvement, commit_files, git
 
 SOURCE = {
     "pyproject.toml": """\
@@ -45,12 +45,6 @@ ALL_ACTIONS = """\
         delete: [src/pkg/legacy.py]
         scope: ["src/pkg/legacy.py"]
     """
-
-
-def add_improvement(repo: Path, text: str, name: str = "imp.yaml") -> Path:
-    path = repo / ".tars" / "improvements" / name
-    write_files(path.parent, {name: text})
-    return path
 
 
 def plan_json(cli, repo: Path, *args: str) -> dict:

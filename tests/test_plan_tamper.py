@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tars_bot.models import ExecutionPlan
-from tests.conftest import commit_files, git
+from tests.helpers import commit_files, git
 
 SOURCE = {
     "pyproject.toml": """\

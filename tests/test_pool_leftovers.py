@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_files, run_tars
-from tests.test_plan_cli import add_improvement
-from tests.test_sandbox_escapes import improvement
+from tests.helpers import add_improvement, commit_files, improvement, run_tars
 
 PROBE = """\
 import os

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tars_bot import ExecutionSystem, Improvement, TarsError
-from tests.conftest import commit_files, git
-from tests.test_plan_cli import add_improvement
+from tests.helpers import add_improvement, commit_files, git
 
 FILES = {"a.txt": "alpha\n", "b.txt": "beta\n", "c.txt": "gamma\n"}
 

@@ -24,27 +24,19 @@ from typing import ClassVar
 import pytest
 
 from tars_bot.execution.sandbox import find_bwrap
-from tests.conftest import commit_files, git, run_tars, start_tars, wait_until, write_files
-from tests.test_plan_cli import add_improvement
+from tests.helpers import (
+    BASE,
+    add_improvement,
+    commit_files,
+    git,
+    improvement,
+    run_tars,
+    start_tars,
+    wait_until,
+    write_files,
+)
 
 TOKEN = "ghs_sandboxtestsecret0123456789"
-BASE = {
-    "pyproject.toml": """\
-        [project]
-        name = "pkg"
-
-        [tool.tars-bot]
-        components = { core = ["src/**"] }
-        """,
-    "src/pkg/__init__.py": "",
-    "src/pkg/core.py": "VALUE = 1\n",
-    "README.md": "# sample\n",
-}
-
-
-def improvement(run: str, extra: str = "") -> str:
-    body = "\n".join(f"          {line}" for line in run.strip().splitlines())
-    return f"title: hostile\ntarget_components: [core]\nsteps:\n  - name: attack\n    run: |\n{body}\n{extra}"
 
 
 @pytest.fixture

@@ -21,9 +21,15 @@ from pathlib import Path
 import pytest
 
 import tars_bot
-from tests.conftest import commit_files, git, run_tars, write_files
-from tests.test_plan_cli import add_improvement
-from tests.test_sandbox_escapes import BASE, improvement
+from tests.helpers import (
+    BASE,
+    add_improvement,
+    commit_files,
+    git,
+    improvement,
+    run_tars,
+    write_files,
+)
 
 SECRET = "s3cr3t-" + uuid.uuid4().hex[:12]
 UNITTEST = """\

@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import git
-from tests.test_plan_cli import add_improvement
-
-NOXFILE = """\
-import nox
-
-@nox.session(venv_backend="none")
-def tests(session):
-    with open({counter!r}, "a") as f:
-        f.write("run\\n")
-    session.run("python", "check.py")
-
-@nox.session(python="3.99")
-def old_python(session):
-    pass
-"""
-CHECK = """\
-import pathlib, sys
-bad = [p.name for p in pathlib.Path("data").glob("*.txt") if "BAD" in p.read_text()]
-print("=== 1 failed, 5 passed in 0.01s ===" if bad else "=== 6 passed in 0.01s ===")
-sys.exit(1 if bad else 0)
-"""
-
-
-def make_validated_repo(make_repo, tmp_path: Path, name: str = "repo") -> tuple[Path, Path]:
-    counter = tmp_path / f"{name}-runs.txt"
-    repo = make_repo(
-        {
-            "noxfile.py": NOXFILE.format(counter=str(counter)),
-            # the run counter lies outside the worktree, where only an unsandboxed session writes
-            "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\n',
-            "check.py": CHECK,
-            "data/base.txt": "fine\n",
-            "pkg/__init__.py": "def kept(x):\n    return x\n\n\ndef old(x):\n    return x\n",
-        },
-        name=name,
-    )
-    return repo, counter
+from tests.helpers import add_improvement, git, history, make_validated_repo
 
 
 def six_steps(bad: int | None, **extra: str) -> str:
@@ -60,10 +22,6 @@ def six_steps(bad: int | None, **extra: str) -> str:
 
 def runs(counter: Path) -> int:
     return len(counter.read_text().splitlines()) if counter.exists() else 0
-
-
-def history(cli, repo: Path) -> list[dict]:
-    return json.loads(cli("history", "--repo", repo, "--format", "json").out)
 
 
 def test_bisect_names_the_breaking_step_in_few_runs(cli, make_repo, tmp_path):

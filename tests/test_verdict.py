@@ -10,9 +10,7 @@ from pathlib import Path
 from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import markdown
-from tests.conftest import git
-from tests.test_plan_cli import add_improvement
-from tests.test_validate import history, make_validated_repo
+from tests.helpers import add_improvement, git, history, make_validated_repo
 
 # like tests in test_validate.NOXFILE, but its runner cannot run once step 2 is in and step 4 not
 FLAKY_NOXFILE = """\
