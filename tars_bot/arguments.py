@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from argparse import ArgumentParser
+from typing import TypeAlias
 
 from tars_bot import __version__
 
-Verbs = argparse._SubParsersAction  # what `add_subparsers` returns
+# what `add_subparsers` returns (generic only to the type checker)
+Verbs: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 EPILOG = """\
 examples:

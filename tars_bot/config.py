@@ -12,6 +12,8 @@ from tars_bot.git import Repo
 from tars_bot.models import Improvement, Limits, Model, NonEmpty, Validation
 from tars_bot.planning.loader import format_location
 
+QuickCheck = Literal["compile", "ruff"]
+
 
 class Config(Model):
     improvements_dir: NonEmpty = ".tars/improvements"
@@ -48,8 +50,8 @@ class Config(Model):
         description="More directories sandboxed processes may read (e.g. a toolchain under "
         "/opt); never one that contains the checkout or HOME. `tars-bot sandbox` shows the view.",
     )
-    quick_checks: list[Literal["compile", "ruff"]] = Field(
-        default_factory=lambda: ["compile", "ruff"],
+    quick_checks: list[QuickCheck] = Field(
+        default_factory=lambda: list[QuickCheck](("compile", "ruff")),
         description="Checks on each step's changed Python files; empty when nox is the authority.",
     )
     heal: list[NonEmpty] = Field(

@@ -7,6 +7,7 @@ A facade: each method delegates to the component that does the job (`execution.o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tars_bot.config import Config, config_at
 from tars_bot.execution import handoff, orchestrate
@@ -147,7 +148,7 @@ class ExecutionSystem:
     def history(self, limit: int | None = None, onto: str | None = None) -> list[Execution]:
         return lifecycle.history(self.repo, limit, onto)
 
-    def stats(self, rebuild: bool = False) -> dict:
+    def stats(self, rebuild: bool = False) -> dict[str, Any]:
         """What the outcome index says of all executions (learning.summary); `rebuild` makes the
         index again from the journals first. Merges the default branch shows are journaled
         first, so that they count as merged."""

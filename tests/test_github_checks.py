@@ -151,7 +151,7 @@ def test_fixed_samples_compile_warnings_and_captured_output():
 def test_annotations_keep_files_of_the_repository_only(tmp_path):
     output = pytest_output(tmp_path, "--tb=short")
     output += "/usr/lib/python3.11/json/decoder.py:355: in raw_decode\n../outside.py:1: x\n"
-    annotations = checks.annotations(
+    annotations = checks.failure_annotations(
         execution_with(failed(output)), (FILES | {"outside.py"}).__contains__
     )
     assert {a.path for a in annotations} == {"tests/test_x.py"}

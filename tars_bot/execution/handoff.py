@@ -126,7 +126,8 @@ def _check_branch(
         raise HandoffRefused(
             f"branch {plan.branch}: does not start at the planned base {base[:10]}"
         )
-    parent, made = base, {}  # step number -> {its commit and its heal's: the paths changed}
+    made: dict[int, dict[str, set[str]]] = {}  # step number -> {its commit and heal's: paths}
+    parent = base
     for commit in repo.commits_between(base, head):
         where = f"branch {plan.branch}: commit {commit[:10]}"
         if repo.parents(commit) != [parent]:

@@ -162,7 +162,7 @@ class Sandbox:
         with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as host:
             yield Scratch(Path(host), self.bwrap is not None)
 
-    def view(self, jail: Jail, scratch: Scratch, memory_mb: int) -> view.View:
+    def seen_by(self, jail: Jail, scratch: Scratch, memory_mb: int) -> view.View:
         """Every mount the process gets, in order, each with why; and what was left out."""
         tools, skipped = view.tool_dirs(self.protected, os.environ.get("PATH", ""))
         extra, refused = view.extra_dirs(self.extra_paths, self.protected)
@@ -192,7 +192,7 @@ class Sandbox:
         jail = Jail.worktree_of(worktree, network=network, overlays=(envs,) if check else ())
         objects = [self.protected.git_dir / "objects"] if self.protected.git_dir else []
         with self.scratch() as scratch:
-            seen = self.view(jail, scratch, memory_mb)
+            seen = self.seen_by(jail, scratch, memory_mb)
             own = view.git_dir(worktree, scratch.host / "git", scratch.host / "dotgit", objects)
             mounts = [
                 dataclasses.replace(m, source=m.source.replace(str(scratch.host), "<scratch>"))
@@ -225,7 +225,7 @@ class Sandbox:
                     max_file_mb=jail.max_file_mb, on_output=on_output,
                 )  # fmt: skip
                 return process.wait(timeout_s, memory_mb, stdin)
-            seen = self.view(jail, scratch, memory_mb)
+            seen = self.seen_by(jail, scratch, memory_mb)
             prefix = [str(self.bwrap), *seen.bwrap_args(), *_namespaces(jail.network), "--"]
             process = Process(
                 [*prefix, *argv], jail.cwd, environment, sandboxed=True, network=jail.network,

@@ -95,7 +95,7 @@ def _on_pull_request(ctx: Context) -> int:
         try:
             plan = ctx.system.plan(ctx.system.load_improvement(file), base=base, source=path)
             shown = untrusted.for_markdown(untrusted.path(path))
-            after = github_text.after_merge(plan.improvement.id)
+            after = github_text.after_merge(plan.improvement.id or "")
             sections.append(markdown.plan_markdown(plan, shown, after))
         except TarsError as e:
             ok = False

@@ -92,7 +92,7 @@ def check_run(execution: Execution, plan: ExecutionPlan, exists: Callable[[str],
     """The check run of an execution whose branch tip is on GitHub; `exists`: whether a path is
     in the tip's tree."""
     assert execution.head_commit is not None, "a check run needs the branch's tip"
-    found = annotations(execution, exists)
+    found = failure_annotations(execution, exists)
     summary = markdown.validation_markdown(execution, plan)
     if (left_off := len(found) - MAX_ANNOTATIONS) > 0:
         summary += github_text.annotations_left_off(left_off, MAX_ANNOTATIONS)
@@ -120,7 +120,7 @@ def fit(text: str, limit: int = OUTPUT_LIMIT) -> str:
     return text[: limit - len(note)] + note
 
 
-def annotations(execution: Execution, exists: Callable[[str], bool]) -> list[Annotation]:
+def failure_annotations(execution: Execution, exists: Callable[[str], bool]) -> list[Annotation]:
     """Where the output of the execution's failed checks names one of `files`: failures on the
     tip or in a failed step, warnings from the run of a culprit step that was dropped (it is no
     longer on the branch), notices for each call on the way. Most telling first."""

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tars_bot.execution.sandbox import ENV_ALLOWLIST
 from tars_bot.git import sync_clone
@@ -80,7 +81,11 @@ def runner(
 
 
 def _execute_without_write_token(
-    client: GitHubClient, env: Mapping[str, str], payload: dict, checkout: Path, handoff: Path
+    client: GitHubClient,
+    env: Mapping[str, str],
+    payload: dict[str, Any],
+    checkout: Path,
+    handoff: Path,
 ) -> None:
     """The workflow's execute job: `tars-bot action` at the execute stage, in a clone of its
     own, with a read-only token (an App's) or none (a personal token cannot be narrowed: the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tars_bot.errors import TarsError
 from tars_bot.github import publish
@@ -40,7 +41,7 @@ class Context:
     environ: Mapping[str, str]
     client: GitHubClient
     system: ExecutionSystem
-    payload: dict
+    payload: dict[str, Any]
 
     @property
     def token(self) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from tars_bot import models
 from tars_bot.errors import PlanError
@@ -90,7 +91,7 @@ def format_location(loc: tuple[str | int, ...]) -> str:
     return text or "(document)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
@@ -98,7 +99,7 @@ def _describe(error: dict[str, Any]) -> str:
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
         return "required field is missing"
-    message = error["msg"]
+    message = str(error["msg"])
     if value is not None and kind not in ("one_action",) and not isinstance(value, dict | list):
         shown = repr(value)
         message += f", got {shown[:60] + '...' if len(shown) > 60 else shown}"

@@ -303,7 +303,7 @@ def summary(totals: Totals, top: int = 10) -> dict[str, Any]:
 
 
 def _ranked(counts: dict[str, dict[str, int]], top: int) -> list[dict[str, Any]]:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": name, "steps": c.get("n", 0), "broke": c.get("bad", 0)}
         for name, c in counts.items()
         if c.get("bad", 0)

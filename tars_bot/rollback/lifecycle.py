@@ -4,6 +4,8 @@ run, reverted after a merge. States past `succeeded` are found on the default br
 
 from __future__ import annotations
 
+from typing import Any
+
 from tars_bot.errors import TarsError
 from tars_bot.execution import orchestrate
 from tars_bot.git import Repo
@@ -44,7 +46,7 @@ def history(repo: Repo, limit: int | None, onto: str | None) -> list[Execution]:
     return landing.history(repo, revert.default_tip(repo, onto), limit)
 
 
-def stats(repo: Repo, rebuild: bool) -> dict:
+def stats(repo: Repo, rebuild: bool) -> dict[str, Any]:
     """What the outcome index says of all executions (learning.summary); `rebuild` makes the
     index again from the journals first. Merges the default branch shows are journaled
     first, so that they count as merged."""

@@ -13,7 +13,7 @@ from tars_bot import faults
 from tars_bot.errors import TarsError
 from tars_bot.execution import processes, workspace
 from tars_bot.git import Repo
-from tars_bot.models import Action, Execution, ExecutionPlan, RunAction, StepResult
+from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
 from tars_bot.planning import actions
 from tars_bot.records import journal, outcomes
 
@@ -193,7 +193,7 @@ def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[i
     return tree
 
 
-def _apply(repo: Repo, action: Action, tree: str) -> str | None:
+def _apply(repo: Repo, action: actions.FileAction, tree: str) -> str | None:
     files = actions.TreeFiles(repo, tree)
     try:
         paths = actions.apply(action, files)

@@ -3,13 +3,14 @@ what happened to an execution, its steps, checks and culprits. No markup of any 
 
 from __future__ import annotations
 
-from tars_bot.models import Culprit, Execution, PlannedStep, SandboxReport, StepResult
+from tars_bot.models import Culprit, Execution, PlannedStep, RunAction, SandboxReport, StepResult
 from tars_bot.ui import untrusted
 
 
 def step_changes(step: PlannedStep) -> str:
     if step.action.kind == "run":
-        return f"$ {step.action.command}"  # type: ignore[union-attr]
+        assert isinstance(step.action, RunAction)
+        return f"$ {step.action.command}"
     return ", ".join(map(untrusted.path, step.files or []))
 
 

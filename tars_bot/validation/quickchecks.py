@@ -14,6 +14,7 @@ import os
 import re
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class _Ruff:
             raise _RuffError(proc.output.decode(errors="replace").strip())
         text = proc.output.decode(errors="replace")
         start = 0 if text.startswith("[") else text.find("\n[") + 1  # after any warnings
-        found = []
+        found: list[tuple[str, ...]] = []
         for item in json.loads(text[start:]):
             path = Path(item["filename"]).relative_to(self.root).as_posix()
             where_in = f"{item['location']['row']}:{item['location']['column']}"
@@ -147,7 +148,11 @@ def _newly_unformatted(ruff: _Ruff, repo: Repo, change: Change, paths: list[str]
 
 
 def quick_checks(
-    sandbox: Sandbox, repo: Repo, change: Change, worktree: Worktree | None, enabled: list[str]
+    sandbox: Sandbox,
+    repo: Repo,
+    change: Change,
+    worktree: Worktree | None,
+    enabled: Sequence[str],
 ) -> list[CheckResult]:
     """compile, and `ruff check` / `ruff format --check` when configured, on changed .py files;
     `worktree` holds the step's commit (needed for ruff only)."""
@@ -171,7 +176,7 @@ def quick_checks(
     return results
 
 
-def needs_worktree(repo: Repo, tree: str, paths: list[str], enabled: list[str]) -> bool:
+def needs_worktree(repo: Repo, tree: str, paths: list[str], enabled: Sequence[str]) -> bool:
     """Whether the quick checks of a step need its files on disk."""
     python = any(p.endswith(".py") for p in paths)
     return python and "ruff" in enabled and uses_ruff(repo, tree)

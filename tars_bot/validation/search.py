@@ -73,7 +73,7 @@ def _exact(prefix: list[float], budget: int) -> Callable[[int, int], int]:
                 found = (cost, middle)
         return found
 
-    depth = {}
+    depth: dict[tuple[int, int], int] = {}
 
     def choose(good: int, bad: int) -> int:
         left = depth.get((good, bad), budget)
@@ -86,7 +86,7 @@ def _exact(prefix: list[float], budget: int) -> Callable[[int, int], int]:
 
 def _greedy(prefix: list[float], budget: int) -> Callable[[int, int], int]:
     """Split where the weight is halved, among probes that keep both sides within the budget."""
-    depth = {}
+    depth: dict[tuple[int, int], int] = {}
 
     def choose(good: int, bad: int) -> int:
         left = depth.get((good, bad), budget)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import cast
 
 from tars_bot.config import Config
 from tars_bot.errors import TarsError
@@ -88,7 +89,7 @@ def _run_list(sandbox: Sandbox, repo: Repo, tree: str) -> list[dict[str, object]
         detail = (output.strip().splitlines() or ["no output"])[-1]
         raise TarsError(f"{NOXFILE}: nox cannot list its sessions: {detail}")
     try:  # the JSON is the last line; a noxfile may print before it
-        return json.loads(output.strip().splitlines()[-1])
+        return cast(list[dict[str, object]], json.loads(output.strip().splitlines()[-1]))
     except (json.JSONDecodeError, IndexError):
         raise TarsError(f"{NOXFILE}: nox printed no session list: {output[-200:]}") from None
 
@@ -117,7 +118,7 @@ def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None
         partial.write_text(json.dumps(sessions))
         partial.replace(cache)  # atomic: a killed process never leaves half a file
     names = {str(s["name"]) for s in sessions} | {str(s["session"]) for s in sessions}
-    tags = {str(tag) for s in sessions for tag in s.get("tags") or []}  # type: ignore[attr-defined]
+    tags = {str(tag) for s in sessions for tag in cast(list[object], s.get("tags") or [])}
     return NoxSessions(frozenset(names), frozenset(tags))
 
 
