@@ -20,6 +20,7 @@ from tars_bot.execution.sandbox import Sandbox, SandboxInfo, open_sandbox
 from tars_bot.execution.view import View
 from tars_bot.git import Repo
 from tars_bot.models import (
+    KEPT,
     Benefit,
     BenefitResult,
     CheckResult,
@@ -36,8 +37,6 @@ from tars_bot.records import journal, learning, outcomes
 from tars_bot.rollback import landing, revert, undo
 from tars_bot.validation import final_checks, healing
 from tars_bot.validation.validator import Validator
-
-KEPT = ("succeeded", "unvalidated")  # an unvalidated result is kept for the user to decide
 
 
 @dataclass(frozen=True)
@@ -374,7 +373,7 @@ def _result(execution: Execution, diff: str | None) -> ExecutionResult:
         state=execution.state,
         failure_reason=execution.failure_reason,
         execution_id=execution.id,
-        branch=execution.branch if execution.state in KEPT else None,
+        branch=execution.branch if execution.kept else None,
         steps=execution.steps,
         checks=execution.checks,
         actual_benefits=execution.benefits,

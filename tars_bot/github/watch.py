@@ -157,7 +157,7 @@ def _withdraw(
 ) -> None:
     """Close the revert tars-bot opened for a suspicion that is lifted, and roll it back."""
     revert = system.status(revert_id)
-    if revert.state not in ("succeeded", "unvalidated"):
+    if not revert.kept:
         return  # merged (someone wanted it), or already gone
     number = pull_number(revert.pull_request)
     if number is not None:

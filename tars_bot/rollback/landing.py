@@ -11,11 +11,10 @@ request's merge commit (`from_merge_commit`).
 from __future__ import annotations
 
 from tars_bot.git import Repo
-from tars_bot.models import Execution, LandedCommit, Landing
+from tars_bot.models import LANDS, Execution, LandedCommit, Landing
 from tars_bot.records import journal
 
 SCAN_LIMIT = 20_000  # first-parent commits read for rebased or squashed copies
-LANDS = ("succeeded", "merged", "reverted")  # states whose change may be on the default branch
 
 
 def find(repo: Repo, execution: Execution, tip: str) -> Landing | None:

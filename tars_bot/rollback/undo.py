@@ -41,7 +41,7 @@ def _refuse_unless_rollbackable(execution: Execution) -> None:
         raise TarsError(f"execution {execution.id} was a dry run: it left nothing to roll back")
     if execution.state == "rolled_back":
         raise TarsError(f"execution {execution.id} is already rolled back")
-    if execution.state in ("running", "validating"):
+    if execution.in_flight:
         raise TarsError(
             f"execution {execution.id} is still {execution.state} (pid {execution.pid} on "
             f"{execution.host}); if that process is gone, run `tars-bot recover`"
@@ -298,9 +298,7 @@ def recover(repo: Repo) -> list[str]:
     done += [f"indexed execution {i}" for i in outcomes.reconcile(repo, journal.heads(repo))]
     done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
     running, owners = set(), set()
-    unfinished = [
-        e for e in journal.history(repo) if e.state in ("running", "validating") or e.pending
-    ]
+    unfinished = [e for e in journal.history(repo) if e.in_flight or e.pending]
     for execution in unfinished:
         if journal.process_alive(execution.pid, execution.host, execution.started_at):
             running.add(execution.id)
@@ -350,7 +348,7 @@ def _recover_execution(repo: Repo, execution: Execution) -> str:
             record.save(execution.model_copy(update={"pending": None}))
             done.append(f"abandoned the unfinished step rollback of {execution.id}")
         execution = record.execution
-    if execution.state in ("running", "validating"):  # its process died before it finished
+    if execution.in_flight:  # its process died before it finished
         reason = f"interrupted: process {execution.pid} on {execution.host} died"
         rollback_execution(repo, execution.id, recovering=True, reason=f"{reason}; rolled back")
         done.append(f"rolled back interrupted execution {execution.id} ({execution.improvement})")

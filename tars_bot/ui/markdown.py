@@ -4,7 +4,7 @@ that could pass for tars-bot's, and link, embed or mention nothing."""
 
 from __future__ import annotations
 
-from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.models import BROKE, Execution, ExecutionPlan
 from tars_bot.ui.untrusted import code_block, for_markdown, for_markdown_lines
 from tars_bot.ui.wording import (
     blame,
@@ -44,7 +44,7 @@ def execution_markdown(
             "is kept until you roll it back.",
             "",
         ]
-    if execution.state in ("failed", "rolled_back", "interrupted"):
+    if execution.state in BROKE:
         lines += _failure_markdown(execution)
     elif not execution.dry_run:
         lines += [

@@ -324,7 +324,7 @@ def check_again(
     already known for that tree come from the cache."""
     record = journal.Record.resume(repo, execution_id)
     execution = record.execution
-    if execution.state in ("running", "validating") or execution.head_commit is None:
+    if execution.in_flight or execution.head_commit is None:
         raise TarsError(f"execution {execution_id} has no finished result to validate")
     plan = journal.load_plan(repo, execution_id)
     checks = checks or plan.validation.final
