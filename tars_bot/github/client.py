@@ -21,8 +21,8 @@ from github.PullRequestPart import PullRequestPart
 from urllib3 import Retry
 from urllib3.response import BaseHTTPResponse
 
-from tars_bot import __version__
 from tars_bot.errors import TarsError
+from tars_bot.version import __version__
 
 log = logging.getLogger(__name__)
 
