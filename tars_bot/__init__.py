@@ -3,6 +3,14 @@
 from tars_bot.errors import PlanError, TarsError
 from tars_bot.models import ExecutionPlan, Improvement, Step
 from tars_bot.system import ExecutionSystem
+from tars_bot.version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["ExecutionPlan", "ExecutionSystem", "Improvement", "PlanError", "Step", "TarsError"]
+__all__ = [
+    "ExecutionPlan",
+    "ExecutionSystem",
+    "Improvement",
+    "PlanError",
+    "Step",
+    "TarsError",
+    "__version__",
+]

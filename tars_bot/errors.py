@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tars_bot.ui import untrusted
+from tars_bot.version import __version__
 
 if TYPE_CHECKING:
     import argparse
@@ -56,8 +57,6 @@ def log_path() -> Path:
 
 
 def _write_crash_log(exc: BaseException) -> Path:
-    from tars_bot import __version__
-
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as log:

@@ -110,35 +110,11 @@ class Process:
 
     def wait(self, timeout_s: float, memory_mb: int, stdin: bytes | None) -> ProcessResult:
         memory = memory_mb * 1024 * 1024
-        fsize = int(self.max_file_mb * 1e6) if self.max_file_mb else None
-
-        parent = os.getpid()
-
-        def apply_limits() -> None:  # in the child between fork and exec: no locks taken
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-            if fsize is not None:
-                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-            # dies with tars-bot, even killed before bwrap's own --die-with-parent takes hold
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != parent:
-                os._exit(1)
-
         info_read, info_write = os.pipe()
         out_read, out_write = os.pipe()
-        argv = [str(info_write) if arg == INFO_FD else arg for arg in self.argv]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=out_write,
-                stderr=out_write,
-                start_new_session=True,
-                pass_fds=(info_write,) if self.sandboxed else (),
-                preexec_fn=apply_limits,  # system calls only, no locks: safe with threads
-            )
+            proc = self._start(memory, stdin, out_write, info_write)
         finally:
             os.close(out_write)
             os.close(info_write)
@@ -149,10 +125,7 @@ class Process:
         reader.start()
         if stdin is not None:  # from a thread: a process that never reads it cannot block us
             threading.Thread(target=_write_all, args=(proc.stdin, stdin), daemon=True).start()
-        waited: list[tuple[int, int, resource.struct_rusage]] = []
-        # wait4 rather than Popen.wait: it also returns the peak memory and CPU time
-        waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)), daemon=True)
-        waiter.start()
+        waited, waiter = _reap_in_background(proc.pid)
         inner = None
         try:
             inner = _read_child_pid(info_read) if self.sandboxed else None
@@ -167,7 +140,28 @@ class Process:
         self._end_stragglers(proc.pid, reader, stop_reading)
         os.close(out_read)
         proc.returncode = 0  # reaped by wait4 above; keep Popen from waiting again
-        _, status, usage = waited[0]
+        return self._result(waited[0], timed_out, start)
+
+    def _start(
+        self, memory: int, stdin: bytes | None, out_write: int, info_write: int
+    ) -> subprocess.Popen[bytes]:
+        fsize = int(self.max_file_mb * 1e6) if self.max_file_mb else None
+        argv = [str(info_write) if arg == INFO_FD else arg for arg in self.argv]
+        return subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out_write,
+            stderr=out_write,
+            start_new_session=True,
+            pass_fds=(info_write,) if self.sandboxed else (),
+            # system calls only, no locks: safe with threads
+            preexec_fn=_child_limits(memory, fsize),
+        )
+
+    def _result(self, waited: _Waited, timed_out: bool, start: float) -> ProcessResult:
+        _, status, usage = waited
         return ProcessResult(
             exit_code=os.waitstatus_to_exitcode(status),
             timed_out=timed_out,
@@ -308,3 +302,31 @@ def _unshare_net_works() -> bool:
         return False
     probe = [unshare, "--net", "--map-root-user", "true"]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+_Waited = tuple[int, int, resource.struct_rusage]
+
+
+def _child_limits(memory: int, fsize: int | None) -> Callable[[], None]:
+    """What the child runs between fork and exec: its limits, and death with tars-bot."""
+    parent = os.getpid()
+
+    def apply_limits() -> None:  # in the child between fork and exec: no locks taken
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        # dies with tars-bot, even killed before bwrap's own --die-with-parent takes hold
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return apply_limits
+
+
+def _reap_in_background(pid: int) -> tuple[list[_Waited], threading.Thread]:
+    """A thread that waits for `pid` to end; what it found, once it has, and the thread."""
+    waited: list[_Waited] = []
+    # wait4 rather than Popen.wait: it also returns the peak memory and CPU time
+    waiter = threading.Thread(target=lambda: waited.append(os.wait4(pid, 0)), daemon=True)
+    waiter.start()
+    return waited, waiter

@@ -35,7 +35,7 @@ def parse_diff(text: str) -> list[FilePatch]:
         diff = pygit2.Diff.parse_diff(text)
     except (pygit2.GitError, KeyError) as e:
         raise TarsError(f"not a valid diff: {e}") from None
-    return [_file_patch(patch) for patch in diff]
+    return [_file_patch(patch) for patch in diff if patch is not None]
 
 
 def _file_patch(patch: pygit2.Patch) -> FilePatch:
@@ -64,6 +64,6 @@ def _file_patch(patch: pygit2.Patch) -> FilePatch:
         if delta.status == pygit2.GIT_DELTA_DELETED
         else diff_file_path(delta.new_file),
         hunks=hunks,
-        binary=delta.is_binary,
+        binary=bool(delta.is_binary),
         executable=delta.new_file.mode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE,
     )

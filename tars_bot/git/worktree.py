@@ -28,7 +28,8 @@ class Worktree:
         """(changed, ignored): paths that differ from the index (whose content tars-bot keeps
         and whose stat data includes ctime, which no process can set back), untracked ones
         included; and ignored paths, which are not changes."""
-        changed, ignored = [], []
+        changed: list[str] = []
+        ignored: list[str] = []
         for path, flags in self._repo.status(untracked_files="all", ignored=True).items():
             (ignored if flags & pygit2.enums.FileStatus.IGNORED else changed).append(path)
         return sorted(changed), sorted(ignored)
@@ -66,7 +67,7 @@ class Worktree:
             strategy = pygit2.enums.CheckoutStrategy
             clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
             try:
-                self._repo.checkout_tree(target.tree, strategy=clean)
+                self._repo.checkout_tree(target.tree, strategy=clean)  # type: ignore[no-untyped-call]
             except pygit2.GitError as e:
                 raise Unclean(f"{self.path}: cannot check out {target.id}: {e}") from None
             if head is not None:
@@ -138,7 +139,7 @@ _TREE, _BLOB, _SUBMODULE = (
 def _children(tree: pygit2.Tree) -> dict[str, pygit2.Object]:
     """A tree's entries by name, as the file system spells it (bytes that are not UTF-8
     included)."""
-    return {os.fsdecode(entry.raw_name): entry for entry in tree}
+    return {os.fsdecode(entry.raw_name or b""): entry for entry in tree}
 
 
 def _listing(directory: Path) -> list[os.DirEntry[str]]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import codecs
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -18,18 +16,9 @@ from tars_bot.execution.view import View
 from tars_bot.models import CheckResult, Execution, ExecutionPlan, PlannedStep, Probe, StepResult
 from tars_bot.records.learning import Risk
 from tars_bot.ui import untrusted, wording
+from tars_bot.ui.stats import stats_renderable as stats_renderable  # `tars-bot stats`
+from tars_bot.ui.terminal import plain, shown
 from tars_bot.ui.wording import verdict as verdict  # the CLI's one-line outcome
-
-
-def shown(text: str) -> str:
-    """Improvement text or output as one line inside rich markup: no escape sequence, no markup
-    of its own."""
-    return escape(untrusted.for_terminal(text, one_line=True))
-
-
-def _plain(text: str) -> str:
-    """Improvement text or output as one line of a `Text` (which reads no markup)."""
-    return untrusted.for_terminal(text, one_line=True)
 
 
 def plan_renderable(
@@ -42,7 +31,7 @@ def plan_renderable(
     header = Text.assemble(
         ("Plan ", "bold"),
         (improvement.id or "", "bold cyan"),
-        f": {_plain(improvement.title)}\n",
+        f": {plain(improvement.title)}\n",
         ("base ", "dim"),
         f"{plan.base.ref} ({plan.base.commit[:10]})  ",
         ("branch ", "dim"),
@@ -75,8 +64,8 @@ def plan_renderable(
         table.add_row(*row)
     parts: list[Text | Table] = [header, table]
     if not per_step_scope and scopes:
-        parts.append(Text.assemble(("scope ", "dim"), _plain(", ".join(next(iter(scopes))))))
-    final = _plain(", ".join(plan.validation.final))
+        parts.append(Text.assemble(("scope ", "dim"), plain(", ".join(next(iter(scopes))))))
+    final = plain(", ".join(plan.validation.final))
     strategy = f" ({plan.validation.strategy})" if final else ""
     parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
     if explain:
@@ -85,86 +74,20 @@ def plan_renderable(
         parts += [_step_details(step) for step in plan.steps]
         parts.append(Text.assemble(("digest ", "dim"), plan.digest))
     for warning in plan.warnings:
-        parts.append(Text.assemble(("warning: ", "yellow bold"), _plain(warning)))
+        parts.append(Text.assemble(("warning: ", "yellow bold"), plain(warning)))
     return Group(*parts)
 
 
 def _risk_line(risk: Risk | None, step: PlannedStep) -> Text:
     said = risk.explain() if risk else "no history yet: every step is as likely to break a check"
-    return Text.assemble((f"risk of step {step.number} ", "dim"), _plain(said))
-
-
-def stats_renderable(summary: dict[str, Any]) -> Group:
-    """`tars-bot stats`: outcomes, what fails most, check times, what search and cache saved,
-    and executions per week by outcome."""
-    rate = summary["success_rate"]
-    lines: list[Text | Table] = [
-        Text.assemble(
-            ("Executions ", "bold"),
-            str(summary["executions"]),
-            f"  success rate {rate:.0%}" if rate is not None else "",
-            ("  " + ", ".join(f"{k} {v}" for k, v in summary["by_state"].items()), "dim"),
-        ),
-        Text.assemble(
-            ("Steps ", "bold"),
-            f"{summary['steps']}, {summary['steps_that_broke_a_check']} broke a check, "
-            f"{summary['healed_steps']} healed",
-        ),
-    ]
-    for title, key in (("paths", "failing_paths"), ("kinds", "failing_kinds")):
-        if summary[key]:
-            table = Table(title=f"failing most: {title}", show_edge=False, title_justify="left")
-            for column in ("", "broke", "steps", "rate"):
-                table.add_column(column, justify="left" if not column else "right")
-            for row in summary[key]:
-                table.add_row(shown(row["name"]), str(row["broke"]), str(row["steps"]),
-                              f"{row['rate']:.0%}")  # fmt: skip
-            lines.append(table)
-    if summary["checks"]:
-        table = Table(title="checks", show_edge=False, title_justify="left")
-        for column in ("", "runs", "failed", "mean"):
-            table.add_column(column, justify="left" if not column else "right")
-        for row in summary["checks"]:
-            table.add_row(shown(row["check"]), str(row["runs"]), str(row["failed"]),
-                          f"{row['mean_s']:.2f}s")  # fmt: skip
-        lines.append(table)
-    search, cache = summary["culprit_search"], summary["cache"]
-    lines.append(
-        Text.assemble(
-            ("Saved ", "bold"),
-            f"culprit search: {search['runs']} nox runs where checking each step would take "
-            f"{search['runs_checking_each_step']} (about {search['seconds_saved']:g}s); "
-            f"cache: {cache['hits']} results reused (about {cache['seconds_saved']:g}s)",
-        )
-    )
-    lines += _weeks_chart(summary["weeks"])
-    return Group(*lines)
-
-
-WEEK_STYLES = {"succeeded": "green", "failed": "red", "unvalidated": "yellow"}
-
-
-def _weeks_chart(weeks: dict[str, dict[str, int]], width: int = 40) -> list[Text]:
-    """Executions per week, one bar each, coloured by outcome."""
-    if not weeks:
-        return []
-    most = max(sum(outcomes.values()) for outcomes in weeks.values())
-    rows = [Text("executions per week", style="bold")]
-    for week, outcomes in list(weeks.items())[-12:]:
-        bar = Text(f"{week} ")
-        for outcome, count in sorted(outcomes.items()):
-            cells = max(1, round(count * width / most))
-            bar.append("█" * cells, style=WEEK_STYLES.get(outcome, "dim"))
-        bar.append(" " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())), style="dim")
-        rows.append(bar)
-    return rows
+    return Text.assemble((f"risk of step {step.number} ", "dim"), plain(said))
 
 
 def _step_details(step: PlannedStep) -> Text:
     limits = step.limits
     return Text.assemble(
         (f"step {step.number} ", "dim"),
-        _plain(f"scope {', '.join(step.scope)}; checks {', '.join(step.checks) or 'none'}; "),
+        plain(f"scope {', '.join(step.scope)}; checks {', '.join(step.checks) or 'none'}; "),
         f"timeout {limits.step_timeout} s, memory {limits.memory_mb} MB, "
         f"<= {limits.max_changed_lines} changed lines, files <= {limits.max_file_mb:g} MB",
     )
@@ -198,15 +121,30 @@ STATE_STYLE = {
 
 
 def execution_renderable(execution: Execution) -> Group:
+    return Group(
+        _execution_header(execution),
+        *_detail_lines(execution),
+        _steps_table(execution),
+        *_healing_lines(execution),
+        *_check_lines(execution),
+        *_benefit_lines(execution),
+        *_culprit_lines(execution),
+        *_failure_lines(execution),
+    )
+
+
+def _execution_header(execution: Execution) -> Text:
     style = STATE_STYLE.get(execution.state, "")
-    header = Text.assemble(
+    return Text.assemble(
         ("Execution ", "bold"),
         (execution.id, "bold cyan"),
         f" of {execution.improvement}: ",
         (execution.state, f"bold {style}"),
         " (dry run)" if execution.dry_run else "",
     )
-    lines: list[Text | Table] = [header]
+
+
+def _detail_lines(execution: Execution) -> list[Text]:
     details = [
         ("branch", execution.branch or "-"),
         ("base", execution.base_commit[:10]),
@@ -225,7 +163,10 @@ def execution_renderable(execution: Execution) -> Group:
     if execution.reverts:
         step = f"step {execution.step_reverted} of " if execution.step_reverted else ""
         details.append(("reverts", f"{step}execution {execution.reverts}"))
-    lines += [Text.assemble((f"{key:9}", "dim"), value) for key, value in details]
+    return [Text.assemble((f"{key:9}", "dim"), value) for key, value in details]
+
+
+def _steps_table(execution: Execution) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "step", "state", "commit", "files", "time"):
         table.add_column(column)
@@ -238,39 +179,54 @@ def execution_renderable(execution: Execution) -> Group:
             str(len(step.changed_files)),
             f"{step.duration_s:.2f}s" if step.duration_s is not None else "-",
         )
-    lines.append(table)
+    return table
+
+
+def _healing_lines(execution: Execution) -> list[Text]:
     healed = [line for step in execution.steps if (line := wording.healed_line(step))]
-    lines += [Text.assemble(("healing ", "dim"), _plain(line)) for line in healed]
+    return [Text.assemble(("healing ", "dim"), plain(line)) for line in healed]
+
+
+def _check_lines(execution: Execution) -> list[Text]:
+    lines = []
     for check in execution.checks:
         style = "green" if check.passed else "red"
         cached = ", cached" if check.cached else ""
         lines.append(
             Text.assemble(
                 ("check ", "dim"),
-                (_plain(check.describe()), style),
+                (plain(check.describe()), style),
                 f" ({check.duration_s:.1f}s{cached})",
             )
         )
+    return lines
+
+
+def _benefit_lines(execution: Execution) -> list[Text]:
+    lines = []
     for benefit in execution.benefits:
         verdict = {True: ("met", "green"), False: ("not met", "red"), None: ("", "")}[benefit.met]
         target = f" (target {benefit.expected})" if benefit.expected else ""
         lines.append(
             Text.assemble(
                 ("benefit ", "dim"),
-                _plain(benefit.name),
+                plain(benefit.name),
                 f": {benefit.before:g} -> {benefit.after:g} {benefit.measure}, "
                 f"{benefit.change:+.1%}{target} ",
                 verdict,
             )
         )
-    lines += _culprit_lines(execution)
-    if execution.failure_reason:
-        lines.append(Text.assemble(("reason: ", "red bold"), _plain(execution.failure_reason)))
-    return Group(*lines)
+    return lines
+
+
+def _failure_lines(execution: Execution) -> list[Text]:
+    if not execution.failure_reason:
+        return []
+    return [Text.assemble(("reason: ", "red bold"), plain(execution.failure_reason))]
 
 
 def _step_state(step: StepResult) -> Text:
-    return Text(_plain(wording.state_text(step)), STATE_STYLE.get(step.state, ""))
+    return Text(plain(wording.state_text(step)), STATE_STYLE.get(step.state, ""))
 
 
 def _probe_line(probe: Probe) -> Text:
@@ -279,9 +235,9 @@ def _probe_line(probe: Probe) -> Text:
     spent = "cached" if probe.cached else wording.timespan(probe.duration_s)
     return Text.assemble(
         ("    ", ""),
-        f"{_plain(probe.check)} on {wording.probe_where(probe.commit, probe.step)} ",
+        f"{plain(probe.check)} on {wording.probe_where(probe.commit, probe.step)} ",
         (probe.status, style),
-        f"{_plain(summary)} ({spent})",
+        f"{plain(summary)} ({spent})",
     )
 
 
@@ -290,7 +246,7 @@ def _culprit_lines(execution: Execution) -> list[Text]:
     for culprit in execution.culprits:
         dropped = " and was dropped" if wording.is_dropped(culprit, execution) else ""
         summary = f": {culprit.summary}" if culprit.summary else ""
-        said = _plain(f"{wording.blame([culprit], execution)}{dropped}{summary}")
+        said = plain(f"{wording.blame([culprit], execution)}{dropped}{summary}")
         lines.append(Text.assemble(("culprit ", "dim"), said))
         lines += [_probe_line(probe) for probe in culprit.probes]
     return lines
@@ -421,7 +377,7 @@ class LiveProgress:
 
 def sandbox_renderable(info: SandboxInfo, seen: View | None, check: bool) -> Group:
     """`tars-bot sandbox`: the mechanism, then each mount with why it is there."""
-    lines = [Text(f"sandbox: {info.mechanism}", style="bold")]
+    lines: list[Text | Table] = [Text(f"sandbox: {info.mechanism}", style="bold")]
     if seen is None:
         lines.append(Text("processes an improvement controls see the whole host, unsandboxed"))
         return Group(*lines)
