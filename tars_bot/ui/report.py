@@ -17,7 +17,8 @@ from tars_bot.models import CheckResult, Execution, ExecutionPlan, PlannedStep, 
 from tars_bot.records.learning import Risk
 from tars_bot.ui import untrusted, wording
 from tars_bot.ui.stats import stats_renderable as stats_renderable  # `tars-bot stats`
-from tars_bot.ui.terminal import plain, shown
+from tars_bot.ui.terminal import plain
+from tars_bot.ui.terminal import shown as shown  # the CLI shows untrusted text with it
 from tars_bot.ui.wording import verdict as verdict  # the CLI's one-line outcome
 
 
