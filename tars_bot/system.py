@@ -76,9 +76,7 @@ class ExecutionSystem:
         *,
         reverts: tuple[str, int | None] | None = None,
     ) -> ExecutionResult:
-        """Run the plan's steps as commits on a new branch in a worktree of their own; with
-        `fresh`, checks run even where a result for the tree is cached. `reverts`: the merged
-        execution (and step) the plan reverts, recorded on both."""
+        """Execute the plan: each step a commit on its branch (`orchestrate.execute`)."""
         return orchestrate.execute(
             self.repo, plan, dry_run=dry_run, progress=progress, fresh=fresh, reverts=reverts
         )
