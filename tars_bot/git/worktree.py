@@ -67,6 +67,7 @@ class Worktree:
             strategy = pygit2.enums.CheckoutStrategy
             clean = strategy.FORCE | strategy.REMOVE_UNTRACKED | strategy.REMOVE_IGNORED
             try:
+                # pygit2's stubs leave checkout_tree untyped
                 self._repo.checkout_tree(target.tree, strategy=clean)  # type: ignore[no-untyped-call]
             except pygit2.GitError as e:
                 raise Unclean(f"{self.path}: cannot check out {target.id}: {e}") from None
@@ -116,8 +117,8 @@ def _scrub(root: Path, tree: pygit2.Tree) -> None:
         for entry in _listing(directory):
             child = children.get(entry.name)
             kind = child.type if child is not None else None
-            if kind == _TREE and entry.is_dir(follow_symlinks=False):
-                pending.append((Path(entry.path), _children(child)))  # type: ignore[arg-type]
+            if isinstance(child, pygit2.Tree) and entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), _children(child)))
             elif kind == _SUBMODULE and entry.is_dir(follow_symlinks=False):
                 pending.append((Path(entry.path), {}))  # never checked out: empty
             elif kind == _BLOB and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
@@ -129,11 +130,7 @@ def _scrub(root: Path, tree: pygit2.Tree) -> None:
                 _remove(entry)
 
 
-_TREE, _BLOB, _SUBMODULE = (
-    pygit2.enums.ObjectType.TREE,
-    pygit2.enums.ObjectType.BLOB,
-    pygit2.enums.ObjectType.COMMIT,
-)
+_BLOB, _SUBMODULE = pygit2.enums.ObjectType.BLOB, pygit2.enums.ObjectType.COMMIT
 
 
 def _children(tree: pygit2.Tree) -> dict[str, pygit2.Object]:

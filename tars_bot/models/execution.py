@@ -57,7 +57,7 @@ class CheckResult(Model):
             data = {k: v for k, v in data.items() if k != "passed"}
         return data
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
     @property
     def passed(self) -> bool:
         return self.status == "passed"

@@ -140,8 +140,10 @@ def _patch_changes(diff: str, files: Files) -> list[Change]:
     for file_patch in file_patches:
         old = _path("patch", file_patch.old_path) if file_patch.old_path else None
         new = _path("patch", file_patch.new_path) if file_patch.new_path else None
+        path = old or new
+        assert path is not None, "a parsed patch names at least one side"
         try:
-            data = patches.apply(file_patch, _read("patch", files, old or new))  # type: ignore[arg-type]
+            data = patches.apply(file_patch, _read("patch", files, path))
         except patches.PatchProblem as e:
             raise ActionProblem("patch", str(e), new or old) from None
         if old and old != new:

@@ -20,6 +20,7 @@ SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# PyYAML's stubs cannot type a base class chosen at import time (the C loader where built)
 class _StrictLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe YAML that refuses duplicate keys instead of silently keeping the last one."""
 
