@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import add_improvement, commit_files, improvement, run_tars
+from tests.helpers import BASE, add_improvement, commit_files, improvement, run_tars
 
 PROBE = """\
 import os
@@ -63,15 +63,7 @@ PLANTS = {
 def repo(make_repo) -> Path:
     return make_repo(
         {
-            "pyproject.toml": """\
-                [project]
-                name = "pkg"
-
-                [tool.tars-bot]
-                components = { core = ["src/**"] }
-                """,
-            "src/pkg/__init__.py": "",
-            "src/pkg/core.py": "VALUE = 1\n",
+            **BASE,
             ".gitignore": "build/\n",
             "noxfile.py": NOXFILE,
             "probe.py": PROBE,
