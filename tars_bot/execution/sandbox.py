@@ -267,7 +267,8 @@ _BWRAP_ERROR = re.compile(rb"^bwrap: (.+)$", re.M)
 
 def _setup_failure(result: ProcessResult) -> str | None:
     """bubblewrap's own error when it could not build the view (it exits 1 before the command
-    starts, saying `bwrap: ...`)."""
+    starts, saying `bwrap: ...`). A command that prints the same first and exits 1 is taken for
+    one too: it ends its own execution with a sandbox error, which gains it nothing."""
     if result.exit_code != 1 or not result.output.startswith(b"bwrap: "):
         return None
     found = _BWRAP_ERROR.search(result.output)

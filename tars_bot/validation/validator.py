@@ -162,9 +162,11 @@ class Validator:
     fresh: bool = False  # run even where a result is cached (and replace it)
     sandbox: Sandbox = field(init=False)
     _own_envs: Path | None = field(init=False, default=None)
+    _base_dependencies: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.sandbox = open_sandbox(self.config, self.repo)
+        self._base_dependencies = self._dependencies(self.repo.tree_of(self.base))
 
     def close(self) -> None:
         """Remove the environments made for this validator's own dependency files."""
@@ -219,7 +221,7 @@ class Validator:
         """The sealed environments for `check` on `tree`, built first when missing; (where,
         the build's run when it failed)."""
         key = self._dependencies(tree)
-        if key == self._dependencies(self.repo.tree_of(self.base)):
+        if key == self._base_dependencies:
             envdir, build_on = self.repo.git_dir / ENVS / key, self.base
         else:
             if self._own_envs is None:
