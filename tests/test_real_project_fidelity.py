@@ -51,6 +51,31 @@ def test_an_unknown_session_names_every_session(cli, make_repo):
     assert "tests-3.11" in result.err and "docs(flavour='a')" in result.err
 
 
+# nox's own noxfile: its Python versions come from pyproject.toml, read when the noxfile loads
+READS_PYPROJECT = """\
+import nox
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+@nox.session(python=nox.project.python_versions(PYPROJECT))
+def tests(session):
+    pass
+"""
+
+
+def test_a_noxfile_reading_pyproject_lists_its_sessions_and_sees_pyproject_change(cli, make_repo):
+    pyproject = '[project]\nname = "p"\nclassifiers = ["Programming Language :: Python :: {}"]\n'
+    repo = make_repo({"noxfile.py": READS_PYPROJECT, "pyproject.toml": pyproject.format("3.11")})
+    text = "title: t\nvalidation: {final: [tests-3.12]}\nsteps: [{name: s, write: {path: b, content: b}}]\n"
+    add_improvement(repo, text)
+    result = cli("plan", "--repo", repo, "--improvement-id", "imp")
+    assert result.code == 2 and "no nox session named 'tests-3.12'" in result.err
+    assert "tests-3.11" in result.err
+    commit_files(repo, {"pyproject.toml": pyproject.format("3.12")})
+    result = cli("plan", "--repo", repo, "--improvement-id", "imp")
+    assert result.code == 0, result.err
+
+
 STRICT = {
     "pyproject.toml": """\
         [project]

@@ -72,15 +72,22 @@ class NoxSessions:
         return ", ".join(sorted(self.names)) or "none"
 
 
-def _run_list(sandbox: Sandbox, repo: Repo, tree: str) -> list[dict[str, object]]:
-    """nox's session list for the noxfile of `tree`, run on a copy of it: the noxfile alone,
-    or the whole tree when the noxfile imports from it. The user's checkout stays hidden."""
+def _run_list(
+    sandbox: Sandbox, repo: Repo, tree: str, alone: bool
+) -> tuple[list[dict[str, object]], bool]:
+    """nox's session list for the noxfile of `tree`, run on a copy of it, and whether the
+    noxfile listed alone. It is tried alone first (cheap whatever the repository's size), then
+    with the whole tree: noxfiles import from it or read files such as pyproject.toml
+    (`nox.project.load_toml`). The user's checkout stays hidden."""
     with sandbox.scratch() as scratch:
-        where = scratch.host / "noxfile"
-        where.mkdir()
-        (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
-        proc = _list_in(sandbox, where, scratch)
-        if proc.exit_code != 0 and b"ModuleNotFoundError" in proc.output:
+        proc = None
+        if alone:
+            where = scratch.host / "noxfile"
+            where.mkdir()
+            (where / NOXFILE).write_bytes(repo.read(tree, NOXFILE) or b"")
+            proc = _list_in(sandbox, where, scratch)
+        if proc is None or proc.exit_code != 0:
+            alone = False
             where = scratch.host / "tree"
             repo.export(tree, where)
             proc = _list_in(sandbox, where, scratch)
@@ -89,9 +96,10 @@ def _run_list(sandbox: Sandbox, repo: Repo, tree: str) -> list[dict[str, object]
         detail = (output.strip().splitlines() or ["no output"])[-1]
         raise TarsError(f"{NOXFILE}: nox cannot list its sessions: {detail}")
     try:  # the JSON is the last line; a noxfile may print before it
-        return cast(list[dict[str, object]], json.loads(output.strip().splitlines()[-1]))
+        sessions = json.loads(output.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         raise TarsError(f"{NOXFILE}: nox printed no session list: {output[-200:]}") from None
+    return cast(list[dict[str, object]], sessions), alone
 
 
 def _list_in(sandbox: Sandbox, where: Path, scratch: Scratch) -> ProcessResult:
@@ -104,16 +112,22 @@ def _list_in(sandbox: Sandbox, where: Path, scratch: Scratch) -> ProcessResult:
 
 def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None:
     """Every session of the noxfile in `tree` (default or not), or None without one. Cached by
-    noxfile blob and how they were discovered."""
+    noxfile blob and how they were discovered, or by tree when the noxfile needs its tree."""
     blob = repo.blob_id(tree, NOXFILE)
     if blob is None:
         return None
-    cache = repo.git_dir / "tars-bot" / "cache" / "nox-list" / f"{blob}-{_LISTING}.json"
+    cache_dir = repo.git_dir / "tars-bot" / "cache" / "nox-list"
+    needs_tree = cache_dir / f"{blob}-{_LISTING}.needs-tree"
+    alone = not needs_tree.exists()
+    cache = cache_dir / (f"{blob}-{_LISTING}.json" if alone else f"{blob}-{tree}-{_LISTING}.json")
     if cache.is_file():
         sessions = json.loads(cache.read_text())
     else:
-        sessions = _run_list(sandbox, repo, tree)
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        sessions, listed_alone = _run_list(sandbox, repo, tree, alone)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if not listed_alone:
+            needs_tree.touch()
+            cache = cache_dir / f"{blob}-{tree}-{_LISTING}.json"
         partial = cache.with_suffix(".tmp")
         partial.write_text(json.dumps(sessions))
         partial.replace(cache)  # atomic: a killed process never leaves half a file
