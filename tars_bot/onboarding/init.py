@@ -6,6 +6,7 @@ forced)."""
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -203,7 +204,16 @@ def _default_branch(workdir: Path) -> str:
 def settings(action: str) -> list[str]:
     """What to set on GitHub, in the order to do it."""
     owner = action.split("/")[0] if not action.startswith(".") else "your"
+    pinned = (
+        []
+        if re.fullmatch(r"[^@]+@[0-9a-f]{40}", action)
+        else [
+            f"The workflow uses {action}, which can be moved: pin a commit (zizmor's "
+            "unpinned-uses), OWNER/REPO@SHA in its three tars-bot steps (or --action-ref)"
+        ]
+    )
     return [
+        *pinned,
         "Settings > Actions > General > Actions permissions: allow actions from GitHub and "
         f"from {owner} (the tars-bot action), or all actions",
         'Settings > Actions > General > Workflow permissions: tick "Allow GitHub Actions to '

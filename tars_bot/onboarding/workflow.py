@@ -21,13 +21,15 @@ DEFAULT_WORKFLOWS = ("CI",)
 # tars-bot's own workflow runs the action.yml of its default branch, checked out here
 OWN_ACTION = "./.tars-bot-action"
 _TRUSTED_CHECKOUT = """\
-# tars-bot's own action as the default branch has it, never a pull request's
+# tars-bot's own action as the default branch has it, never a pull request's. Not zizmor's
+# self-repository `$/...`: that is the workflow's commit (a pull request's merge, on
+# pull_request), and GitHub's runner refuses a bare `$/`.
 - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
   with:
     ref: ${{ github.event.repository.default_branch }}
     path: .tars-bot-action
     persist-credentials: false
-"""
+- uses: @ACTION@ # zizmor: ignore[self-repository]"""
 _ACTION_STEP = re.compile(r"^(?P<indent> *)- uses: @ACTION@$", re.MULTILINE)
 
 
@@ -60,8 +62,7 @@ def render(
 
 def _with_checkout(match: re.Match[str]) -> str:
     indent = match["indent"]
-    lines = [*_TRUSTED_CHECKOUT.splitlines(), match[0].lstrip()]
-    return "\n".join(indent + line for line in lines)
+    return "\n".join(indent + line for line in _TRUSTED_CHECKOUT.splitlines())
 
 
 # GitHub's rules for `uses:`, as the runner applies them (actions/runner,
