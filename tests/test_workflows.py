@@ -4,11 +4,13 @@ references GitHub accepts, and its own tars-bot workflow is the template `init` 
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tars_bot.github.client_session import READ_ONLY
 from tars_bot.onboarding import workflow
 
 ROOT = Path(__file__).parent.parent
@@ -89,3 +91,16 @@ def test_own_local_action_is_checked_out_from_the_default_branch_first():
             assert before["with"]["ref"] == "${{ github.event.repository.default_branch }}"
             assert before["with"]["persist-credentials"] is False
     assert local == 3
+
+
+def test_app_manifest_asks_for_what_serve_uses():
+    """The App `serve` runs acts on comments only; it reacts and comments (issues), reads a pull
+    request's head and, with --local-workers, opens pull requests (pull_requests), pushes
+    (contents), publishes check runs (checks), and otherwise dispatches the workflow (actions)."""
+    manifest = json.loads((ROOT / "docs" / "github-app-manifest.json").read_text())
+    assert manifest["default_events"] == ["issue_comment"]
+    assert manifest["hook_attributes"]["url"].endswith("/webhook")
+    permissions = manifest["default_permissions"]
+    assert set(READ_ONLY) <= set(permissions)  # what a local execute's narrowed token keeps
+    for name in ("issues", "pull_requests", "contents", "checks", "actions"):
+        assert permissions[name] == "write", name
