@@ -126,6 +126,15 @@ def test_init_keeps_an_existing_table_and_honours_improvements_dir(make_repo, cl
     assert '["CI"]' in (repo / WRITTEN[2]).read_text()  # no other workflow: CI by default
 
 
+def test_init_writes_nothing_outside_the_working_tree(make_repo, tmp_path, cli):
+    repo = make_repo({"pyproject.toml": '[tool.tars-bot]\nimprovements_dir = "../elsewhere"\n'})
+    result = cli("init", "--repo", repo)
+    assert result.code == 2
+    assert "../elsewhere/example.yaml: a symbolic link, or outside the working tree" in result.err
+    assert not (tmp_path / "elsewhere").exists()
+    assert not (repo / WRITTEN[2]).exists()
+
+
 def test_init_refuses_a_reference_github_would_refuse(project, cli):
     result = cli("init", "--repo", project, "--action-ref", "$/")
     assert result.code == 2

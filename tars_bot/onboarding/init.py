@@ -84,14 +84,7 @@ def init(path: Path | str, action_ref: str | None = None, force: bool = False) -
             workdir, workflow.WORKFLOW_PATH, _workflow_text(workdir, config, action, watched)
         ),
     ]
-    refused = [p for p in planned if p.action == "replaced" and not force]
-    if refused:
-        raise TarsError(
-            *(
-                f"{p.path}: exists and differs from what init writes; --force replaces it"
-                for p in refused
-            )
-        )
+    _refuse(workdir, planned, force)
     for plan in planned:
         if plan.text is not None and plan.action != "unchanged":
             target = workdir / plan.path
@@ -99,6 +92,29 @@ def init(path: Path | str, action_ref: str | None = None, force: bool = False) -
             target.write_text(plan.text, encoding="utf-8")
     files = [FileResult(p.path, p.action, p.note) for p in planned]
     return InitResult(files, sessions, settings(action), next_commands(config))
+
+
+def _refuse(workdir: Path, planned: list[_Planned], force: bool) -> None:
+    """Before anything is written: every file init must not write, named."""
+    problems = [
+        f"{p.path}: exists and differs from what init writes; --force replaces it"
+        for p in planned
+        if p.action == "replaced" and not force
+    ]
+    problems += [
+        f"{p.path}: a symbolic link, or outside the working tree; init writes neither"
+        for p in planned
+        if p.text is not None and p.action != "unchanged" and not _writable(workdir, p.path)
+    ]
+    if problems:
+        raise TarsError(*problems)
+
+
+def _writable(workdir: Path, name: str) -> bool:
+    """Never through a link, nor outside the tree (an `improvements_dir` of "../x" or "/x")."""
+    target = workdir / name
+    inside = target.parent.resolve().is_relative_to(workdir.resolve())
+    return inside and not target.is_symlink()
 
 
 def _read(path: Path) -> bytes | None:
