@@ -104,3 +104,9 @@ def test_app_manifest_asks_for_what_serve_uses():
     assert set(READ_ONLY) <= set(permissions)  # what a local execute's narrowed token keeps
     for name in ("issues", "pull_requests", "contents", "checks", "actions"):
         assert permissions[name] == "write", name
+
+
+def test_init_check_passes_on_this_repository(cli):
+    result = cli("init", "--check", "--repo", ROOT)
+    assert result.code == 0, result.err
+    assert ".github/workflows/tars-bot.yml" in result.out
