@@ -26,7 +26,7 @@ def check(path: Path | str) -> CheckResult:
     problems: list[str] = []
     checked: list[str] = []
     config = _config(workdir, problems)
-    known = _known_sessions(workdir, problems, checked)
+    known = _known_sessions(workdir, checked)
     if config is not None:
         checked.append("pyproject.toml [tool.tars-bot]")
         problems += _session_problems(
@@ -58,7 +58,7 @@ def _config(workdir: Path, problems: list[str]) -> Config | None:
         return None
 
 
-def _known_sessions(workdir: Path, problems: list[str], checked: list[str]) -> set[str] | None:
+def _known_sessions(workdir: Path, checked: list[str]) -> set[str] | None:
     """Every name a session list may use (base and long names, tag:NAME); None when only nox
     could tell."""
     try:
