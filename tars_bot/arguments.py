@@ -279,6 +279,42 @@ def serve_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     return parser
 
 
+def init_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "init",
+        parents=[common],
+        help="set a repository up: config, an example improvement, the workflow",
+        description="Set a repository up for tars-bot. Writes into the working tree (never HEAD,\n"
+        "the index or a branch):\n"
+        "  pyproject.toml                   [tool.tars-bot] with the nox sessions found:\n"
+        "                                   lint-like ones after each step, test-like ones on\n"
+        "                                   the result\n"
+        "  <improvements_dir>/example.yaml  a first improvement, its fields explained\n"
+        "  .github/workflows/tars-bot.yml   the workflow, its action pinned to --action-ref\n"
+        "then prints the GitHub settings, token permissions and secrets to set, in order, and\n"
+        "the commands to run next. Running it again changes nothing; a file that differs is\n"
+        "replaced only with --force. --check writes nothing and reports every problem of the\n"
+        "set-up, one line each (exit 2 if any).",
+        epilog="examples:\n"
+        "  tars-bot init                                  set up, with the published action\n"
+        "  tars-bot init --action-ref tars-bot/tars-bot@<sha>   pin the action to a commit\n"
+        "  tars-bot init --check                          validate config, improvements, workflow",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--action-ref",
+        metavar="OWNER/REPO@REF",
+        help="the action the workflow uses (default: the published one at this version's tag); "
+        "a commit sha pins it best",
+    )
+    parser.add_argument("--force", action="store_true", help="replace files that differ")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; validate the whole set-up"
+    )
+    _add_format(parser)
+    return parser
+
+
 def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     parser = verbs.add_parser(
         "check",

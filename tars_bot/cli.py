@@ -333,6 +333,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from tars_bot.onboarding import command  # imported here: only init needs it
+
+    return command.run(args.repo, args.action_ref, args.force, args.check, args.format)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
     schema.update(Improvement.model_json_schema())
@@ -369,6 +375,7 @@ def _parser() -> argparse.ArgumentParser:
         (arguments.recover_parser, cmd_recover),
         (arguments.action_parser, cmd_action),
         (arguments.serve_parser, cmd_serve),
+        (arguments.init_parser, cmd_init),
         (arguments.check_parser, cmd_check),
         (arguments.schema_parser, cmd_schema),
         (arguments.sandbox_parser, cmd_sandbox),

@@ -1,0 +1,1 @@
+"""`tars-bot init`: set a repository up for tars-bot, and check that set-up."""
