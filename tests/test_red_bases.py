@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tars_bot.validation import tests_results
 from tests.helpers import add_improvement, git, history
 
 NOXFILE = """\
@@ -25,6 +26,19 @@ def lint(session):
 @nox.session(venv_backend="none")
 def hostile(session):
     session.run("python", "hostile.py")
+
+@nox.session(venv_backend="none")
+def counted(session):
+    session.run("python", "counted.py")
+"""
+
+# a runner that writes no JUnit report, only pytest's summary line: one known failure, and
+# three more for each data file marked BAD
+COUNTED = """\
+import pathlib, sys
+failed = 1 + 3 * sum("BAD" in p.read_text() for p in pathlib.Path("data").glob("*.txt"))
+print(f"=== {failed} failed, {5 - failed if failed < 5 else 0} passed in 0.01s ===")
+sys.exit(1)
 """
 
 # one test fails on the base already (as a new warning under filterwarnings = error does);
@@ -75,6 +89,7 @@ def red_repo(make_repo, config: str = "") -> object:
             "tests/__init__.py": "",
             "tests/test_app.py": SUITE,
             "data/base.txt": "fine\n",
+            "counted.py": COUNTED,
         }
     )
 
@@ -223,3 +238,28 @@ def test_a_hostile_junit_report_is_refused_without_harm(cli, make_repo, kind, wh
     [check] = execution["checks"]
     assert check["status"] == "passed" and check["tests"] is None
     assert f"tars-bot: per-test results not used: {why}" in check["output"]
+
+
+def test_without_a_junit_report_failures_are_compared_by_count(cli, make_repo):
+    repo = red_repo(make_repo)
+    add_improvement(repo, four_steps(bad=2, final="counted", on_failure="drop-step"))
+    code, execution, out = execute(cli, repo)
+    assert code == 0, out
+    assert [s["state"] for s in execution["steps"]] == ["applied", "reverted", "applied", "applied"]
+    [check] = execution["checks"]
+    assert check["known_failures"] == [] and check["tests"]["failing"] is None
+    assert "counted passed with 1 test already failing on the base (compared by count)" in out
+
+
+def test_a_test_id_keeps_to_one_line_and_a_length():
+    name = "x&#10;&#9;" + "y" * 1000
+    report = tests_results.parse_junit(
+        f'<testsuites><testsuite><testcase classname="t" name="{name}"><failure/></testcase>'
+        '<testcase classname="t" name="ok"/><testcase classname="t" name="s"><skipped/>'
+        "</testcase></testsuite></testsuites>".encode()
+    )
+    assert (report.failed, report.passed, report.skipped) == (1, 1, 1)
+    [test] = report.failing or []
+    assert test.startswith("t::x??y") and "\n" not in test and len(test) == tests_results.MAX_ID
+    with pytest.raises(tests_results.BadReport):
+        tests_results.parse_junit(b"<html/>")

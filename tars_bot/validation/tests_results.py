@@ -17,6 +17,8 @@ from tars_bot.models import CheckResult, TestReport
 JUNIT = "junit.xml"
 JUNIT_MAX_BYTES = 8 * 2**20
 MAX_FAILING = 5000  # test ids kept per result; beyond, only counts are compared
+MAX_ID = 300  # characters of a test id kept: ids are shown on one line
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DECLARATIONS = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.I)
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped)\b")
 
@@ -50,9 +52,15 @@ def parse_junit(data: bytes) -> TestReport:
         outcome = _outcome(case)
         counts[outcome] += 1
         if outcome in ("failed", "errors"):
-            failing.append(f"{case.get('classname', '')}::{case.get('name', '')}")
+            failing.append(_test_id(case))
     kept = sorted(set(failing)) if len(failing) <= MAX_FAILING else None
     return TestReport(**counts, failing=kept)
+
+
+def _test_id(case: ET.Element) -> str:
+    # the report is the tests' to write: an id keeps to one line, and to a length
+    name = f"{case.get('classname', '')}::{case.get('name', '')}"
+    return _UNPRINTABLE.sub("?", name)[:MAX_ID]
 
 
 def _outcome(case: ET.Element) -> str:
