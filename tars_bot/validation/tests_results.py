@@ -3,7 +3,9 @@
 A session's pytest writes a JUnit XML report where tars-bot asks (PYTEST_ADDOPTS); the report
 is untrusted (the tests under check wrote it, or could have), so it is read capped, refused with
 a DTD or entity, and parsed by the standard library. Without one, the counts of pytest's summary
-line are the fallback. A step is blamed for the failures it adds, never for the base's own.
+line are the fallback. A session that runs pytest twice leaves the last report: the run that
+failed, since a failing command ends a nox session. A step is blamed for the failures it adds,
+never for the base's own.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ def summary(report: TestReport) -> str:
     counts = [(report.failed, "failed"), (report.passed, "passed"), (report.skipped, "skipped")]
     counts.append((report.errors, "error" if report.errors == 1 else "errors"))
     return ", ".join(f"{n} {kind}" for n, kind in counts if n)
+
+
+def explains(report: TestReport, status: str) -> bool:
+    """Whether `report` tells why a check has `status`: no test failed where it passed, some
+    did where it failed (a session may fail after its tests pass, in a later command)."""
+    return (report.failed + report.errors > 0) == (status == "failed")
 
 
 def failing(result: CheckResult) -> frozenset[str] | None:

@@ -301,8 +301,8 @@ class Validator:
         proc, output = run.process, _tail(run.process.output)
         status, summary = _verdict(proc, run.sessions, output, timeout)
         tests, refused = run.tests
-        if tests and summary in ("", "session failed"):  # e.g. pytest -q prints no ===
-            summary = tests_results.summary(tests) or summary
+        if tests and summary in ("", "session failed") and tests_results.explains(tests, status):
+            summary = tests_results.summary(tests) or summary  # pytest -q prints no ===
         if refused:
             output += f"\ntars-bot: per-test results not used: {refused}"
         if run.tampered:  # the tree's own code did it: a failure of that tree
