@@ -118,8 +118,8 @@ def test_the_step_that_adds_failures_is_dropped_and_the_others_are_kept(cli, mak
     [culprit] = execution["culprits"]
     assert culprit["step"] == 2
     assert culprit["new_failures"] == BROKEN and culprit["known_failures"] == [KNOWN]
-    # the base is probed right after the tip, before any step
-    assert [p["step"] for p in culprit["probes"]][:2] == [4, 0]
+    # the base is probed right after the tip, before any step: 4 runs in all
+    assert [p["step"] for p in culprit["probes"]] == [4, 0, 2, 1] and culprit["runs"] == 4
     assert culprit["probes"][1]["status"] == "failed"
     [tests] = execution["checks"]
     assert tests["status"] == "failed" and tests["passed"] is True
