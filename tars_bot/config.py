@@ -42,6 +42,16 @@ class Config(Model):
     check_timeout: int = Field(
         3600, gt=0, description="Wall-clock seconds per nox run (a check), venv build included."
     )
+    posargs: dict[NonEmpty, list[str]] = Field(
+        default_factory=dict,
+        description="Arguments per final check (a nox session, or tag:NAME), passed to nox "
+        'after `--` (session.posargs), e.g. tests = ["-x", "-q"].',
+    )
+    deselect: list[NonEmpty] = Field(
+        default_factory=list,
+        description="pytest node ids no check runs (known-bad tests), passed as --deselect in "
+        "PYTEST_ADDOPTS, e.g. tests/test_io.py::test_network.",
+    )
     check_max_file_mb: float = Field(
         2048, gt=0, description="Largest file a nox run may write (RLIMIT_FSIZE), in MB."
     )

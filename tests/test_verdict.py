@@ -58,10 +58,10 @@ def test_a_dropped_step_is_named_with_what_it_broke_and_how_it_was_found(cli, ma
     commits = [s["commit"] for s in execution["steps"]]
     revert = execution["steps"][2]["revert_commit"]
 
-    # tip fails, step 2 passes, step 3 fails: 3 runs; then the new tip passes
+    # tip fails, the base passes, step 2 passes, step 3 fails: 4 runs; then the new tip passes
     assert re.fullmatch(
         r'succeeded on branch tars-bot/imp with 3 of 4 steps: step 3 "s3" broke tests '
-        rf"\(found in 3 runs, \d+\.\ds\) and was dropped \(revert {revert[:7]}\)",
+        rf"\(found in 4 runs, \d+\.\ds\) and was dropped \(revert {revert[:7]}\)",
         last_line(result.out),
     ), result.out
     assert "nox >" not in result.out and "===" not in result.out  # nox's output is in the log
@@ -70,29 +70,30 @@ def test_a_dropped_step_is_named_with_what_it_broke_and_how_it_was_found(cli, ma
     assert execution["steps"][2]["state"] == "reverted"
     assert execution["steps"][2]["reason"] == "broke tests"
     [culprit] = execution["culprits"]
-    assert (culprit["step"], culprit["check"], culprit["runs"]) == (3, "tests", 3)
+    assert (culprit["step"], culprit["check"], culprit["runs"]) == (3, "tests", 4)
     assert culprit["summary"] == "1 failed, 5 passed" and culprit["duration_s"] > 0
     assert culprit["result"]["status"] == "failed" and "1 failed" in culprit["result"]["output"]
     probes = [(p["commit"], p["step"], p["status"], p["cached"]) for p in culprit["probes"]]
     assert probes == [
         (commits[3], 4, "failed", False),
+        (execution["base_commit"], 0, "passed", False),
         (commits[1], 2, "passed", False),
         (commits[2], 3, "failed", False),
     ]
     log = git(
-        repo, "show", f"refs/tars-bot/executions/{execution['id']}:{culprit['probes'][2]['log']}"
+        repo, "show", f"refs/tars-bot/executions/{execution['id']}:{culprit['probes'][3]['log']}"
     )
     assert "1 failed, 5 passed" in log and "nox > Running session tests" in log
 
     text = cli("status", "--repo", repo, "--execution-id", execution["id"]).out
     assert "reverted (broke tests)" in text
-    assert 'culprit step 3 "s3" broke tests (found in 3 runs' in text
+    assert 'culprit step 3 "s3" broke tests (found in 4 runs' in text
     assert f"tests on {commits[2][:7]} (step 3) failed: 1 failed, 5 passed" in text
 
     system = ExecutionSystem(repo)
     body = markdown.execution_markdown(Execution(**execution), system.plan_of(execution["id"]))
     assert re.search(
-        r'- ❌ step 3 "s3" broke tests \(found in 3 runs, [\d.]+s\) \(1 failed, 5 passed\); '
+        r'- ❌ step 3 "s3" broke tests \(found in 4 runs, [\d.]+s\) \(1 failed, 5 passed\); '
         f"dropped: reverted by `{revert[:7]}`",
         body,
     ), body
@@ -110,7 +111,7 @@ def test_a_rolled_back_execution_names_the_runs_and_shows_the_checks_output(
     assert quiet.code == 1
     assert re.fullmatch(
         r'rolled back: step 2 "s2": nox session tests failed \(1 failed, 5 passed\); '
-        r"found in 2 runs, \d+\.\ds",
+        r"found in 3 runs, \d+\.\ds",
         last_line(quiet.out),
     ), quiet.out
     assert "last lines of the output of check tests:" in quiet.out
@@ -121,10 +122,12 @@ def test_a_rolled_back_execution_names_the_runs_and_shows_the_checks_output(
     verbose = cli("execute", "--repo", fresh, "--improvement-id", "imp", "--verbose")
     assert verbose.code == 1
     [execution] = history(cli, fresh)
-    for number, step in enumerate(execution["steps"], 1):  # the tip, then step 1
+    base = f"nox session tests on {execution['base_commit'][:7]} (base)"
+    assert verbose.out.count(base) == 1, verbose.out
+    for number, step in enumerate(execution["steps"], 1):  # the tip, the base, then step 1
         label = f"nox session tests on {step['commit'][:7]} (step {number})"
         assert verbose.out.count(label) == 1, verbose.out
-    assert verbose.out.count("nox > Running session tests") == 2
+    assert verbose.out.count("nox > Running session tests") == 3
 
 
 def test_a_check_that_cannot_run_leaves_the_execution_unvalidated(cli, make_repo, tmp_path):

@@ -29,6 +29,8 @@ from tars_bot.models.execution import (
     StepResult,
     StepState,
     Suspicion,
+    TestReport,
+    listing,
 )
 from tars_bot.models.improvement import (
     ACTION_KINDS,
@@ -100,7 +102,9 @@ __all__ = [
     "StepResult",
     "StepState",
     "Suspicion",
+    "TestReport",
     "Validation",
     "WriteAction",
     "WriteSpec",
+    "listing",
 ]

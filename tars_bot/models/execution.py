@@ -38,6 +38,24 @@ BROKE: tuple[ExecutionState, ...] = ("failed", "rolled_back", "interrupted")  # 
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
 
 
+KNOWN_LISTED = 5  # known failures named in one line; the rest are counted
+
+
+class TestReport(Model):
+    """What pytest said of each test in a check: its JUnit XML report, or else only the counts
+    of its summary line."""
+
+    __test__ = False  # a model, not a test class for pytest to collect
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    failing: list[str] | None = Field(
+        None, description="Failed or errored tests (classname::name); null: only counts known."
+    )
+
+
 class CheckResult(Model):
     """One check on one tree. A failure is a result, not an exception."""
 
@@ -48,6 +66,12 @@ class CheckResult(Model):
     summary: str = ""  # e.g. "2 failed, 40 passed"
     output: str = ""  # the tail
     cached: bool = False
+    tests: TestReport | None = Field(None, description="Per-test results, where pytest ran.")
+    known_failures: list[str] | None = Field(
+        None,
+        description="Set on a failed final check whose failures the base has too, so none is "
+        "blamed and the check counts as passed: those tests (empty: compared by count only).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -60,14 +84,33 @@ class CheckResult(Model):
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        return self.status == "passed" or self.known_failures is not None
 
     def describe(self) -> str:
         kind = "nox session " if self.check not in QUICK_CHECKS else ""
         verdict = (
             "passed" if self.passed else ("could not run" if self.status == "error" else "failed")
         )
-        return f"{kind}{self.check} {verdict}" + (f" ({self.summary})" if self.summary else "")
+        known = f" with {self.known()}" if self.known_failures is not None else ""
+        summary = f" ({self.summary})" if self.summary else ""
+        return f"{kind}{self.check} {verdict}{known}{summary}"
+
+    def known(self) -> str:
+        """The failures the base has too, e.g. "1 test already failing on the base: t::x"."""
+        if self.known_failures is None:
+            return ""
+        named = self.known_failures
+        count = len(named) or (self.tests.failed + self.tests.errors if self.tests else 0)
+        text = f"{count} test{'s' if count != 1 else ''} already failing on the base"
+        if not named:
+            return f"{text} (compared by count)"
+        return f"{text}: {listing(named)}"
+
+
+def listing(names: list[str], most: int = KNOWN_LISTED) -> str:
+    """`names` joined, the first `most` of them and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 QUICK_CHECKS = ("ruff check", "ruff format", "compile", "api")
@@ -98,6 +141,12 @@ class Culprit(Model):
     runs: int = Field(description="nox runs spent finding it, the tip's included.")
     duration_s: float
     probes: list[Probe]
+    new_failures: list[str] = Field(
+        default_factory=list, description="Tests failing at the culprit but not on the base."
+    )
+    known_failures: list[str] = Field(
+        default_factory=list, description="Tests failing there and on the base: not blamed."
+    )
 
 
 class BenefitResult(Model):

@@ -74,7 +74,8 @@ def verdict(execution: Execution) -> str:
     if execution.state == "succeeded":
         where = f"on branch {execution.branch}" if execution.branch else "(dry run, no branch)"
         text = f"succeeded {where} with {applied} of {len(execution.steps)} steps"
-        return text + (": " + "; ".join(dropped) if dropped else "")
+        known = [f"{c.check} passed with {c.known()}" for c in execution.checks if c.known()]
+        return text + (": " + "; ".join(dropped + known) if dropped or known else "")
     if execution.state == "unvalidated":
         return execution.failure_reason or "could not validate"
     if execution.state in ("merged", "reverted", "closed"):

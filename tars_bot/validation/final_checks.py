@@ -19,10 +19,11 @@ from tars_bot.models import (
     ExecutionPlan,
     Limits,
     Probe,
+    listing,
 )
 from tars_bot.records import journal, learning, outcomes
 from tars_bot.rollback import undo
-from tars_bot.validation import benefits
+from tars_bot.validation import benefits, tests_results
 from tars_bot.validation.validator import Validator
 
 LOG_KEEP = 1 << 20  # bytes of a check's output kept in its log: the end, where verdicts are
@@ -135,8 +136,41 @@ def _probe_commits(repo: Repo, plan: ExecutionPlan, execution: Execution) -> lis
     return probes
 
 
-def _culprit(step: int | None, result: CheckResult, probes: list[Probe]) -> Culprit:
+@dataclass
+class Baseline:
+    """The final checks on the base commit, each run once when first needed: a step is blamed
+    for the failures it adds, never for those the base has already."""
+
+    validator: Validator
+    commit: str
+    results: dict[str, CheckResult] = field(default_factory=dict)
+
+    def of(self, check: str) -> CheckResult:
+        if check not in self.results:
+            self.results[check] = self.validator.run(self.commit, [check])[0]
+        return self.results[check]
+
+    def adds_failures(self, result: CheckResult) -> bool | None:
+        """Whether `result` fails more than the base does; None when that cannot be told."""
+        return tests_results.adds_failures(result, self.of(result.check))
+
+    def judge(self, result: CheckResult) -> CheckResult | str | None:
+        """A failed `result` (probing the base first): passed with the base's failures named
+        when it adds none; None when it adds some; why not, when that cannot be told."""
+        on_base = self.of(result.check)
+        if on_base.status == "error":
+            return f"{on_base.describe()} on the base"
+        adds = tests_results.adds_failures(result, on_base)
+        if adds is None:
+            return tests_results.cannot_compare(result)
+        return None if adds else tests_results.with_known_failures(result, on_base)
+
+
+def _culprit(
+    step: int | None, result: CheckResult, probes: list[Probe], on_base: CheckResult
+) -> Culprit:
     ran = [p for p in probes if not p.cached]
+    new, known = tests_results.new_failures(result, on_base)
     return Culprit(
         step=step,
         check=result.check,
@@ -145,6 +179,8 @@ def _culprit(step: int | None, result: CheckResult, probes: list[Probe]) -> Culp
         runs=len(ran),
         duration_s=round(sum(p.duration_s for p in ran), 3),
         probes=probes,
+        new_failures=new,
+        known_failures=known,
     )
 
 
@@ -165,67 +201,97 @@ def _earliest(culprits: list[Culprit]) -> list[Culprit]:
     return [c for c in culprits if (-1 if c.step is None else c.step) == first]
 
 
+def _judged(results: list[CheckResult], base: Baseline) -> list[CheckResult] | str:
+    """`results`, each failed one passed instead where the base fails the same; or why a
+    failure cannot be judged."""
+    judged = []
+    for result in results:
+        verdict = base.judge(result) if not result.passed else result
+        if isinstance(verdict, str):
+            return verdict
+        judged.append(verdict or result)
+    return judged
+
+
 def _after_each(
     validator: Validator,
     plan: ExecutionPlan,
     applied: list[tuple[int, str]],
     probes: ProbeLog,
     start: int,
+    base: Baseline,
 ) -> Findings | None:
-    """Strategy `each`: the final checks on every step's commit, up to the first failing one."""
+    """Strategy `each`: the final checks on every step's commit, up to the first one that
+    fails more than the base."""
     for number, commit in applied:
         results = validator.run(commit, plan.validation.final)
         if error := _cannot_tell(results):
             return Findings(results, error=error)
-        if failed := [r for r in results if not r.passed]:
-            return Findings(
-                results, [_culprit(number, r, probes.since(start, r.check)) for r in failed]
-            )
+        judged = _judged(results, base)
+        if isinstance(judged, str):
+            return Findings(results, error=judged)
+        if failed := [r for r in judged if not r.passed]:
+            found = [
+                _culprit(number, r, probes.since(start, r.check), base.of(r.check)) for r in failed
+            ]
+            return Findings(judged, found)
     return None
 
 
 def _bisect(
     validator: Validator,
-    base: str,
+    base: Baseline,
     applied: list[tuple[int, str]],
     failing: CheckResult,
     probes: ProbeLog,
     start: int,
     weights: list[float] | None = None,
 ) -> Culprit | str:
-    """The culprit of a check failing on the tip, or why bisecting it could not tell."""
+    """The culprit of a check failing on the tip more than on the base (the first step that
+    adds failures), or why bisecting it could not tell."""
     commits = [commit for _, commit in applied]
-    found = validator.first_failing(base, commits, failing, weights) if commits else None
-    index, result = found or (None, failing)
-    step = None if index is None else applied[index][0]
+    if not commits:
+        return f"{failing.describe()} with no step applied"
+    index, result = validator.first_failing(commits, failing, base.adds_failures, weights)
+    step = applied[index][0]
     if result.status == "error":
-        where = "the base" if step is None else f"step {step}'s commit"
-        return f"bisecting {failing.check}: {result.describe()} on {where}"
-    return _culprit(step, result, probes.since(start, failing.check))
+        return f"bisecting {failing.check}: {result.describe()} on step {step}'s commit"
+    if base.adds_failures(result) is None:
+        return f"bisecting: {tests_results.cannot_compare(result)} (step {step}'s commit)"
+    return _culprit(step, result, probes.since(start, failing.check), base.of(failing.check))
 
 
 def find_culprits(
-    validator: Validator, plan: ExecutionPlan, execution: Execution, probes: ProbeLog
+    validator: Validator,
+    plan: ExecutionPlan,
+    execution: Execution,
+    probes: ProbeLog,
+    base: Baseline | None = None,
 ) -> Findings:
-    """The final checks on the tip and, for those failing, the first step at which they fail."""
+    """The final checks on the tip and, for those failing more than on the base (run first,
+    so a red base is known after one run), the first step that adds failures."""
+    base = base or Baseline(validator, plan.base.commit)
     start = len(probes.probes)
     applied = _probe_commits(validator.repo, plan, execution)
     probes.aliases.update((commit, number) for number, commit in applied)
     if plan.validation.strategy == "each" and (
-        found := _after_each(validator, plan, applied, probes, start)
+        found := _after_each(validator, plan, applied, probes, start, base)
     ):
         return found
     results = validator.run(execution.head_commit or plan.base.commit, plan.validation.final)
     if error := _cannot_tell(results):
         return Findings(results, error=error)
+    judged = _judged(results, base)
+    if isinstance(judged, str):
+        return Findings(results, error=judged)
     culprits = []
     weights = _weights(validator.repo, plan, applied)
-    for failing in (r for r in results if not r.passed):
-        culprit = _bisect(validator, plan.base.commit, applied, failing, probes, start, weights)
+    for failing in (r for r in judged if not r.passed):
+        culprit = _bisect(validator, base, applied, failing, probes, start, weights)
         if isinstance(culprit, str):
-            return Findings(results, error=culprit)
+            return Findings(judged, error=culprit)
         culprits.append(culprit)
-    return Findings(results, _earliest(culprits))
+    return Findings(judged, _earliest(culprits))
 
 
 def _weights(repo: Repo, plan: ExecutionPlan, applied: list[tuple[int, str]]) -> list[float] | None:
@@ -239,10 +305,17 @@ def _weights(repo: Repo, plan: ExecutionPlan, applied: list[tuple[int, str]]) ->
 
 
 def describe(culprit: Culprit, execution: Execution) -> str:
-    if culprit.step is None:
+    if culprit.step is None:  # records from before the base was compared
         return f"{culprit.result.describe()} on the base commit"
     name = next(s.name for s in execution.steps if s.number == culprit.step)
-    return f'step {culprit.step} "{name}": {culprit.result.describe()}'
+    text = f'step {culprit.step} "{name}": {culprit.result.describe()}'
+    if culprit.new_failures:
+        count = len(culprit.new_failures)
+        text += f"; {count} new failure{'s' if count != 1 else ''}: {listing(culprit.new_failures)}"
+    if culprit.known_failures:
+        count = len(culprit.known_failures)
+        text += f"; {count} already failing on the base: {listing(culprit.known_failures)}"
+    return text
 
 
 def _explain_drop(before: Execution, after: Execution, culprits: list[Culprit]) -> Execution:
@@ -268,9 +341,10 @@ def validate(
 ) -> Failure | None:
     """Run the final checks, dropping culprit steps when the plan says so. Records the results
     and culprits in the journal; returns why the execution does not succeed, or None."""
+    base = Baseline(validator, plan.base.commit)
     while True:
         execution = record.execution
-        found = find_culprits(validator, plan, execution, probes)
+        found = find_culprits(validator, plan, execution, probes, base)
         culprits = [*execution.culprits, *found.culprits]
         record.update(checks=found.results, culprits=culprits)
         if found.error is not None:
@@ -317,6 +391,14 @@ def measure_benefits(
     return results, None
 
 
+def _against(result: CheckResult, base: Baseline) -> CheckResult:
+    """`result`, passed with its known failures where the base fails the same tests."""
+    if result.status != "failed":
+        return result
+    judged = base.judge(result)
+    return judged if isinstance(judged, CheckResult) else result
+
+
 def check_again(
     repo: Repo, execution_id: str, checks: list[str] | None, *, fresh: bool
 ) -> list[CheckResult]:
@@ -337,6 +419,7 @@ def check_again(
             repo, config, config.limits, space.checkout, plan.base.commit, fresh=fresh
         )
         with contextlib.closing(validator):
-            results = validator.run(execution.head_commit, checks)
+            base = Baseline(validator, plan.base.commit)
+            results = [_against(r, base) for r in validator.run(execution.head_commit, checks)]
     record.update(checks=results)
     return results

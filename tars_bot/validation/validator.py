@@ -29,8 +29,8 @@ from tars_bot.execution.sandbox import (
 )
 from tars_bot.execution.workspace import guard
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
-from tars_bot.models import CheckResult, Limits
-from tars_bot.validation import search
+from tars_bot.models import CheckResult, Limits, TestReport
+from tars_bot.validation import search, tests_results
 
 NOXFILE = "noxfile.py"
 CACHE = "refs/tars-bot/checks"  # a commit whose tree holds results: <tree[:2]>/<tree>/<key>.json
@@ -43,6 +43,7 @@ DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "re
 OUTPUT_TAIL_LINES = 40
 ENVS = Path("tars-bot") / "nox"  # under the git dir: environments, one folder per dependency set
 SEALED = "sealed-envs-1"
+RESULTS = "per-test-1"  # results carry per-test outcomes (tests_results.py)
 LIST_TIMEOUT_S = 120
 LIST_MEMORY_MB = 2048
 # nox's own errors and pip's or uv's when the index cannot be reached: never a test failure
@@ -136,10 +137,11 @@ def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None
     return NoxSessions(frozenset(names), frozenset(tags))
 
 
-def _cache_path(tree: str, check: str) -> str:
+def _cache_path(tree: str, check: str, options: str) -> str:
     # "sealed": run where no earlier execution could change the environment (results from
     # shared, writable environments are never believed again)
-    runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}\0{SEALED}"
+    runner = f"{check}\0nox {version('nox')}\0python {sys.version_info[:2]}\0{SEALED}\0{RESULTS}"
+    runner += f"\0{options}"
     return f"{tree[:2]}/{tree}/{hashlib.sha256(runner.encode()).hexdigest()[:20]}.json"
 
 
@@ -190,9 +192,14 @@ class Validator:
     def run(self, commit: str, checks: list[str]) -> list[CheckResult]:
         return [self._check(commit, check) for check in checks]
 
+    def _options(self, check: str) -> str:
+        """What of the configuration changes a check's run: its posargs and the deselected."""
+        return json.dumps([self.config.posargs.get(check, []), self.config.deselect])
+
     def cached(self, tree: str, check: str) -> CheckResult | None:
         head = self.repo.ref(CACHE)
-        data = self.repo.commit_file(head, _cache_path(tree, check)) if head else None
+        path = _cache_path(tree, check, self._options(check))
+        data = self.repo.commit_file(head, path) if head else None
         if data is None:
             return None
         return CheckResult.model_validate_json(data).model_copy(update={"cached": True})
@@ -200,9 +207,8 @@ class Validator:
     def _store(self, result: CheckResult) -> None:
         """Add the result to the cache: one ref whose tree holds every result, moved by
         compare-and-swap (retried when another execution stored one meanwhile)."""
-        change = {
-            _cache_path(result.tree, result.check): NewContent(result.model_dump_json().encode())
-        }
+        path = _cache_path(result.tree, result.check, self._options(result.check))
+        change = {path: NewContent(result.model_dump_json().encode())}
         for _ in range(CACHE_ATTEMPTS):
             head = self.repo.ref(CACHE)
             tree = self.repo.build_tree(self.repo.tree_of(head) if head else None, change)
@@ -270,22 +276,33 @@ class Validator:
             max_file_mb=self.config.check_max_file_mb,
         )
         with self.sandbox.scratch() as scratch:
+            given = [] if install_only else self.config.posargs.get(check, [])
+            posargs = ["--", *given] if given else []
             command = [
                 *python_tool("nox"), "--non-interactive", "--no-color", "-f", NOXFILE,
                 *selector, "--report", scratch.output("nox-report.json"),
                 "--envdir", str(envdir), "--reuse-venv=yes",
-                *(["--install-only"] if install_only else []),
+                *(["--install-only"] if install_only else []), *posargs,
             ]  # fmt: skip
             sandboxed, prefix = self.sandbox.bwrap is not None, self.config.branch_prefix
             with guard(self.repo, worktree.path, [], sandboxed, prefix) as guarded:
                 proc = self.sandbox.run(
                     command, jail, self.config.check_timeout, self.limits.memory_mb,
-                    scratch=scratch, env=NO_BYTECODE,
+                    scratch=scratch, env=self._env(scratch),
                     on_output=None if install_only else self.on_output,
                 )  # fmt: skip
             report = scratch.read("nox-report.json")
+            tests = (None, None) if install_only else _tests(scratch)
         sessions = json.loads(report)["sessions"] if report else []
-        return _Run(proc, sessions, guarded.tampered)
+        return _Run(proc, sessions, guarded.tampered, tests)
+
+    def _env(self, scratch: Scratch) -> dict[str, str]:
+        """The run's own variables: a JUnit report asked of pytest, after any options the
+        environment passed in has (nox hands its environment on to the session)."""
+        outer = self.sandbox.environment(scratch, {}).get("PYTEST_ADDOPTS", "")
+        junit = scratch.output(tests_results.JUNIT)
+        addopts = tests_results.pytest_addopts(outer, junit, self.config.deselect)
+        return {**NO_BYTECODE, "PYTEST_ADDOPTS": addopts}
 
     def _run_nox(self, commit: str, tree: str, check: str) -> CheckResult:
         self.runs[check] = self.runs.get(check, 0) + 1
@@ -297,8 +314,13 @@ class Validator:
             return CheckResult(check=check, status="error", tree=tree, duration_s=0, summary=str(e))
         proc, output = run.process, _tail(run.process.output)
         status, summary = _verdict(proc, run.sessions, output, timeout)
+        tests, refused = run.tests
+        if tests and summary in ("", "session failed") and tests_results.explains(tests, status):
+            summary = tests_results.summary(tests) or summary  # pytest -q prints no ===
+        if refused:
+            output += f"\ntars-bot: per-test results not used: {refused}"
         if run.tampered:  # the tree's own code did it: a failure of that tree
-            status, summary = "failed", run.tampered
+            status, summary, tests = "failed", run.tampered, None
         return CheckResult(
             check=check,
             status=status,
@@ -306,36 +328,34 @@ class Validator:
             duration_s=proc.duration_s,
             summary=summary,
             output=output,
+            tests=tests or tests_results.from_summary(summary),
         )
 
     def first_failing(
         self,
-        base: str,
         commits: list[str],
         failing: CheckResult,
+        is_bad: Callable[[CheckResult], bool | None],
         weights: Sequence[float] | None = None,
-    ) -> tuple[int | None, CheckResult]:
-        """The index in `commits` of the first commit where the check fails, knowing it fails
-        on the last one (`failing`), and the result there; the index is None when it fails on
-        `base` already. Bisection, or with `weights` (each step's chance of being the culprit)
-        the search with the fewest expected runs (search.py). A run that errors ends the search
-        and is returned: it tells nothing of its commit, so no commit can be blamed."""
+    ) -> tuple[int, CheckResult]:
+        """The index in `commits` of the first commit whose result `is_bad`, knowing the last
+        one's (`failing`) is and the base's is not, and the result there. Bisection, or with
+        `weights` (each step's chance of being the culprit) the search with the fewest expected
+        runs (search.py). A run that errors, or that `is_bad` cannot judge (None), ends the
+        search and is returned: it tells nothing of its commit, so no commit can be blamed."""
         results = {len(commits) - 1: failing}
 
         def fails(index: int) -> bool:
             results[index] = self._check(commits[index], failing.check)
-            if results[index].status == "error":
+            bad = None if results[index].status == "error" else is_bad(results[index])
+            if bad is None:
                 raise _Errored(index)
-            return not results[index].passed
+            return bad
 
         try:
             bad = search.first_failing(len(commits), fails, weights)
         except _Errored as e:
             return e.index, results[e.index]
-        if bad == 0:
-            on_base = self._check(base, failing.check)
-            if not on_base.passed:
-                return None, on_base
         return bad, results[bad]
 
 
@@ -344,6 +364,18 @@ class _Run:
     process: ProcessResult
     sessions: list[dict[str, object]]
     tampered: str | None  # what the run did to git's own state (put back)
+    tests: tuple[TestReport | None, str | None] = (None, None)  # (per-test results, refused why)
+
+
+def _tests(scratch: Scratch) -> tuple[TestReport | None, str | None]:
+    """The JUnit report pytest wrote, if any: (its results, or None and why it was refused)."""
+    try:
+        data = scratch.read(tests_results.JUNIT, tests_results.JUNIT_MAX_BYTES)
+        return (tests_results.parse_junit(data) if data is not None else None), None
+    except UnsafeOutput as e:
+        return None, str(e)
+    except tests_results.BadReport as e:
+        return None, f"{tests_results.JUNIT}: {e}"
 
 
 class _Errored(Exception):
