@@ -19,13 +19,13 @@ from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import report, untrusted
+from tars_bot.ui import report, terminal, untrusted
 
 LOG_TAIL_LINES = 20
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+def _console(wide: bool = False) -> Console:
+    return terminal.console(wide)
 
 
 def _improvement_path(system: ExecutionSystem, args: argparse.Namespace, ref: str) -> Path:
@@ -46,7 +46,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json" or args.output_file == "-":
         sys.stdout.write(plan_json)
     else:
-        console = _console()
+        console = _console(wide=True)
         report.print_plan(plan, console, args.verbose, system.risks(plan), args.explain_risk)
         if args.output_file:
             console.print(f"plan written to {args.output_file}")
@@ -191,7 +191,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(execution.model_dump_json(indent=2))
     else:
-        _console().print(report.execution_renderable(execution))
+        _console(wide=True).print(report.execution_renderable(execution))
     return EXIT_OK
 
 
@@ -200,7 +200,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
-        _console().print(report.stats_renderable(summary))
+        _console(wide=True).print(report.stats_renderable(summary))
     return EXIT_OK
 
 
@@ -209,7 +209,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
     elif executions:
-        _console().print(report.history_table(executions))
+        _console(wide=True).print(report.history_table(executions))
     else:
         _console().print("no executions yet")
     return EXIT_OK
@@ -347,7 +347,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         left_out = seen.left_out if seen else []
         print(json.dumps({"mechanism": info.mechanism, "mounts": mounts, "left_out": left_out}))
         return EXIT_OK
-    _console().print(report.sandbox_renderable(info, seen, args.check))
+    _console(wide=True).print(report.sandbox_renderable(info, seen, args.check))
     return EXIT_OK
 
 
