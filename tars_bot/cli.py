@@ -4,7 +4,9 @@ each to its parser (in `arguments`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -16,7 +18,7 @@ from rich.console import Console
 
 from tars_bot import arguments, demo, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
-from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
+from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import report, terminal, untrusted
@@ -198,7 +200,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     summary = ExecutionSystem(args.repo).stats(rebuild=args.rebuild)
     if args.format == "json":
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        from tars_bot.models.output import Stats
+
+        print(Stats.model_validate(summary).model_dump_json(indent=2))
     else:
         _console(wide=True).print(report.stats_renderable(summary))
     return EXIT_OK
@@ -305,7 +309,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     results = system.validate(args.execution_id, args.sessions, fresh=args.fresh)
     if args.format == "json":
-        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        from tars_bot.models.output import Validated
+
+        print(Validated(results=results).model_dump_json(indent=2))
     else:
         console = _console()
         for result in results:
@@ -334,18 +340,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    schema.update(Improvement.model_json_schema())
-    print(json.dumps(schema, indent=2))
+    from tars_bot.ui import schemas
+
+    print(json.dumps(schemas.schema(args.kind), indent=2))
     return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     info, seen = ExecutionSystem(args.repo).sandbox_view(check=args.check)
     if args.format == "json":
+        from tars_bot.models.output import SandboxView
+
         mounts = [dataclasses.asdict(m) for m in seen.mounts] if seen else []
-        left_out = seen.left_out if seen else []
-        print(json.dumps({"mechanism": info.mechanism, "mounts": mounts, "left_out": left_out}))
+        left_out = list(seen.left_out) if seen else []
+        view = SandboxView(mechanism=info.mechanism, mounts=mounts, left_out=left_out)
+        print(view.model_dump_json(indent=2))
         return EXIT_OK
     _console(wide=True).print(report.sandbox_renderable(info, seen, args.check))
     return EXIT_OK
@@ -379,8 +388,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    said = io.StringIO()
     try:
-        args = _parser().parse_args(argv)
+        with contextlib.redirect_stderr(said):
+            args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
-        return int(e.code or 0)
+        sys.stderr.write(said.getvalue())
+        code = int(e.code or 0)
+        if code and _wants_json(argv):
+            problem = said.getvalue().rstrip().splitlines()[-1].partition(" error: ")[2]
+            errors.print_json_error(code, [problem])
+        return code
+    sys.stderr.write(said.getvalue())
     return errors.run(args.func, args)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """`--format json` asked for, whether or not the rest parsed."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--format=json" in argv or any(pair == ("--format", "json") for pair in pairs)

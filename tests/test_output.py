@@ -4,12 +4,15 @@ words, and every JSON output versioned and described by a published schema."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from tars_bot.arguments import SCHEMA_KINDS
 from tests.helpers import add_improvement, history, make_validated_repo, start_tars
 
 LONG_BRANCH_PREFIX = "tars-bot/a-very-long-branch-prefix-that-no-eighty-column-table-would-hold/"
@@ -138,3 +141,62 @@ def test_an_interrupted_execution_says_so_in_words(cli, make_repo):
     assert (execution["state"], execution["failure_reason"]) == ("interrupted", "KeyboardInterrupt")
     status = cli("status", "--repo", repo, "--execution-id", execution["id"]).out
     assert "stopped by Ctrl-C" in status and "KeyboardInterrupt" not in status
+
+
+SCHEMAS = Path(__file__).parent.parent / "docs" / "schemas"
+
+
+@pytest.mark.parametrize("kind", SCHEMA_KINDS)
+def test_the_published_schemas_are_what_schema_prints(cli, kind):
+    printed = cli("schema", "--kind", kind).out
+    assert printed == (SCHEMAS / f"{kind}.json").read_text(), f"run: tars-bot schema --kind {kind}"
+
+
+def conforms(text: str, kind: str) -> dict:
+    """`text` parsed, having checked it against the published schema of `kind`."""
+    document = json.loads(text)
+    schema = json.loads((SCHEMAS / f"{kind}.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    return document
+
+
+def test_every_json_output_carries_its_format_and_conforms_to_its_schema(cli, make_repo, tmp_path):
+    repo, _ = make_validated_repo(make_repo, tmp_path)
+    add_improvement(
+        repo,
+        "title: t\nvalidation: {final: [tests]}\nsteps: [{name: w, write: {path: data/w.txt, content: ok}}]\n",
+    )
+    plan = conforms(
+        cli("plan", "--repo", repo, "--improvement-id", "imp", "--format", "json").out, "plan"
+    )
+    assert plan["format"] == "tars-bot.plan/1"
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+    [listed] = conforms(cli("history", "--repo", repo, "--format", "json").out, "history")
+    status = cli("status", "--repo", repo, "--execution-id", listed["id"], "--format", "json")
+    assert conforms(status.out, "execution") == listed
+    assert listed["format"] == "tars-bot.execution/1"
+    validated = cli("validate", "--repo", repo, "--execution-id", listed["id"], "--format", "json")
+    assert conforms(validated.out, "validate")["format"] == "tars-bot.validate/1"
+    stats = conforms(cli("stats", "--repo", repo, "--format", "json").out, "stats")
+    assert (stats["format"], stats["by_state"]) == ("tars-bot.stats/1", {"succeeded": 1})
+    sandbox = cli("sandbox", "--repo", repo, "--format", "json").out
+    assert conforms(sandbox, "sandbox")["format"] == "tars-bot.sandbox/1"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "--execution-id", "nope"],  # our error
+        ["status", "--format=json"],  # argparse's: no --execution-id
+        ["history", "--limit", "0"],  # argparse's: a bad value
+    ],
+    ids=["user error", "missing option", "bad value"],
+)
+def test_with_format_json_an_error_is_json_on_stdout(cli, make_repo, args):
+    repo = make_repo()
+    result = cli(*args, "--repo", repo, "--format", "json")
+    assert result.code == 2
+    error = conforms(result.out, "error")
+    assert error["format"] == "tars-bot.error/1"
+    [problem] = error["error"]["problems"]
+    assert error["error"]["exit_code"] == 2 and problem in result.err  # people still read it
