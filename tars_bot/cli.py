@@ -85,7 +85,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:
-        _write_output(result.diff)
+        _write_diff(result.diff)
     execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(
@@ -162,6 +162,17 @@ def _write_output(text: str) -> None:
     unable to act on the terminal or the Actions log."""
     with untrusted.no_workflow_commands(os.environ):
         sys.stdout.write(untrusted.for_terminal(text))
+
+
+def _write_diff(diff: str) -> None:
+    """A dry run's diff: coloured where colour shows (a terminal, no NO_COLOR, or FORCE_COLOR),
+    else as `_write_output` writes any output."""
+    console = terminal.console()
+    if console.color_system is None or console.no_color:
+        _write_output(diff)
+        return
+    with untrusted.no_workflow_commands(os.environ, lambda line: console.out(line, end="")):
+        console.print(terminal.diff_text(diff), end="")
 
 
 def _publish(

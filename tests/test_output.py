@@ -200,3 +200,23 @@ def test_with_format_json_an_error_is_json_on_stdout(cli, make_repo, args):
     assert error["format"] == "tars-bot.error/1"
     [problem] = error["error"]["problems"]
     assert error["error"]["exit_code"] == 2 and problem in result.err  # people still read it
+
+
+@pytest.mark.parametrize("no_color", [False, True], ids=["colour", "NO_COLOR"])
+def test_a_dry_run_diff_is_coloured_on_a_terminal_unless_no_color(
+    cli, make_repo, monkeypatch, no_color
+):
+    repo = make_repo({"a.txt": "old\n"})
+    add_improvement(
+        repo, 'title: t\nsteps: [{name: w, write: {path: a.txt, content: "new\\e[2J"}}]\n'
+    )
+    monkeypatch.setenv("FORCE_COLOR", "1")  # stdout as a terminal, as rich reads it
+    monkeypatch.setenv("TERM", "xterm-256color")
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    result = cli("execute", "--repo", repo, "--improvement-id", "imp", "--dry-run")
+    assert result.code == 0, result.err
+    diff = result.out[result.out.index("diff --git") - 10 :]
+    assert "new\\x1b[2J" in diff  # the improvement's escape is shown, never sent
+    assert ("\x1b[32m+new" in diff and "\x1b[31m-old" in diff) is not no_color
+    assert ("\x1b[3" in result.out) is not no_color  # no colour anywhere with NO_COLOR

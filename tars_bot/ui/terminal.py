@@ -7,6 +7,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from tars_bot.ui import untrusted
 
@@ -57,3 +58,20 @@ def _isatty(file: TextIO) -> bool:
         return file.isatty()
     except (AttributeError, ValueError):  # a closed or stand-in stream: not a terminal
         return False
+
+
+# the first that starts a line gives its colour, as `git diff --color` gives them
+_DIFF_STYLES = (("diff ", "bold"), ("index ", "bold"), ("+++", "bold"), ("---", "bold"),
+                ("@@", "cyan"), ("+", "green"), ("-", "red"))  # fmt: skip
+
+
+def diff_text(diff: str) -> Text:
+    """A diff an improvement made, its text made safe first, coloured line by line."""
+    text = Text()
+    lines = untrusted.for_terminal(diff).split("\n")
+    for number, line in enumerate(lines):
+        style = next((style for start, style in _DIFF_STYLES if line.startswith(start)), "")
+        text.append(line, style)
+        if number < len(lines) - 1:
+            text.append("\n")
+    return text
