@@ -36,7 +36,7 @@ def test_a_piped_execution_shows_each_step_as_it_starts_inside_an_actions_group(
     add_improvement(
         repo,
         "title: t\nvalidation: {final: [tests]}\nsteps:\n"
-        f"  - {{name: wait, run: '{wait}'}}\n"
+        f"  - {{name: wait, run: '{wait}', timeout: 60}}\n"
         "  - {name: w, write: {path: data/w.txt, content: ok}}\n",
     )
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
