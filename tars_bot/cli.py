@@ -213,7 +213,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.format == "json":
         from tars_bot.models.output import Stats
 
-        print(Stats.model_validate(summary).model_dump_json(indent=2))
+        stats = Stats.model_validate(summary).model_dump(mode="json")
+        print(json.dumps(stats, indent=2, sort_keys=True))  # keys sorted, as they always were
     else:
         _console(wide=True).print(report.stats_renderable(summary))
     return EXIT_OK
