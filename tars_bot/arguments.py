@@ -327,9 +327,22 @@ def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     return parser
 
 
+SCHEMA_KINDS = ("improvement", "plan", "execution", "history", "stats", "validate", "sandbox",
+                "error")  # fmt: skip
+
+
 def schema_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     """Needs no repository: no `common`."""
-    return verbs.add_parser("schema", help="print the JSON Schema of improvement files")
+    parser = verbs.add_parser(
+        "schema",
+        help="print the JSON Schema of improvement files, or of a JSON output",
+        description="Print a JSON Schema: of improvement files (the default, for editors), or "
+        "of what a command prints with --format json (each carries its `format`).",
+    )
+    parser.add_argument(
+        "--kind", choices=SCHEMA_KINDS, default="improvement", help="what it describes"
+    )
+    return parser
 
 
 def sandbox_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:

@@ -4,7 +4,9 @@ each to its parser (in `arguments`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -16,16 +18,16 @@ from rich.console import Console
 
 from tars_bot import arguments, demo, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
-from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
+from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import report, untrusted
+from tars_bot.ui import report, terminal, untrusted
 
 LOG_TAIL_LINES = 20
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+def _console(wide: bool = False) -> Console:
+    return terminal.console(wide)
 
 
 def _improvement_path(system: ExecutionSystem, args: argparse.Namespace, ref: str) -> Path:
@@ -46,7 +48,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json" or args.output_file == "-":
         sys.stdout.write(plan_json)
     else:
-        console = _console()
+        console = _console(wide=True)
         report.print_plan(plan, console, args.verbose, system.risks(plan), args.explain_risk)
         if args.output_file:
             console.print(f"plan written to {args.output_file}")
@@ -83,7 +85,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
     if result.diff is not None:
-        _write_output(result.diff)
+        _write_diff(result.diff)
     execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(
@@ -162,6 +164,17 @@ def _write_output(text: str) -> None:
         sys.stdout.write(untrusted.for_terminal(text))
 
 
+def _write_diff(diff: str) -> None:
+    """A dry run's diff: coloured where colour shows (a terminal, no NO_COLOR, or FORCE_COLOR),
+    else as `_write_output` writes any output."""
+    console = terminal.console()
+    if console.color_system is None or console.no_color:
+        _write_output(diff)
+        return
+    with untrusted.no_workflow_commands(os.environ, lambda line: console.out(line, end="")):
+        console.print(terminal.diff_text(diff), end="")
+
+
 def _publish(
     system: ExecutionSystem, execution_id: str, args: argparse.Namespace, console: Console
 ) -> None:
@@ -191,16 +204,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(execution.model_dump_json(indent=2))
     else:
-        _console().print(report.execution_renderable(execution))
+        _console(wide=True).print(report.execution_renderable(execution))
     return EXIT_OK
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     summary = ExecutionSystem(args.repo).stats(rebuild=args.rebuild)
     if args.format == "json":
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        from tars_bot.models.output import Stats
+
+        stats = Stats.model_validate(summary).model_dump(mode="json")
+        print(json.dumps(stats, indent=2, sort_keys=True))  # keys sorted, as they always were
     else:
-        _console().print(report.stats_renderable(summary))
+        _console(wide=True).print(report.stats_renderable(summary))
     return EXIT_OK
 
 
@@ -209,7 +225,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
     elif executions:
-        _console().print(report.history_table(executions))
+        _console(wide=True).print(report.history_table(executions))
     else:
         _console().print("no executions yet")
     return EXIT_OK
@@ -305,7 +321,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     results = system.validate(args.execution_id, args.sessions, fresh=args.fresh)
     if args.format == "json":
-        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        from tars_bot.models.output import Validated
+
+        print(Validated(results=results).model_dump_json(indent=2))
     else:
         console = _console()
         for result in results:
@@ -340,20 +358,23 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
-    schema.update(Improvement.model_json_schema())
-    print(json.dumps(schema, indent=2))
+    from tars_bot.ui import schemas
+
+    print(json.dumps(schemas.schema(args.kind), indent=2))
     return EXIT_OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     info, seen = ExecutionSystem(args.repo).sandbox_view(check=args.check)
     if args.format == "json":
+        from tars_bot.models.output import SandboxView
+
         mounts = [dataclasses.asdict(m) for m in seen.mounts] if seen else []
-        left_out = seen.left_out if seen else []
-        print(json.dumps({"mechanism": info.mechanism, "mounts": mounts, "left_out": left_out}))
+        left_out = list(seen.left_out) if seen else []
+        view = SandboxView(mechanism=info.mechanism, mounts=mounts, left_out=left_out)
+        print(view.model_dump_json(indent=2))
         return EXIT_OK
-    _console().print(report.sandbox_renderable(info, seen, args.check))
+    _console(wide=True).print(report.sandbox_renderable(info, seen, args.check))
     return EXIT_OK
 
 
@@ -386,8 +407,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    said = io.StringIO()
     try:
-        args = _parser().parse_args(argv)
+        with contextlib.redirect_stderr(said):
+            args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
-        return int(e.code or 0)
+        sys.stderr.write(said.getvalue())
+        code = int(e.code or 0)
+        if code and _wants_json(argv):
+            problem = said.getvalue().rstrip().splitlines()[-1].partition(" error: ")[2]
+            errors.print_json_error(code, [problem])
+        return code
+    sys.stderr.write(said.getvalue())
     return errors.run(args.func, args)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """`--format json` asked for, whether or not the rest parsed."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--format=json" in argv or any(pair == ("--format", "json") for pair in pairs)

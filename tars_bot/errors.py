@@ -81,19 +81,20 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     """Run a verb: its exit code, or the one for how it failed with at most a few readable lines.
     SIGTERM unwinds it like Ctrl-C while it runs."""
     previous = signal.signal(signal.SIGTERM, raise_terminated)
+    as_json = getattr(args, "format", None) == "json"
     try:
         code = command(args)
         sys.stdout.flush()  # a reader that left shows here, inside the handler
         return code
     except TarsError as e:
         _print_problems(e)
-        return EXIT_USAGE
+        return _failed(EXIT_USAGE, e.problems, as_json)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _failed(EXIT_INTERRUPTED, ["interrupted"], as_json)
     except Terminated:
         print("terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+        return _failed(EXIT_TERMINATED, ["terminated"], as_json)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as `cat` would
         _silence_stdout()
         return EXIT_BROKEN_PIPE
@@ -101,7 +102,7 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
         path = _write_crash_log(e)
         said = untrusted.for_terminal(f"{type(e).__name__}: {e}", one_line=True)
         print(f"internal error: {said} (traceback in {path})", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _failed(EXIT_INTERNAL, [f"internal error: {said} (traceback in {path})"], as_json)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -111,3 +112,19 @@ def _print_problems(error: TarsError) -> None:
     with untrusted.no_workflow_commands(os.environ, sys.stderr.write):
         for problem in error.problems:
             print(f"error: {untrusted.for_terminal(problem)}", file=sys.stderr)
+
+
+def _failed(code: int, problems: list[str], as_json: bool) -> int:
+    if as_json:
+        print_json_error(code, problems)
+    return code
+
+
+def print_json_error(code: int, problems: list[str]) -> None:
+    """With --format json, an error is JSON too, on stdout where the script reads the output
+    it asked for (and told apart by its `format`); stderr says it for people as always."""
+    from tars_bot.models.output import Error, Problems
+
+    error = Error(error=Problems(exit_code=code, problems=problems))
+    sys.stdout.write(error.model_dump_json(indent=2) + "\n")
+    sys.stdout.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import (
     Field,
@@ -249,9 +249,13 @@ class Suspicion(Model):
     revert: str | None = Field(None, description="The revert execution opened for it.")
 
 
+EXECUTION_FORMAT: Final = "tars-bot.execution/1"
+
+
 class Execution(Model):
     """The journaled record of one execution: `status --format json` prints exactly this."""
 
+    format: Literal["tars-bot.execution/1"] = EXECUTION_FORMAT
     id: str
     improvement: str
     state: ExecutionState

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import codecs
-import os
-from collections.abc import Mapping
-
 from rich.console import Console, Group
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from tars_bot.execution.sandbox import SandboxInfo
 from tars_bot.execution.view import View
-from tars_bot.models import CheckResult, Execution, ExecutionPlan, PlannedStep, Probe, StepResult
+from tars_bot.models import Execution, ExecutionPlan, PlannedStep, Probe, StepResult
 from tars_bot.records.learning import Risk
-from tars_bot.ui import untrusted, wording
+from tars_bot.ui import wording
+from tars_bot.ui.progress import LiveProgress as LiveProgress  # the CLI's live display
 from tars_bot.ui.stats import stats_renderable as stats_renderable  # `tars-bot stats`
-from tars_bot.ui.terminal import plain
+from tars_bot.ui.terminal import STATE_STYLE, plain
 from tars_bot.ui.terminal import shown as shown  # the CLI shows untrusted text with it
 from tars_bot.ui.wording import verdict as verdict  # the CLI's one-line outcome
 
@@ -104,23 +100,6 @@ def print_plan(
     console.print(plan_renderable(plan, verbose, risks, explain))
 
 
-STATE_STYLE = {
-    "applied": "green",
-    "succeeded": "green",
-    "merged": "green",
-    "closed": "dim",
-    "skipped": "yellow",
-    "reverted": "yellow",
-    "unvalidated": "yellow",
-    "failed": "red",
-    "rolled_back": "red",
-    "interrupted": "red",
-    "running": "cyan",
-    "validating": "cyan",
-    "pending": "dim",
-}
-
-
 def execution_renderable(execution: Execution) -> Group:
     return Group(
         _execution_header(execution),
@@ -140,7 +119,7 @@ def _execution_header(execution: Execution) -> Text:
         ("Execution ", "bold"),
         (execution.id, "bold cyan"),
         f" of {execution.improvement}: ",
-        (execution.state, f"bold {style}"),
+        (wording.words(execution.state), f"bold {style}"),
         " (dry run)" if execution.dry_run else "",
     )
 
@@ -223,7 +202,7 @@ def _benefit_lines(execution: Execution) -> list[Text]:
 def _failure_lines(execution: Execution) -> list[Text]:
     if not execution.failure_reason:
         return []
-    return [Text.assemble(("reason: ", "red bold"), plain(execution.failure_reason))]
+    return [Text.assemble(("reason: ", "red bold"), plain(wording.words(execution.failure_reason)))]
 
 
 def _step_state(step: StepResult) -> Text:
@@ -256,124 +235,19 @@ def _culprit_lines(execution: Execution) -> list[Text]:
 def history_table(executions: list[Execution]) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for column in ("execution", "improvement", "state", "steps", "branch", "started"):
-        # ids are what users copy: never cut, even on a narrow or piped output
+        # ids are what users copy: never cut, even on a narrow terminal
         table.add_column(column, no_wrap=column == "execution", min_width=len(column))
     for execution in executions:
-        applied = sum(s.state == "applied" for s in execution.steps)
+        done = sum(s.state in ("applied", "skipped") for s in execution.steps)  # no-ops are done
         table.add_row(
             execution.id,
             shown(execution.improvement),
-            Text(execution.state, STATE_STYLE.get(execution.state, "")),
-            f"{applied}/{len(execution.steps)}",
+            Text(wording.words(execution.state), STATE_STYLE.get(execution.state, "")),
+            f"{done}/{len(execution.steps)}",
             execution.branch or "-",
             execution.started_at,
         )
     return table
-
-
-class LiveProgress:
-    """One line per step, then one per check run during validation (the tip's, each bisection
-    probe's): a spinner while it runs, then its outcome and time. Raw output of steps and
-    checks is shown only when verbose, under a rule naming what printed it, with its escape
-    sequences made visible and, in the GitHub Actions log, its workflow commands stopped."""
-
-    def __init__(
-        self, console: Console, verbose: bool, environ: Mapping[str, str] | None = None
-    ) -> None:
-        self.console, self.verbose = console, verbose
-        self.environ = os.environ if environ is None else environ
-        self.progress = Progress(
-            SpinnerColumn(finished_text="•"),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self.tasks: dict[int, TaskID] = {}
-        self.step: int | None = None  # the step running now: its checks are the step's own
-        self.validation: TaskID | None = None
-        self.check: tuple[TaskID, str] | None = None
-        self.heading: str | None = None  # ruled above the output to come, if any comes
-        self.under_heading = False  # output came: its end is ruled too
-        self.resume = ""  # what starts workflow commands again after the output, if stopped
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def __enter__(self) -> LiveProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._resume()
-        if self.validation is not None:
-            self.progress.update(self.validation, total=1, completed=1)
-        self.progress.stop()
-
-    def _heading(self, title: str) -> None:
-        self.heading, self.under_heading = title, False
-
-    def _end(self, title: str) -> None:
-        self._resume()
-        if self.under_heading:
-            self.progress.console.rule(shown(title), style="dim")
-        self.heading, self.under_heading = None, False
-
-    def _resume(self) -> None:
-        rest = untrusted.for_terminal(self.decoder.decode(b"", final=True)) + self.resume
-        if rest:
-            self.progress.console.out(rest, end="", highlight=False)
-        self.resume = ""
-
-    def step_started(self, step: PlannedStep) -> None:
-        self.step = step.number
-        self.tasks[step.number] = self.progress.add_task(f"{step.number}. {shown(step.name)}")
-        self._heading(f"output of step {step.number}. {step.name}")
-
-    def step_finished(self, result: StepResult) -> None:
-        style = STATE_STYLE.get(result.state, "")
-        note = f" [{style}]{shown(wording.state_text(result))}[/{style}]"
-        if result.reason:
-            note += f": {shown(result.reason)}"
-        task = self.tasks[result.number]
-        self.progress.update(
-            task, description=f"{result.number}. {shown(result.name)}{note}", total=1, completed=1
-        )
-        self.step = None
-        self._end(f"step {result.number}: {result.state}")
-
-    def output(self, chunk: bytes) -> None:
-        if not self.verbose:
-            return
-        console = self.progress.console
-        if self.heading is not None:
-            console.rule(shown(self.heading), style="dim")
-            self.heading, self.under_heading = None, True
-        if not self.resume:
-            stopped = untrusted.stop_commands(self.environ)
-            console.out(stopped.stop, end="", highlight=False)
-            self.resume = stopped.resume
-        text = untrusted.for_terminal(self.decoder.decode(chunk))
-        console.out(text, end="", highlight=False)
-
-    def check_started(self, check: str, commit: str, step: int | None) -> None:
-        if self.step is None and self.validation is None:
-            self.validation = self.progress.add_task("[bold]validation[/bold]")
-        indent = "   " if self.step is not None else "  "
-        label = f"{indent}{shown(check)} on {wording.probe_where(commit, step)}"
-        self.check = (self.progress.add_task(label), label)
-        self._heading(f"nox session {check} on {wording.probe_where(commit, step)}")
-
-    def check_finished(self, result: CheckResult) -> None:
-        if self.check is None:
-            return
-        task, label = self.check
-        style = {"passed": "green", "failed": "red"}.get(result.status, "yellow")
-        verdict = "could not run" if result.status == "error" else result.status
-        note = f" [{style}]{verdict}[/{style}]"
-        note += f": {shown(result.summary)}" if result.summary else ""
-        note += " (cached)" if result.cached else ""
-        self.progress.update(task, description=label + note, total=1, completed=1)
-        self._end(f"{result.check}: {verdict}")
-        self.check = None
 
 
 def sandbox_renderable(info: SandboxInfo, seen: View | None, check: bool) -> Group:

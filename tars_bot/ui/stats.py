@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tars_bot.ui.terminal import shown
+from tars_bot.ui.wording import words
 
 
 def stats_renderable(summary: dict[str, Any]) -> Group:
@@ -20,7 +21,7 @@ def stats_renderable(summary: dict[str, Any]) -> Group:
             ("Executions ", "bold"),
             str(summary["executions"]),
             f"  success rate {rate:.0%}" if rate is not None else "",
-            ("  " + ", ".join(f"{k} {v}" for k, v in summary["by_state"].items()), "dim"),
+            ("  " + ", ".join(f"{words(k)} {v}" for k, v in summary["by_state"].items()), "dim"),
         ),
         Text.assemble(
             ("Steps ", "bold"),

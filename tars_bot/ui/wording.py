@@ -6,6 +6,28 @@ from __future__ import annotations
 from tars_bot.models import Culprit, Execution, PlannedStep, RunAction, SandboxReport, StepResult
 from tars_bot.ui import untrusted
 
+# the journal's states and exception names in the words text output uses; JSON keeps the raw
+# values, which programs match on
+_WORDS = {
+    "rolled_back": "rolled back",
+    "skipped": "changed nothing",
+    "KeyboardInterrupt": "stopped by Ctrl-C",
+    "Terminated": "stopped by SIGTERM",
+}
+
+
+def words(state: str) -> str:
+    """An execution's or step's state (or an exception that ended it) for people."""
+    return _WORDS.get(state, state)
+
+
+def steps_done(execution: Execution) -> str:
+    """ "4 of 4 steps (1 changed nothing)": a step that changed nothing is done too."""
+    steps = execution.steps
+    noop = sum(s.state == "skipped" for s in steps)
+    done = sum(s.state == "applied" for s in steps) + noop
+    return f"{done} of {len(steps)} steps" + (f" ({noop} changed nothing)" if noop else "")
+
 
 def step_changes(step: PlannedStep) -> str:
     if step.action.kind == "run":
@@ -68,20 +90,19 @@ def is_dropped(culprit: Culprit, execution: Execution) -> bool:
 
 def verdict(execution: Execution) -> str:
     """One line: how the execution ended, and which step broke which check."""
-    applied = sum(s.state == "applied" for s in execution.steps)
     groups = _by_step(execution.culprits).values()
     dropped = [_dropped(g, execution) for g in groups if is_dropped(g[0], execution)]
     if execution.state == "succeeded":
         where = f"on branch {execution.branch}" if execution.branch else "(dry run, no branch)"
-        text = f"succeeded {where} with {applied} of {len(execution.steps)} steps"
+        text = f"succeeded {where} with {steps_done(execution)}"
         known = [f"{c.check} passed with {c.known()}" for c in execution.checks if c.known()]
         return text + (": " + "; ".join(dropped + known) if dropped or known else "")
     if execution.state == "unvalidated":
         return execution.failure_reason or "could not validate"
     if execution.state in ("merged", "reverted", "closed"):
         return lifecycle(execution)
-    reason = execution.failure_reason or "no reason recorded"
-    text = f"{execution.state.replace('_', ' ')}: {reason}"
+    reason = words(execution.failure_reason or "no reason recorded")
+    text = f"{words(execution.state)}: {reason}"
     blamed = [g for g in groups if not is_dropped(g[0], execution)]
     return text + (f"; {_found(blamed[-1])}" if blamed else "")
 
@@ -110,7 +131,7 @@ def state_text(step: StepResult) -> str:
         return f"{step.state} ({step.reason})"
     if step.state == "applied" and step.heal and step.heal.commit:
         return f"applied (healed: {', '.join(step.heal.fixed)})"
-    return step.state
+    return words(step.state)
 
 
 def healed_line(step: StepResult) -> str | None:

@@ -1,0 +1,101 @@
+"""What `--format json` prints, beyond the plan and the execution records (which carry their own
+`format`; `history` prints a list of execution records): each output a model, versioned by a
+top-level `format` naming it, so that a script can tell what it reads and `tars-bot schema
+--kind KIND` can describe it."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import ConfigDict, Field
+
+from tars_bot.models.base import Model
+from tars_bot.models.execution import CheckResult
+
+VALIDATE_FORMAT: Final = "tars-bot.validate/1"
+STATS_FORMAT: Final = "tars-bot.stats/1"
+SANDBOX_FORMAT: Final = "tars-bot.sandbox/1"
+ERROR_FORMAT: Final = "tars-bot.error/1"
+
+
+class Validated(Model):
+    """`tars-bot validate --format json`: each check's result on the execution's tip."""
+
+    format: Literal["tars-bot.validate/1"] = VALIDATE_FORMAT
+    results: list[CheckResult]
+
+
+class Ranked(Model):
+    name: str
+    steps: int
+    broke: int
+    rate: float | None
+
+
+class CheckStats(Model):
+    model_config = ConfigDict(extra="allow")  # counts the index adds later break no reader
+    check: str
+    runs: int
+    failed: int
+    mean_s: float
+
+
+class CulpritSearch(Model):
+    model_config = ConfigDict(extra="allow")
+    runs: int
+    runs_checking_each_step: int
+    seconds_saved: float
+
+
+class Cache(Model):
+    model_config = ConfigDict(extra="allow")
+    hits: int
+    seconds_saved: float
+
+
+class Stats(Model):
+    """`tars-bot stats --format json`: what the outcome index says of all executions."""
+
+    model_config = ConfigDict(extra="allow")
+    format: Literal["tars-bot.stats/1"] = STATS_FORMAT
+    executions: int
+    by_state: dict[str, int] = Field(description="Executions per state (raw state names).")
+    success_rate: float | None
+    steps: int
+    steps_that_broke_a_check: int
+    healed_steps: int
+    failing_paths: list[Ranked]
+    failing_kinds: list[Ranked]
+    checks: list[CheckStats]
+    culprit_search: CulpritSearch
+    cache: Cache
+    weeks: dict[str, dict[str, int]] = Field(description="ISO week -> state -> executions.")
+
+
+class Mount(Model):
+    kind: str
+    dest: str
+    why: str
+    source: str = ""
+    size_mb: int | None = None
+
+
+class SandboxView(Model):
+    """`tars-bot sandbox --format json`: what a sandboxed process sees (no mounts: no sandbox)."""
+
+    format: Literal["tars-bot.sandbox/1"] = SANDBOX_FORMAT
+    mechanism: str
+    mounts: list[Mount]
+    left_out: list[str] = Field(description="Directories kept out of the view, with why.")
+
+
+class Problems(Model):
+    exit_code: int
+    problems: list[str] = Field(description="One line each, naming where and why.")
+
+
+class Error(Model):
+    """What any command prints with `--format json` when it ends in an error instead."""
+
+    format: Literal["tars-bot.error/1"] = ERROR_FORMAT
+    error: Problems
