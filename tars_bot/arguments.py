@@ -63,9 +63,13 @@ def _add_format(parser: ArgumentParser) -> None:
 
 
 def _add_execution_id(parser: ArgumentParser) -> None:
-    parser.add_argument(
-        "--execution-id", required=True, metavar="ID", help="as `tars-bot history` lists it"
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--execution-id",
+        metavar="ID",
+        help="as `tars-bot history` lists it, a unique prefix of it, or `latest`",
     )
+    which.add_argument("--improvement-id", metavar="ID", help="that improvement's latest execution")
 
 
 def _add_fresh(parser: ArgumentParser) -> None:
@@ -241,11 +245,17 @@ def validate_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
 
 
 def recover_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
-    return verbs.add_parser(
+    parser = verbs.add_parser(
         "recover",
         parents=[common],
         help="finish or undo what killed processes left: executions, worktrees, locks",
     )
+    parser.add_argument(
+        "--set-aside",
+        action="store_true",
+        help="move unreadable journal refs to refs/tars-bot/broken/ (their objects are kept)",
+    )
+    return parser
 
 
 def action_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:

@@ -193,6 +193,7 @@ def _publish(
 
 def cmd_status(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
+    args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
     execution = system.status(args.execution_id)
     if args.log is not None:
         if not any(s.number == args.log for s in execution.steps):
@@ -236,6 +237,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise TarsError("--cascade goes with --step N")
     token = os.environ.get("GITHUB_TOKEN")
     system = ExecutionSystem(args.repo)
+    args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
     if system.status(args.execution_id, args.onto).state in AFTER_MERGE:
         return _revert_merged(system, args)
     if args.push or args.open_pr:
@@ -309,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    done = ExecutionSystem(args.repo).recover()
+    done = ExecutionSystem(args.repo).recover(args.set_aside)
     for line in done:
         print(line)
     if not done:
@@ -319,6 +321,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
+    args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
     results = system.validate(args.execution_id, args.sessions, fresh=args.fresh)
     if args.format == "json":
         from tars_bot.models.output import Validated

@@ -107,6 +107,12 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
         signal.signal(signal.SIGTERM, previous)
 
 
+def warn(text: str) -> None:
+    """One line on stderr for something the user should know that stops nothing."""
+    with untrusted.no_workflow_commands(os.environ, sys.stderr.write):
+        print(f"warning: {untrusted.for_terminal(text, one_line=True)}", file=sys.stderr)
+
+
 def _print_problems(error: TarsError) -> None:
     # problems quote the improvement (file names, output): shown, never acting
     with untrusted.no_workflow_commands(os.environ, sys.stderr.write):

@@ -17,7 +17,7 @@ from tars_bot.execution.view import View
 from tars_bot.git import Repo
 from tars_bot.models import CheckResult, Execution, ExecutionPlan, Improvement, Suspicion
 from tars_bot.planning import loader, planner
-from tars_bot.records import journal, learning, sharing
+from tars_bot.records import journal, learning, naming, sharing
 from tars_bot.rollback import lifecycle, undo
 from tars_bot.validation import final_checks
 
@@ -99,9 +99,11 @@ class ExecutionSystem:
         When the branch was pushed, the remote follows: its branch deleted, or updated."""
         return lifecycle.roll_back(self.repo, execution_id, step, cascade, token)
 
-    def recover(self) -> list[str]:
-        """Finish or undo what killed processes left behind; returns what was done."""
-        return undo.recover(self.repo)
+    def recover(self, set_aside: bool = False) -> list[str]:
+        """Finish or undo what killed processes left behind; returns what was done. With
+        `set_aside`, unreadable journal refs are moved under refs/tars-bot/broken/ first."""
+        done = journal.set_aside(self.repo) if set_aside else []
+        return done + undo.recover(self.repo)
 
     # -- sharing ---------------------------------------------------------------------------------
     def push(
@@ -132,6 +134,11 @@ class ExecutionSystem:
         sharing.fetch_journal(self.repo, remote, token)
 
     # -- records ---------------------------------------------------------------------------------
+    def execution_id(self, given: str | None, improvement: str | None = None) -> str:
+        """The full id of the execution named by `given` (the id, a unique prefix, or
+        `latest`), or of `improvement`'s latest execution."""
+        return naming.resolve(self.repo, given, improvement)
+
     def plan_of(self, execution_id: str) -> ExecutionPlan:
         return journal.load_plan(self.repo, execution_id)
 

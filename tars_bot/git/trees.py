@@ -71,6 +71,13 @@ class Trees(RepoCore):
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._commit(commit).tree_id), path)
 
+    def file_at(self, commit: str, path: str) -> bytes | None:
+        """As `commit_file`, but None also when `commit` names no commit (a damaged ref)."""
+        try:
+            return self.commit_file(commit, path)
+        except (pygit2.GitError, KeyError, ValueError):
+            return None
+
     def tree_of(self, commit: str) -> str:
         """The tree of `commit` (a tree's id is its own tree)."""
         target = self._repo[commit]

@@ -13,11 +13,14 @@ import json
 import os
 import secrets
 import socket
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tars_bot import faults
+from pydantic import ValidationError
+
+from tars_bot import errors, faults
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo
 from tars_bot.models import Execution, ExecutionPlan
@@ -26,11 +29,16 @@ from tars_bot.records import outcomes
 EXECUTIONS = "refs/tars-bot/executions/"
 LOCKS = "refs/tars-bot/locks/"
 POOL = "refs/tars-bot/pool/"  # one lock per pooled worktree slot
+BROKEN = "refs/tars-bot/broken/"  # unreadable journals set aside by `recover --set-aside`
 PID_REUSE_SLACK_S = 2  # records carry whole seconds
 
 
 class LockHeld(TarsError):
     """Another execution of the same improvement is running."""
+
+
+class UnreadableJournal(TarsError):
+    """A journal ref that does not lead to a valid execution record."""
 
 
 def now() -> str:
@@ -62,7 +70,7 @@ class Record:
             raise TarsError(
                 f"execution {execution_id!r}: no such execution (see `tars-bot history`)"
             )
-        return cls(repo, _execution_at(repo, head), head)
+        return cls(repo, _execution_at(repo, EXECUTIONS + execution_id, head), head)
 
     def save(self, execution: Execution, files: dict[str, bytes] | None = None) -> None:
         """Record `execution` (and new files, such as logs) as the latest state."""
@@ -121,10 +129,59 @@ def made_by_tars(
     )
 
 
-def _execution_at(repo: Repo, commit: str) -> Execution:
-    data = repo.commit_file(commit, "execution.json")
-    assert data is not None, f"journal commit {commit} has no execution.json"
-    return Execution.model_validate_json(data)
+def _execution_at(repo: Repo, ref: str, commit: str) -> Execution:
+    data = repo.file_at(commit, "execution.json")
+    if data is None:
+        raise UnreadableJournal(f"{ref}: {commit[:10]} is not a journal commit with execution.json")
+    try:
+        return Execution.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the record"
+        raise UnreadableJournal(
+            f"{ref}: execution.json is not a valid record ({where}: {first['msg']})"
+        ) from None
+
+
+def unreadable(repo: Repo) -> dict[str, str]:
+    """The journal refs that hold no valid execution record: ref -> why."""
+    found = {}
+    for ref, commit in repo.refs(EXECUTIONS).items():
+        try:
+            _execution_at(repo, ref, commit)
+        except UnreadableJournal as e:
+            found[ref] = str(e)
+    return found
+
+
+# one warning per ref and opened repository (a command), however often the ref is read
+_warned: weakref.WeakKeyDictionary[Repo, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _skip(repo: Repo, error: UnreadableJournal) -> None:
+    warned = _warned.setdefault(repo, set())
+    if str(error) not in warned:
+        warned.add(str(error))
+        errors.warn(f"skipped {error} (`tars-bot recover --set-aside` moves it aside)")
+
+
+def set_aside(repo: Repo) -> list[str]:
+    """Move each unreadable journal ref under refs/tars-bot/broken/, keeping its objects: the
+    new name is made before the old one goes, so the journal is never lost. What was done."""
+    done = []
+    for ref, why in unreadable(repo).items():
+        target = repo.ref(ref)
+        assert target is not None  # just listed
+        aside = BROKEN + ref.removeprefix("refs/tars-bot/")
+        if not repo.create_ref(aside, target):
+            aside += "-" + secrets.token_hex(2)  # set aside before under this name
+            repo.create_ref(aside, target)
+        repo.update_ref(ref, None, target)
+        done.append(
+            f"set aside {ref} as {aside} ({why.removeprefix(ref + ': ')}); "
+            f"undo: git update-ref {ref} {aside} && git update-ref -d {aside}"
+        )
+    return done
 
 
 def load(repo: Repo, execution_id: str) -> Execution:
@@ -153,12 +210,26 @@ def history(repo: Repo, limit: int | None = None) -> list[Execution]:
             return []
         outcomes.rebuild(repo, heads(repo))
         indexed = outcomes.history(repo, limit) or []
-    return [load(repo, e.id) if e.in_flight else e for e in indexed]
+    found = []
+    for execution in indexed:
+        try:
+            found.append(load(repo, execution.id) if execution.in_flight else execution)
+        except UnreadableJournal as e:
+            _skip(repo, e)
+    return found
 
 
 def heads(repo: Repo) -> dict[str, str]:
-    """Every execution's journal head: id -> commit."""
-    return {name.removeprefix(EXECUTIONS): target for name, target in repo.refs(EXECUTIONS).items()}
+    """Every readable execution journal's head: id -> commit. An unreadable one is skipped
+    with a warning, so that one broken ref does not stop every command."""
+    broken = unreadable(repo)
+    for why in broken.values():
+        _skip(repo, UnreadableJournal(why))
+    return {
+        name.removeprefix(EXECUTIONS): target
+        for name, target in repo.refs(EXECUTIONS).items()
+        if name not in broken
+    }
 
 
 def execution_ids(repo: Repo) -> set[str]:

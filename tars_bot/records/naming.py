@@ -1,0 +1,46 @@
+"""Execution ids as people type them: in full, a unique prefix, `latest`, or the latest
+execution of an improvement."""
+
+from __future__ import annotations
+
+from tars_bot.errors import TarsError
+from tars_bot.git import Repo
+from tars_bot.records import journal
+
+LATEST = "latest"
+SHOWN = 5  # candidates named when a prefix is ambiguous
+
+
+def resolve(repo: Repo, given: str | None, improvement: str | None = None) -> str:
+    """The full id of the execution `given` names, or of `improvement`'s latest execution."""
+    if improvement is not None:
+        return latest_of(repo, improvement)
+    if not given:
+        raise TarsError("name an execution: --execution-id ID (a prefix, or `latest`)")
+    ids = sorted(journal.execution_ids(repo), reverse=True)  # ids sort by time: newest first
+    if given == LATEST:
+        if not ids:
+            raise TarsError("no executions yet: `latest` names none")
+        return ids[0]
+    if given in ids:
+        return given
+    matches = [i for i in ids if i.startswith(given)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise TarsError(f"execution {given!r}: no such execution (see `tars-bot history`)")
+    more = f" and {len(matches) - SHOWN} more" if len(matches) > SHOWN else ""
+    raise TarsError(
+        f"execution {given!r} is ambiguous: it begins {', '.join(matches[:SHOWN])}{more}"
+    )
+
+
+def latest_of(repo: Repo, improvement: str) -> str:
+    """The id of `improvement`'s most recent execution (unreadable journals skipped)."""
+    for execution_id in sorted(journal.execution_ids(repo), reverse=True):
+        try:
+            if journal.load(repo, execution_id).improvement == improvement:
+                return execution_id
+        except journal.UnreadableJournal:
+            continue
+    raise TarsError(f"improvement {improvement!r} has no executions (see `tars-bot history`)")
