@@ -7,6 +7,7 @@ repository has (`common`), and returns its parser; `cli` binds each to the funct
 from __future__ import annotations
 
 import argparse
+import difflib
 from argparse import ArgumentParser
 from typing import TypeAlias
 
@@ -375,3 +376,22 @@ def demo_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     parser = verbs.add_parser("demo", help="build a sample repository and run tars-bot on it")
     parser.add_argument("--dir", metavar="PATH", help="where to build it (default: a temp dir)")
     return parser
+
+
+def misspelt(parser: ArgumentParser, argv: list[str]) -> str | None:
+    """`unknown option --fromat; did you mean --format?` for the first option in `argv` that
+    the verb does not know, where argparse would report a missing or unrecognized one."""
+    verbs = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    known = set(parser._option_string_actions)
+    if verbs is not None and verb in verbs.choices:
+        known |= set(verbs.choices[verb]._option_string_actions)
+    for arg in argv:
+        if arg == "--":
+            break
+        option = arg.partition("=")[0]
+        if not option.startswith("--") or any(k.startswith(option) for k in known):
+            continue  # a value, or an option (or an abbreviation argparse accepts)
+        close = difflib.get_close_matches(option, sorted(known), n=1, cutoff=0.6)
+        return f"unknown option {option}" + (f"; did you mean {close[0]}?" if close else "")
+    return None

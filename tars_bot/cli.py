@@ -411,13 +411,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    said = io.StringIO()
+    said, parser = io.StringIO(), _parser()
     try:
         with contextlib.redirect_stderr(said):
-            args = _parser().parse_args(argv)
+            args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
-        sys.stderr.write(said.getvalue())
         code = int(e.code or 0)
+        unknown = arguments.misspelt(parser, argv) if code else None
+        if unknown:  # argparse would call it missing, or list it with its value
+            said = io.StringIO(f"tars-bot: error: {unknown}\n")
+        sys.stderr.write(said.getvalue())
         if code and _wants_json(argv):
             problem = said.getvalue().rstrip().splitlines()[-1].partition(" error: ")[2]
             errors.print_json_error(code, [problem])

@@ -153,3 +153,35 @@ def test_recover_sets_unreadable_journal_refs_aside(cli, two_executions):
     again = cli("stats", "--repo", repo, "--rebuild")
     assert again.code == 0 and again.err == ""
     assert cli("recover", "--repo", repo, "--set-aside").out.strip() == "nothing to recover"
+
+
+# -- misspelt options ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["status", "--fromat", "json"], "unknown option --fromat; did you mean --format?"),
+        (["history", "--limt", "3"], "unknown option --limt; did you mean --limit?"),
+        (
+            ["plan", "--improvement-id", "x", "--outptu-file=p"],
+            "unknown option --outptu-file; did you mean --output-file?",
+        ),
+        (["recover", "--set-asdie"], "unknown option --set-asdie; did you mean --set-aside?"),
+    ],
+)
+def test_a_misspelt_option_is_named_with_its_likely_spelling(cli, make_repo, args, said):
+    result = cli(*args, "--repo", make_repo())
+    assert result.code == 2
+    assert result.err == f"tars-bot: error: {said}\n"
+
+
+def test_a_misspelt_option_with_format_json_is_a_json_error(cli, make_repo):
+    result = cli("status", "--execution-id", "latest", "--format", "json", "--repo", make_repo(),
+                 "--lgo", "2")  # fmt: skip
+    assert result.code == 2
+    problems = json.loads(result.out)["error"]["problems"]
+    assert problems == ["unknown option --lgo; did you mean --log?"]
+
+
+def test_abbreviations_argparse_accepts_still_work(cli, make_repo):
+    result = cli("history", "--repo", make_repo(), "--lim", "1")
+    assert result.code == 0, result.err
