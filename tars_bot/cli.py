@@ -19,6 +19,7 @@ from rich.console import Console
 from tars_bot import arguments, demo, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan
+from tars_bot.planning import uncommitted
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import report, terminal, untrusted
@@ -41,6 +42,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     path = _improvement_path(system, args, args.base)
     improvement = system.load_improvement(path)
+    uncommitted.warn(system.repo, args.base, path, improvement)
     plan = system.plan(improvement, base=args.base, source=system.display_path(path))
     plan_json = plan.model_dump_json(indent=2) + "\n"
     if args.output_file and args.output_file != "-":
@@ -66,7 +68,9 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
             raise TarsError(*validation_problems(e, args.plan_file)) from None
         return system.rebase(plan) if args.rebase else plan
     path = _improvement_path(system, args, "HEAD")
-    return system.plan(system.load_improvement(path), source=system.display_path(path))
+    improvement = system.load_improvement(path)
+    uncommitted.warn(system.repo, "HEAD", path, improvement)
+    return system.plan(improvement, source=system.display_path(path))
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
@@ -343,7 +347,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         path = Path(name)
         display = system.display_path(path)
         try:
-            system.plan(system.load_improvement(path), source=display)
+            improvement = system.load_improvement(path)
+            uncommitted.warn(system.repo, "HEAD", path, improvement)
+            system.plan(improvement, source=display)
         except TarsError as e:
             failed += 1
             for problem in e.problems:

@@ -185,3 +185,76 @@ def test_a_misspelt_option_with_format_json_is_a_json_error(cli, make_repo):
 def test_abbreviations_argparse_accepts_still_work(cli, make_repo):
     result = cli("history", "--repo", make_repo(), "--lim", "1")
     assert result.code == 0, result.err
+
+
+# -- uncommitted inputs --------------------------------------------------------------------------
+def committed_repo(make_repo) -> Path:
+    """Improvement `a` (edit alpha in a.txt) committed with its files and a config."""
+    repo = make_repo({**FILES, "pyproject.toml": "[tool.tars-bot]\n"})
+    add_improvement(repo, textwrap.dedent(EDIT_A), "a.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "improvement")
+    return repo
+
+
+def warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def test_text_only_in_the_working_tree_is_said_to_be_uncommitted(cli, make_repo):
+    """The edit's search text is in a.txt, but only in the working tree: planning fails on
+    HEAD, and now says why."""
+    repo = committed_repo(make_repo)
+    git(repo, "rm", "-q", "a.txt")
+    git(repo, "commit", "-qm", "no a.txt yet")
+    (repo / "a.txt").write_text("alpha\n")
+    git(repo, "add", "a.txt")  # staged, not committed
+    head = git(repo, "rev-parse", "HEAD")
+    file = repo / ".tars" / "improvements" / "a.yaml"
+    for args in (["plan", "--improvement-id", "a"], ["check", file]):
+        result = cli(*args, "--repo", repo)
+        assert result.code != 0
+        assert warnings(result.err) == [
+            f"warning: uncommitted changes to a.txt: judged against HEAD ({head[:10]}), not the "
+            "working tree"
+        ], args
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "diff", "--cached", "--name-only") == "a.txt"  # the index as it was
+
+
+def test_uncommitted_config_and_improvement_are_named(cli, make_repo):
+    repo = committed_repo(make_repo)
+    with (repo / "pyproject.toml").open("a") as f:
+        f.write('sandbox = "off"\n')
+    (repo / "noxfile.py").write_text("import nox\n")
+    improvement = repo / ".tars" / "improvements" / "a.yaml"
+    improvement.write_text(improvement.read_text() + "description: more\n")
+    result = cli("execute", "--repo", repo, "--improvement-id", "a", "--dry-run")
+    assert result.code == 0, result.err
+    [warning] = warnings(result.err)
+    assert "to pyproject.toml, noxfile.py, .tars/improvements/a.yaml:" in warning
+    assert (repo / "noxfile.py").read_text() == "import nox\n"  # untouched
+
+
+def test_a_clean_working_tree_gets_no_warning(cli, make_repo):
+    repo = committed_repo(make_repo)
+    (repo / "unrelated.txt").write_text("not an input\n")
+    result = cli("plan", "--repo", repo, "--improvement-id", "a")
+    assert result.code == 0, result.err
+    assert warnings(result.err) == []
+
+
+def test_the_warning_names_a_few_files_and_counts_the_rest(make_repo):
+    from tars_bot import ExecutionSystem
+    from tars_bot.planning import uncommitted
+
+    names = [f"f{i}.txt" for i in range(8)]
+    repo = make_repo(dict.fromkeys(names, "x\n"))
+    steps = "".join(f"  - {{name: s{i}, delete: [{n}]}}\n" for i, n in enumerate(names))
+    path = add_improvement(repo, f"title: many\nsteps:\n{steps}")
+    for name in names:
+        (repo / name).write_text("changed\n")
+    system = ExecutionSystem(repo)
+    found = uncommitted.warn(system.repo, "HEAD", path, system.load_improvement(path))
+    assert found[-len(names) :] == names
+    assert ".tars/improvements/imp.yaml" in found

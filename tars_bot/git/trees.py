@@ -78,6 +78,28 @@ class Trees(RepoCore):
         except (pygit2.GitError, KeyError, ValueError):
             return None
 
+    def uncommitted(self, paths: list[str], commit: str) -> list[str]:
+        """Those of `paths` (relative to the root) whose file in the working tree differs from
+        the one `commit` holds, a missing file on either side included. Only these paths are
+        read, and nothing is written: the user's checkout stays as it is."""
+        tree = self._tree(self.tree_of(commit))
+        found = []
+        for path in dict.fromkeys(paths):
+            on_disk = self.workdir / path
+            try:
+                committed: str | None = str(tree[path].id)
+            except KeyError:
+                committed = None
+            if on_disk.is_symlink():
+                current: str | None = str(pygit2.hash(os.fsencode(on_disk.readlink())))
+            elif on_disk.is_file():
+                current = str(pygit2.hashfile(str(on_disk)))
+            else:
+                current = None
+            if current != committed:
+                found.append(path)
+        return found
+
     def tree_of(self, commit: str) -> str:
         """The tree of `commit` (a tree's id is its own tree)."""
         target = self._repo[commit]
