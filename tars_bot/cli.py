@@ -309,6 +309,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workflow_file=args.workflow,
         local_workers=args.local_workers,
         run_local=run_local,
+        abandon_local=run_local.abandon if run_local else None,
     )
     app.serve(settings, args.host, args.port)
     return EXIT_OK

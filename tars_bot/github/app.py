@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,6 +46,11 @@ SECRET_VARIABLE = "TARS_BOT_WEBHOOK_SECRET"
 MAX_BODY = 25 * 1024 * 1024  # GitHub does not send payloads over 25 MB
 DELIVERIES_REMEMBERED = 10_000
 RESPONDERS = 8  # repositories whose comments are answered at once
+CREDENTIALS = "TARS_BOT_APP_ID and TARS_BOT_APP_PRIVATE_KEY (a GitHub App), or GITHUB_TOKEN"
+# on SIGTERM: what runs gets this long to finish, then is abandoned; with uvicorn's own wait for
+# open connections, serve stops within the 10 s that init systems and Kubernetes allow
+SHUTDOWN_GRACE_S = 6.0
+CONNECTIONS_GRACE_S = 2
 
 ClientFactory = Callable[[str, int | None], GitHubClient]
 RunLocal = Callable[[CommentEvent, Mapping[str, str]], None]
@@ -65,6 +71,9 @@ class AppSettings:
     allowed_permissions: frozenset[str] = DEFAULT_ALLOWED
     local_workers: int = 0
     run_local: RunLocal | None = None
+    # called when stopping abandons local runs: ends their processes, which roll back
+    abandon_local: Callable[[], None] | None = None
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
 
     def __post_init__(self) -> None:
         if not self.webhook_secret:
@@ -81,6 +90,9 @@ class AppSettings:
         secret = environ.get(SECRET_VARIABLE, "")
         if not secret:
             raise TarsError(f"{SECRET_VARIABLE} must hold the webhook secret set on GitHub")
+        app = environ.get("TARS_BOT_APP_ID") and environ.get("TARS_BOT_APP_PRIVATE_KEY")
+        if not app and not environ.get("GITHUB_TOKEN"):
+            raise TarsError(f"no credentials to act on GitHub with: set {CREDENTIALS}")
         api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
         clients = environment_clients(environ, api_url)
         return cls(webhook_secret=secret.encode(), api_url=api_url, client_for=clients, **options)
@@ -114,18 +126,22 @@ def make_server(settings: AppSettings, host: str, port: int, **config: Any) -> u
     (deliveries, authorization decisions, failures) goes where uvicorn's does, from info up."""
     app = create_app(settings)
     config.setdefault("log_config", log_config())
+    config.setdefault("timeout_graceful_shutdown", CONNECTIONS_GRACE_S)
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="on", **config))
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, with tars-bot's loggers at info on its handler."""
+    """uvicorn's logging configuration, with tars-bot's loggers at info on its handler, and
+    urllib3's retries unsaid."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["loggers"]["tars_bot"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["urllib3"] = {"level": "ERROR"}  # a line per retry: the failure says it
     return config
 
 
 def serve(settings: AppSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Receive webhooks until SIGINT or SIGTERM, then finish the accepted work and stop."""
+    """Receive webhooks until SIGINT or SIGTERM, then finish the accepted work (within
+    `settings.shutdown_grace_s`, abandoning the rest) and stop."""
     log.info("answering webhooks for %s on %s:%s", settings.api_url, host, port)
     make_server(settings, host, port).run()
 
@@ -229,6 +245,8 @@ class _Background:
 
     def __init__(self, settings: AppSettings) -> None:
         self._settings = settings
+        self._working: dict[int, str] = {}  # what workers are doing now, by thread
+        self._lock = threading.Lock()
         self._runs: SerialQueues[Run] | None = None
         if settings.local_workers:
             self._runs = SerialQueues(settings.local_workers, self._run, "tars-bot-run")
@@ -239,18 +257,44 @@ class _Background:
         self._answers.put(event.repository, event)
 
     def close(self) -> None:
+        """Finish the accepted work; what still runs after the grace period is abandoned, each
+        piece named in the log (its worker threads are daemons, which do not hold the exit)."""
+        finishing = threading.Thread(target=self._finish, name="tars-bot-stop", daemon=True)
+        finishing.start()
+        finishing.join(self._settings.shutdown_grace_s)
+        if not finishing.is_alive():
+            return
+        with self._lock:
+            abandoned = sorted(self._working.values())
+        for what in abandoned:
+            log.warning("stopping: abandoned %s; comment the command again to retry", what)
+        if self._settings.abandon_local is not None:
+            self._settings.abandon_local()
+
+    def _finish(self) -> None:
         self._answers.close()  # answering is quick: finish it, which may queue more runs
         if self._runs is not None:
             self._runs.close(cancel=lambda run: _report(self._settings, run[0], STOPPED))
 
+    @contextlib.contextmanager
+    def _doing(self, event: CommentEvent) -> Iterator[None]:
+        with self._lock:
+            self._working[threading.get_ident()] = _where(event)
+        try:
+            with _failure_reported(self._settings, event):
+                yield
+        finally:
+            with self._lock:
+                del self._working[threading.get_ident()]
+
     def _answer(self, event: CommentEvent) -> None:
-        with _failure_reported(self._settings, event):
+        with self._doing(event):
             _answer(self._settings, event, self._runs)
 
     def _run(self, run: Run) -> None:
         assert self._settings.run_local is not None  # AppSettings checks it
         event, inputs = run
-        with _failure_reported(self._settings, event):
+        with self._doing(event):
             self._settings.run_local(event, inputs)
 
 
@@ -306,10 +350,12 @@ def _failure_reported(settings: AppSettings, event: CommentEvent) -> Iterator[No
     comment bots: every failure gets a -1 and a comment saying why."""
     try:
         yield
+    except TarsError as e:  # expected (GitHub unreachable, or refusing): one line, no traceback
+        log.warning("%s failed: %s", _where(event), one_line(str(e), 300))
+        _report(settings, event, str(e))
     except Exception as e:  # background work has no caller to raise to: report it instead
         log.exception("%s failed", _where(event))
-        reason = str(e) if isinstance(e, TarsError) else f"internal error: {type(e).__name__}: {e}"
-        _report(settings, event, reason)
+        _report(settings, event, f"internal error: {type(e).__name__}: {e}")
 
 
 def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
@@ -318,7 +364,9 @@ def _report(settings: AppSettings, event: CommentEvent, reason: str) -> None:
         with settings.client_for(event.repository, event.installation_id) as client:
             client.react(event.comment_id, "-1")
             client.comment(event.issue_number, body)
-    except Exception:  # nothing is left to tell but the log
+    except TarsError as e:  # GitHub is what failed: nothing is left to tell but the log
+        log.warning("%s: cannot report the failure on GitHub: %s", _where(event), one_line(e, 300))
+    except Exception:
         log.exception("%s: cannot report the failure on GitHub", _where(event))
 
 

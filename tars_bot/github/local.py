@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,53 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tars-bot" / "repos"
 
 
-def runner(
-    environ: Mapping[str, str], cache: Path
-) -> Callable[[CommentEvent, Mapping[str, str]], None]:
+class Children:
+    """The execute processes running now, so that stopping the app can end them: each then
+    rolls its execution back and records that in its journal, as on any SIGTERM."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
+        with subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL) as child:
+            with self._lock:
+                self._running.add(child)
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                child.wait()
+            finally:
+                with self._lock:
+                    self._running.discard(child)
+
+    def terminate(self) -> None:
+        with self._lock:
+            for child in self._running:
+                child.terminate()
+
+
+class Runner:
     """What a local worker calls for an authorized comment and its dispatch inputs: sync the
-    repository's clone to its default branch, then handle the command as the workflow would."""
+    repository's clone to its default branch, then handle the command as the workflow would.
+    `abandon` ends the execute processes still running."""
+
+    def __init__(self, run: Callable[[CommentEvent, Mapping[str, str]], None], children: Children):
+        self._run, self._children = run, children
+
+    def __call__(self, event: CommentEvent, inputs: Mapping[str, str]) -> None:
+        self._run(event, inputs)
+
+    def abandon(self) -> None:
+        self._children.terminate()
+
+
+def runner(environ: Mapping[str, str], cache: Path) -> Runner:
+    """The local worker's runner for the App `environ` configures, with clones under `cache`."""
     api_url = (environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
     client_for = environment_clients(environ, api_url)
+    children = Children()
 
     def run(event: CommentEvent, inputs: Mapping[str, str]) -> None:
         with client_for(event.repository, event.installation_id) as client:
@@ -73,11 +114,13 @@ def runner(
             payload = {"inputs": dict(inputs), "sender": {"login": event.user_login}}
             with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as scratch:
                 handoff = Path(scratch) / "handoff"
-                _execute_without_write_token(client, env, payload, checkout.workdir, handoff)
+                _execute_without_write_token(
+                    client, env, payload, checkout.workdir, handoff, children
+                )
                 env["TARS_BOT_HANDOFF"] = str(handoff)
                 stages.publish_stage(Context(env, client, system, payload))
 
-    return run
+    return Runner(run, children)
 
 
 def _execute_without_write_token(
@@ -86,6 +129,7 @@ def _execute_without_write_token(
     payload: dict[str, Any],
     checkout: Path,
     handoff: Path,
+    children: Children,
 ) -> None:
     """The workflow's execute job: `tars-bot action` at the execute stage, in a clone of its
     own, with a read-only token (an App's) or none (a personal token cannot be narrowed: the
@@ -106,11 +150,4 @@ def _execute_without_write_token(
         child["GITHUB_TOKEN"] = token
     # tars-bot itself, not what the improvement controls (the child runs that in the sandbox);
     # its outcome travels in the hand-off, which publish_stage reports (a missing one too)
-    subprocess.run(
-        [sys.executable, "-m", "tars_bot", "action"],
-        cwd=work,
-        env=child,
-        stdin=subprocess.DEVNULL,
-        timeout=EXECUTE_TIMEOUT_S,
-        check=False,
-    )
+    children.run([sys.executable, "-m", "tars_bot", "action"], work, child, EXECUTE_TIMEOUT_S)
