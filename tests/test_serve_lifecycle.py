@@ -3,24 +3,34 @@ a stop on SIGTERM that does not wait for GitHub."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
 
 from tars_bot.github.app import AppSettings, log_config
 from tars_bot.github.client import GitHubClient
+from tests import helpers
 from tests.fake_github import FakeGitHub, Repo
 from tests.test_github_app import SECRET, Served, comment_payload, eventually, replies, running
 
+INSTALLATION = 48211977
 PERMISSION = "/repos/octo-org/app/collaborators/wes/permission"
+
+
+class Started(NamedTuple):
+    hook: Served
+    proc: subprocess.Popen[str]
+    log: Path
 
 
 @pytest.fixture
@@ -43,34 +53,43 @@ def serve_env(api_url: str, **more: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def served(
-    fake_github: FakeGitHub, tmp_path: Path
-) -> Iterator[tuple[Served, subprocess.Popen[str]]]:
-    """`tars-bot serve` as a process on loopback, acting with the fake's token."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tars_bot", "serve", "--port", str(port)],
-        env=serve_env(fake_github.url, GITHUB_TOKEN=fake_github.token),
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+def start_serve(fake_github: FakeGitHub, tmp_path: Path) -> Iterator[Callable[..., Started]]:
+    """Start `tars-bot serve ARGS` as a process on loopback with `env` added to its
+    environment; its output goes to tmp_path/serve.log."""
+    started: list[subprocess.Popen[str]] = []
 
-    def up() -> bool:
-        assert proc.poll() is None, Path(log.name).read_text()
-        try:
-            return requests.get(url + "/healthz", timeout=1).ok
-        except requests.ConnectionError:
-            return False
+    def start(env: dict[str, str], *args: str) -> Started:
+        port = free_port()
+        with (tmp_path / "serve.log").open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tars_bot", "serve", "--port", str(port), *args],
+                env=serve_env(fake_github.url, **env),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
 
-    try:
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                return requests.get(url + "/healthz", timeout=1).ok
+            except requests.ConnectionError:
+                return False
+
         eventually(up, timeout=30)
-        yield Served(url, server=None), proc  # type: ignore[arg-type]
-    finally:
+        return Started(Served(url, server=None), proc, tmp_path / "serve.log")  # type: ignore[arg-type]
+
+    yield start
+    for proc in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        log.close()
+
+
+@pytest.fixture
+def served(start_serve: Callable[..., Started], fake_github: FakeGitHub) -> Started:
+    """`tars-bot serve`, acting with the fake's token and dispatching to Actions."""
+    return start_serve({"GITHUB_TOKEN": fake_github.token})
 
 
 def test_serve_without_credentials_names_the_settings(fake_github):
@@ -89,21 +108,21 @@ def test_serve_without_credentials_names_the_settings(fake_github):
 def test_sigterm_abandons_work_stuck_on_github_and_exits_143(served, repo, fake_github, tmp_path):
     """GitHub answers the permission check with 502s, which the client retries for half a
     minute; SIGTERM does not wait for that."""
-    hook, proc = served
+    hook, proc, log_file = served
     fake_github.fail_next(PERMISSION, times=50)
     payload = comment_payload(repo, "/tars-bot status")
     assert hook.post(payload).status_code == 202
     eventually(lambda: fake_github.calls("GET", PERMISSION))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 143
-    log = (tmp_path / "serve.log").read_text()
+    log = log_file.read_text()
     where = f"comment {payload['comment']['id']} on octo-org/app#1"
     assert f"stopping: abandoned {where}; comment the command again to retry" in log
     assert "Traceback" not in log
 
 
 def test_sigterm_when_idle_exits_143(served):
-    _, proc = served
+    proc = served.proc
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 143
 
@@ -156,3 +175,46 @@ def serve_app(fake_github: FakeGitHub) -> Iterator[Served]:
 
     with running(AppSettings(webhook_secret=SECRET, client_for=client_for)) as hook:
         yield hook
+
+
+LONG_STEP = """\
+```yaml
+steps:
+  - {name: wait, run: "sleep 300", scope: ["**"]}
+```
+"""
+
+
+def test_sigterm_ends_a_local_execute_whose_journal_records_it(
+    start_serve, setup, fake_github, tmp_path
+):
+    """A local worker's execute runs in a process of its own: a stop ends it within the bound,
+    and its journal, kept beside the clones, says what became of it."""
+    _, _, repo = setup
+    issue = repo.add_issue("wait", LONG_STEP)
+    app = fake_github.add_app_with_key(42, "tars-bot", installation_id=INSTALLATION)
+    del app["TARS_BOT_INSTALLATION_ID"]  # each delivery names it
+    hook, proc, log_file = start_serve(app, "--local-workers", "1")
+    payload = helpers.comment_payload(repo, issue.number, "/tars-bot execute")
+    payload["installation"] = {"id": INSTALLATION}
+    assert hook.post(payload).status_code == 202
+    runs = Path(os.environ["XDG_CACHE_HOME"]) / "tars-bot" / "repos" / ".runs"
+
+    def journal() -> Path | None:
+        for clone in runs.glob("*/repo/.git/refs/tars-bot/executions/*"):
+            return clone.parents[4]
+        return None
+
+    clone = eventually(journal, timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 143
+    log = log_file.read_text()
+    assert f"stopping: ended the execute running in {clone}" in log
+    assert "Traceback" not in log
+    result = subprocess.run(
+        [sys.executable, "-m", "tars_bot", "history", "--repo", str(clone), "--format", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    [execution] = json.loads(result.stdout)
+    assert execution["state"] != "running"  # rolled back as it ended, or left for recover
+    assert execution["state"] in ("rolled_back", "interrupted", "failed"), execution["state"]

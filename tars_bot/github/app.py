@@ -48,8 +48,9 @@ DELIVERIES_REMEMBERED = 10_000
 RESPONDERS = 8  # repositories whose comments are answered at once
 CREDENTIALS = "TARS_BOT_APP_ID and TARS_BOT_APP_PRIVATE_KEY (a GitHub App), or GITHUB_TOKEN"
 # on SIGTERM: what runs gets this long to finish, then is abandoned; with uvicorn's own wait for
-# open connections, serve stops within the 10 s that init systems and Kubernetes allow
-SHUTDOWN_GRACE_S = 6.0
+# open connections and local.ABANDON_WAIT_S, serve stops within the 10 s that init systems and
+# Kubernetes allow before SIGKILL
+SHUTDOWN_GRACE_S = 5.0
 CONNECTIONS_GRACE_S = 2
 
 ClientFactory = Callable[[str, int | None], GitHubClient]

@@ -10,14 +10,18 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,9 @@ CHILD_ENV = (
     "GIT_CONFIG_NOSYSTEM", "GIT_AUTHOR_*", "GIT_COMMITTER_*", "GITHUB_API_URL", "GITHUB_SERVER_URL",
 )  # fmt: skip
 EXECUTE_TIMEOUT_S = 6 * 3600  # GitHub's own limit on a job
+ABANDON_WAIT_S = 2.0  # for execute processes ended by a stop to record their rollback
+RUNS = ".runs"  # under the cache of clones; no GitHub owner's name starts with a dot
+log = logging.getLogger(__name__)
 
 
 def default_cache() -> Path:
@@ -45,17 +52,17 @@ def default_cache() -> Path:
 
 
 class Children:
-    """The execute processes running now, so that stopping the app can end them: each then
-    rolls its execution back and records that in its journal, as on any SIGTERM."""
+    """The execute processes running now, by the clone each works in, so that stopping the app
+    can end them: each then rolls its execution back and journals it, as on any SIGTERM."""
 
     def __init__(self) -> None:
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: dict[subprocess.Popen[bytes], Path] = {}
         self._lock = threading.Lock()
 
-    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
-        with subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL) as child:
+    def run(self, args: list[str], work: Path, env: dict[str, str], timeout: float) -> None:
+        with subprocess.Popen(args, cwd=work, env=env, stdin=subprocess.DEVNULL) as child:
             with self._lock:
-                self._running.add(child)
+                self._running[child] = work
             try:
                 child.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -63,12 +70,20 @@ class Children:
                 child.wait()
             finally:
                 with self._lock:
-                    self._running.discard(child)
+                    del self._running[child]
 
-    def terminate(self) -> None:
+    def abandon(self, wait_s: float) -> list[Path]:
+        """End every child, giving them `wait_s` in all to record it; the clones they worked
+        in, which keep their journals."""
         with self._lock:
-            for child in self._running:
-                child.terminate()
+            running = dict(self._running)
+        for child in running:
+            child.terminate()
+        deadline = time.monotonic() + wait_s
+        for child in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(0.0, deadline - time.monotonic()))
+        return list(running.values())
 
 
 class Runner:
@@ -76,14 +91,36 @@ class Runner:
     repository's clone to its default branch, then handle the command as the workflow would.
     `abandon` ends the execute processes still running."""
 
-    def __init__(self, run: Callable[[CommentEvent, Mapping[str, str]], None], children: Children):
+    def __init__(
+        self, run: Callable[[CommentEvent, Mapping[str, str]], None], children: Children
+    ) -> None:
         self._run, self._children = run, children
 
     def __call__(self, event: CommentEvent, inputs: Mapping[str, str]) -> None:
         self._run(event, inputs)
 
     def abandon(self) -> None:
-        self._children.terminate()
+        for work in self._children.abandon(ABANDON_WAIT_S):
+            log.warning(
+                "stopping: ended the execute running in %s; its journal there records it "
+                "(`tars-bot recover --repo %s` finishes what is left)",
+                work,
+                work,
+            )
+
+
+@contextlib.contextmanager
+def _scratch(cache: Path, event: CommentEvent) -> Iterator[Path]:
+    """A directory for one execute, removed when it ends; beside the clones rather than in
+    /tmp, so that one abandoned by a stop keeps its journal where `recover` can find it."""
+    runs = cache / RUNS
+    runs.mkdir(parents=True, exist_ok=True)
+    name = f"{event.repository.replace('/', '-')}-{event.comment_id}-"
+    path = Path(tempfile.mkdtemp(prefix=name, dir=runs))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def runner(environ: Mapping[str, str], cache: Path) -> Runner:
@@ -112,8 +149,8 @@ def runner(environ: Mapping[str, str], cache: Path) -> Runner:
                 return
             working_on_it(client, event, request.line)
             payload = {"inputs": dict(inputs), "sender": {"login": event.user_login}}
-            with tempfile.TemporaryDirectory(prefix="tars-bot-run-") as scratch:
-                handoff = Path(scratch) / "handoff"
+            with _scratch(cache, event) as scratch:
+                handoff = scratch / "handoff"
                 _execute_without_write_token(
                     client, env, payload, checkout.workdir, handoff, children
                 )
