@@ -140,6 +140,24 @@ def test_unreadable_journal_refs_are_skipped_with_a_warning(cli, two_executions)
     assert all(git(repo, "rev-parse", name) == target for name, target in broken.items())
 
 
+def test_a_journal_with_an_invalid_plan_is_skipped_too(cli, two_executions):
+    repo, first, second = two_executions
+    ref = JOURNAL + first
+    record = git(repo, "rev-parse", f"{ref}:execution.json")
+    plan = hash_object(repo, '{"format": "tars-bot.plan/1"}')
+    tree = subprocess.run(
+        ["git", "mktree"], cwd=repo, capture_output=True, text=True, check=True,
+        input=f"100644 blob {record}\texecution.json\n100644 blob {plan}\tplan.json\n",
+    ).stdout.strip()  # fmt: skip
+    git(repo, "update-ref", ref, git(repo, "commit-tree", tree, "-p", ref, "-m", "damaged plan"))
+    stats = cli("stats", "--repo", repo, "--rebuild", "--format", "json")
+    assert stats.code == 0, stats.err
+    assert stats.err.startswith(f"warning: skipped {ref}: plan.json is not a valid record (")
+    assert json.loads(stats.out)["executions"] == 1
+    shown = cli("status", "--repo", repo, "--execution-id", first)
+    assert shown.code == 0, shown.err  # its record is readable: status shows it
+
+
 def test_recover_sets_unreadable_journal_refs_aside(cli, two_executions):
     repo, first, _ = two_executions
     broken = corrupt_journals(repo, first)

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -31,6 +32,7 @@ LOCKS = "refs/tars-bot/locks/"
 POOL = "refs/tars-bot/pool/"  # one lock per pooled worktree slot
 BROKEN = "refs/tars-bot/broken/"  # unreadable journals set aside by `recover --set-aside`
 PID_REUSE_SLACK_S = 2  # records carry whole seconds
+M = TypeVar("M", Execution, ExecutionPlan)
 
 
 class LockHeld(TarsError):
@@ -133,22 +135,28 @@ def _execution_at(repo: Repo, ref: str, commit: str) -> Execution:
     data = repo.file_at(commit, "execution.json")
     if data is None:
         raise UnreadableJournal(f"{ref}: {commit[:10]} is not a journal commit with execution.json")
+    return _parsed(Execution, data, ref, "execution.json")
+
+
+def _parsed(model: type[M], data: bytes, ref: str, name: str) -> M:
     try:
-        return Execution.model_validate_json(data)
+        return model.model_validate_json(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the record"
-        raise UnreadableJournal(
-            f"{ref}: execution.json is not a valid record ({where}: {first['msg']})"
-        ) from None
+        problem = f"{ref}: {name} is not a valid record ({where}: {first['msg']})"
+        raise UnreadableJournal(problem) from None
 
 
 def unreadable(repo: Repo) -> dict[str, str]:
-    """The journal refs that hold no valid execution record: ref -> why."""
+    """The journal refs that hold no valid execution record (or an invalid plan): ref -> why."""
     found = {}
     for ref, commit in repo.refs(EXECUTIONS).items():
         try:
             _execution_at(repo, ref, commit)
+            plan = repo.file_at(commit, "plan.json")
+            if plan is not None:
+                _parsed(ExecutionPlan, plan, ref, "plan.json")
         except UnreadableJournal as e:
             found[ref] = str(e)
     return found
@@ -190,10 +198,10 @@ def load(repo: Repo, execution_id: str) -> Execution:
 
 def load_plan(repo: Repo, execution_id: str) -> ExecutionPlan:
     commit = repo.ref(EXECUTIONS + execution_id)
-    data = repo.commit_file(commit, "plan.json") if commit else None
+    data = repo.file_at(commit, "plan.json") if commit else None
     if data is None:
         raise TarsError(f"execution {execution_id!r}: no plan in its journal")
-    return ExecutionPlan.model_validate_json(data)
+    return _parsed(ExecutionPlan, data, EXECUTIONS + execution_id, "plan.json")
 
 
 def read_log(repo: Repo, execution_id: str, name: str) -> bytes | None:
