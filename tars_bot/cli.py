@@ -18,8 +18,7 @@ from rich.console import Console
 
 from tars_bot import arguments, demo, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
-from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan
-from tars_bot.planning import uncommitted
+from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
 from tars_bot.planning.loader import validation_problems
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import report, terminal, untrusted
@@ -42,7 +41,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     system = ExecutionSystem(args.repo)
     path = _improvement_path(system, args, args.base)
     improvement = system.load_improvement(path)
-    uncommitted.warn(system.repo, args.base, path, improvement)
+    _warn_uncommitted(system, args.base, path, improvement)
     plan = system.plan(improvement, base=args.base, source=system.display_path(path))
     plan_json = plan.model_dump_json(indent=2) + "\n"
     if args.output_file and args.output_file != "-":
@@ -57,6 +56,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_uncommitted(
+    system: ExecutionSystem, base: str, path: Path, improvement: Improvement
+) -> None:
+    from tars_bot.planning import uncommitted  # imported here: cli stays light to import
+
+    uncommitted.warn(system.repo, base, path, improvement)
+
+
 def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPlan:
     if args.plan_file:
         path = Path(args.plan_file)
@@ -69,7 +76,7 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
         return system.rebase(plan) if args.rebase else plan
     path = _improvement_path(system, args, "HEAD")
     improvement = system.load_improvement(path)
-    uncommitted.warn(system.repo, "HEAD", path, improvement)
+    _warn_uncommitted(system, "HEAD", path, improvement)
     return system.plan(improvement, source=system.display_path(path))
 
 
@@ -349,7 +356,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         display = system.display_path(path)
         try:
             improvement = system.load_improvement(path)
-            uncommitted.warn(system.repo, "HEAD", path, improvement)
+            _warn_uncommitted(system, "HEAD", path, improvement)
             system.plan(improvement, source=display)
         except TarsError as e:
             failed += 1
