@@ -19,9 +19,10 @@ def resolve(repo: Repo, given: str | None, improvement: str | None = None) -> st
         raise TarsError("name an execution: --execution-id ID (a prefix, or `latest`)")
     ids = sorted(journal.execution_ids(repo), reverse=True)  # ids sort by time: newest first
     if given == LATEST:
-        if not ids:
+        newest = _newest(repo, ids)
+        if newest is None:
             raise TarsError("no executions yet: `latest` names none")
-        return ids[0]
+        return newest
     if given in ids:
         return given
     matches = [i for i in ids if i.startswith(given)]
@@ -37,10 +38,19 @@ def resolve(repo: Repo, given: str | None, improvement: str | None = None) -> st
 
 def latest_of(repo: Repo, improvement: str) -> str:
     """The id of `improvement`'s most recent execution (unreadable journals skipped)."""
-    for execution_id in sorted(journal.execution_ids(repo), reverse=True):
+    found = _newest(repo, sorted(journal.execution_ids(repo), reverse=True), improvement)
+    if found is None:
+        raise TarsError(f"improvement {improvement!r} has no executions (see `tars-bot history`)")
+    return found
+
+
+def _newest(repo: Repo, ids: list[str], improvement: str | None = None) -> str | None:
+    """The first of `ids` (newest first) whose journal is readable, and of `improvement`."""
+    for execution_id in ids:
         try:
-            if journal.load(repo, execution_id).improvement == improvement:
-                return execution_id
+            execution = journal.load(repo, execution_id)
         except journal.UnreadableJournal:
-            continue
-    raise TarsError(f"improvement {improvement!r} has no executions (see `tars-bot history`)")
+            continue  # said when history or recover read it
+        if improvement in (None, execution.improvement):
+            return execution_id
+    return None
