@@ -175,3 +175,37 @@ def test_init_check_reports_every_problem_at_once(project, cli):
 
     as_json = json.loads(cli("init", "--check", "--repo", project, "--format", "json").out)
     assert as_json["format"] == 1 and not as_json["ok"] and len(as_json["problems"]) == 4
+
+
+HOOKS_NOXFILE = """\
+import nox
+
+@nox.session(reuse_venv=True)
+def lint(session):
+    session.install("pre-commit")
+    session.run("pre-commit", "run", "--all-files", *session.posargs)
+
+@nox.session(name="typing")
+def mypy(session):
+    session.run("mypy", "src")
+
+@nox.session
+def tests(session):
+    session.run("pytest")
+"""
+
+
+def test_init_does_not_check_each_step_with_a_session_that_runs_pre_commit(make_repo, cli):
+    # pre-commit clones its hooks from GitHub as it runs: in the sandbox every step would fail
+    repo = make_repo({"pyproject.toml": '[project]\nname = "p"\n', "noxfile.py": HOOKS_NOXFILE})
+    result = cli("init", "--repo", repo, "--format", "json")
+    assert result.code == 0, result.err
+    sessions = json.loads(result.out)["sessions"]
+    assert (sessions["per_step"], sessions["final"]) == (["typing"], ["tests"])
+    assert "pre-commit" in sessions["passed_over"]["lint"]
+    table = (repo / "pyproject.toml").read_text()
+    assert "# not per_step: lint runs pre-commit" in table
+    assert 'validation = { per_step = ["typing"], final = ["tests"] }' in table
+    (repo / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    said = cli("init", "--repo", repo, "--force")
+    assert "not run on each step: nox session 'lint' runs pre-commit" in said.out

@@ -5,6 +5,7 @@ forced)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -22,9 +23,24 @@ from tars_bot.planning.noxfile import declared_sessions
 FORMAT = 1  # the version of `init --format json`'s document
 EXAMPLE_ID = "example"
 LINT_WORDS = frozenset(
-    {"lint", "ruff", "flake8", "pylint", "style", "format", "typecheck", "mypy", "pyright", "types"}
+    {
+        "lint",
+        "ruff",
+        "flake8",
+        "pylint",
+        "style",
+        "format",
+        "typecheck",
+        "mypy",
+        "pyright",
+        "types",
+        "typing",
+    }
 )
 TEST_WORDS = frozenset({"tests", "test", "pytest", "unit"})
+# hook runners that fetch their hooks over the network when they run, which a sandboxed check
+# cannot (and throws the hooks away after each run): never picked to check each step
+NETWORK_RUNNERS = frozenset({"pre-commit", "prek"})
 
 Action = Literal["created", "appended", "replaced", "unchanged", "kept"]
 
@@ -43,6 +59,7 @@ class Sessions:
     found: list[str] | None  # None: the noxfile declares them in a way only nox can tell
     per_step: list[str] = field(default_factory=list)
     final: list[str] = field(default_factory=list)
+    passed_over: dict[str, str] = field(default_factory=dict)  # lint-like, not picked: why
 
 
 @dataclass(frozen=True)
@@ -132,14 +149,52 @@ def find_sessions(workdir: Path) -> Sessions:
     source = _read(workdir / "noxfile.py")
     if source is None:
         return Sessions(found=[])
-    found = declared_sessions(source.decode("utf-8", errors="replace"))
+    text = source.decode("utf-8", errors="replace")
+    found = declared_sessions(text)
     if found is None:
         return Sessions(found=None)
+    lint = [s for s in found if _words(s) & LINT_WORDS]
+    fetching = _running_hooks(text)
+    passed_over = {
+        s: f"runs {fetching[s]}, which fetches its hooks over the network as it runs"
+        for s in lint
+        if s in fetching
+    }
     return Sessions(
         found=found,
-        per_step=[s for s in found if _words(s) & LINT_WORDS],
+        per_step=[s for s in lint if s not in passed_over],
         final=[s for s in found if _words(s) & TEST_WORDS],
+        passed_over=passed_over,
     )
+
+
+def _running_hooks(source: str) -> dict[str, str]:
+    """Session functions (by function and by `name=`) whose body names a hook runner that
+    fetches its hooks when it runs, e.g. `session.run("pre-commit", "run", "--all-files")`."""
+    found: dict[str, str] = {}
+    for node in ast.parse(source).body:  # declared_sessions parsed it already
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        words = {
+            c.value
+            for c in ast.walk(node)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        }
+        runner = next((r for r in sorted(NETWORK_RUNNERS) if r in words), None)
+        if runner is None:
+            continue
+        names = {node.name}
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call):
+                names |= {
+                    k.value.value
+                    for k in decorator.keywords
+                    if k.arg == "name"
+                    and isinstance(k.value, ast.Constant)
+                    and isinstance(k.value.value, str)
+                }
+        found |= dict.fromkeys(names, runner)
+    return found
 
 
 def _words(session: str) -> set[str]:
@@ -161,6 +216,10 @@ def config_table(sessions: Sessions, watched: list[str]) -> str:
         said = "# no nox sessions found: add a noxfile.py and name its sessions below.\n"
     else:
         said = f"# nox sessions found: {', '.join(sessions.found)}.\n"
+        said += "".join(
+            f"# not per_step: {name} {why}; tars-bot's own ruff check runs on each step.\n"
+            for name, why in sessions.passed_over.items()
+        )
     return (
         "[tool.tars-bot]\n"
         "# Written by `tars-bot init`; every key is in tars-bot's README (Configuration).\n"
