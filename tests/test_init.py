@@ -123,7 +123,12 @@ def test_init_keeps_an_existing_table_and_honours_improvements_dir(make_repo, cl
     assert document["sessions"]["found"] == []  # no noxfile
     assert (repo / "pyproject.toml").read_text() == table
     assert 'paths: ["plans/**"]' in (repo / WRITTEN[2]).read_text()
-    assert '["CI"]' in (repo / WRITTEN[2]).read_text()  # no other workflow: CI by default
+    written = yaml.safe_load((repo / WRITTEN[2]).read_text())
+    assert "workflow_run" not in written[True]  # no other workflow: nothing to watch yet
+    assert '  #   workflows: ["CI"]' in (repo / WRITTEN[2]).read_text()  # left to uncomment
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Set up tars-bot")
+    assert cli("init", "--repo", repo, "--check").code == 0
 
 
 def test_init_writes_nothing_outside_the_working_tree(make_repo, tmp_path, cli):

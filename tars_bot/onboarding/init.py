@@ -93,7 +93,7 @@ def init(path: Path | str, action_ref: str | None = None, force: bool = False) -
     pyproject = _read(workdir / "pyproject.toml")
     config = parse_config(pyproject, "pyproject.toml")
     sessions = find_sessions(workdir)
-    watched = workflow.other_workflow_names(workdir) or list(workflow.DEFAULT_WORKFLOWS)
+    watched = workflow.other_workflow_names(workdir)
     planned = [
         _config_file(pyproject, sessions, watched),
         _whole_file(workdir, example_path(config), example_text(config)),
@@ -227,7 +227,8 @@ def config_table(sessions: Sessions, watched: list[str]) -> str:
         + "# per_step: run after each step (fast: lint, types); final: on the result (tests).\n"
         f"validation = {{ per_step = {_toml_list(sessions.per_step)}, "
         f"final = {_toml_list(sessions.final)} }}\n"
-        f"# watch_workflows = {_toml_list(watched)}  # report CI failing where a change landed\n"
+        f"# watch_workflows = {_toml_list(watched or list(workflow.DEFAULT_WORKFLOWS))}"
+        "  # report CI failing where a change landed\n"
     )
 
 
