@@ -27,7 +27,7 @@ from tars_bot.execution.sandbox import (
     open_sandbox,
     python_tool,
 )
-from tars_bot.execution.workspace import guard
+from tars_bot.execution.workspace import ENVS, OWN_ENVS, guard
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits, TestReport
 from tars_bot.validation import search, tests_results
@@ -41,7 +41,6 @@ NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
-ENVS = Path("tars-bot") / "nox"  # under the git dir: environments, one folder per dependency set
 SEALED = "sealed-envs-1"
 RESULTS = "per-test-1"  # results carry per-test outcomes (tests_results.py)
 LIST_TIMEOUT_S = 120
@@ -247,7 +246,9 @@ class Validator:
         else:
             if self._own_envs is None:
                 (self.repo.git_dir / ENVS).mkdir(parents=True, exist_ok=True)
-                self._own_envs = Path(tempfile.mkdtemp(prefix="own-", dir=self.repo.git_dir / ENVS))
+                self._own_envs = Path(
+                    tempfile.mkdtemp(prefix=OWN_ENVS, dir=self.repo.git_dir / ENVS)
+                )
             envdir, build_on = self._own_envs / key, commit
         seal = envdir.with_name(f"{envdir.name}.{hashlib.sha256(check.encode()).hexdigest()[:12]}")
         envdir.mkdir(parents=True, exist_ok=True)
