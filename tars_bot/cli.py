@@ -334,21 +334,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    system = ExecutionSystem(args.repo)
-    failed = 0
-    for name in args.files:
-        path = Path(name)
-        display = system.display_path(path)
-        try:
-            system.plan(system.load_improvement(path), source=display)
-        except TarsError as e:
-            failed += 1
-            for problem in e.problems:
-                print(untrusted.for_terminal(problem), file=sys.stderr)
-        else:
-            if args.verbose:
-                print(f"{display}: ok")
-    return EXIT_FAILED if failed else EXIT_OK
+    from tars_bot import checking  # imported here: a pre-commit hook must start fast
+
+    as_json = args.format == "json"
+    return checking.run(
+        args.repo, args.files, hook=args.hook, verbose=args.verbose, as_json=as_json
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:
