@@ -416,14 +416,14 @@ def _listed_by_nox(ctx: _Context) -> tuple[Sessions | None, str]:
 def _listed_lightly(ctx: _Context) -> tuple[Sessions | None, str]:
     """The noxfile's decorators read statically; `nox --list` in the sandbox only where they
     cannot tell and the sandbox can run here."""
-    from tars_bot.execution.sandbox import SandboxUnavailable
-
     source = ctx.repo.read(ctx.base.tree, NOXFILE)
     if source is None:
         return None, "no noxfile.py"
     static = StaticSessions.read(source.decode(errors="replace"))
     if static is not None:
         return static, "read from noxfile.py statically"
+    from tars_bot.execution.sandbox import SandboxUnavailable
+
     try:
         return _listed_by_nox(ctx)
     except SandboxUnavailable as e:
