@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tars_bot import arguments, errors
+from tars_bot import __version__, arguments, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.ui import untrusted
 
@@ -403,6 +402,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     info, seen = ExecutionSystem(args.repo).sandbox_view(check=args.check)
     if args.format == "json":
+        import dataclasses
+
         from tars_bot.models.output import SandboxView
 
         mounts = [dataclasses.asdict(m) for m in seen.mounts] if seen else []
@@ -446,6 +447,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # before every verb's parser is built: asked often, by scripts
+        print(f"tars-bot {__version__}")
+        return EXIT_OK
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
