@@ -173,7 +173,7 @@ def test_init_check_reports_every_problem_at_once(project, cli):
     assert len(problems) == 4, result.err
     assert "nox session 'test' is not in noxfile.py (sessions: docs, lint, tests)" in result.err
     assert "jobs.authorize.steps[2].uses: '$/'" in result.err
-    assert "broken.yaml: steps[0]" in result.err
+    assert "broken.yaml: steps[1]" in result.err
     assert "no workflow is named 'Build' (workflows: Build and test)" in result.err
     after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
     assert after == before  # --check writes nothing
