@@ -4,6 +4,7 @@ a file unasked, and `init --check` reporting every problem of a set-up at once."
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,33 @@ def test_init_does_not_check_each_step_with_a_session_that_runs_pre_commit(make_
     (repo / "pyproject.toml").write_text('[project]\nname = "p"\n')
     said = cli("init", "--repo", repo, "--force")
     assert "not run on each step: nox session 'lint' runs pre-commit" in said.out
+
+
+COMPUTED_NOXFILE = """\
+import nox
+
+PYTHONS = [f"3.{minor}" for minor in range(9, 15)]
+
+
+@nox.session(python=PYTHONS)
+def tests(session):
+    session.run("pytest")
+
+
+@nox.session(python="3.12")
+def lint(session):
+    session.install("prek")
+    session.run("prek", "run", "--all-files")
+"""
+
+
+def test_init_asks_nox_where_only_running_the_noxfile_tells(make_repo, cli):
+    """`python=` computed (as with nox.project.python_versions): nox lists the sessions in the
+    sandbox, and the tests run on the python tars-bot runs on."""
+    repo = make_repo({"pyproject.toml": '[project]\nname = "p"\n', "noxfile.py": COMPUTED_NOXFILE})
+    result = cli("init", "--repo", repo, "--format", "json")
+    assert result.code == 0, result.err
+    sessions = json.loads(result.out)["sessions"]
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert (sessions["per_step"], sessions["final"]) == ([], [f"tests-{python}"])
+    assert "prek" in sessions["passed_over"]["lint"]

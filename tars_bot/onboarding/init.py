@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -92,7 +93,7 @@ def init(path: Path | str, action_ref: str | None = None, force: bool = False) -
         raise TarsError(f"--action-ref: {problem}")
     pyproject = _read(workdir / "pyproject.toml")
     config = parse_config(pyproject, "pyproject.toml")
-    sessions = find_sessions(workdir)
+    sessions = find_sessions(workdir, config)
     watched = workflow.other_workflow_names(workdir)
     planned = [
         _config_file(pyproject, sessions, watched),
@@ -143,14 +144,16 @@ def _read(path: Path) -> bytes | None:
         raise TarsError(f"{path.name}: cannot read: {e.strerror}") from None
 
 
-def find_sessions(workdir: Path) -> Sessions:
-    """The noxfile's sessions, read without running it: lint-like ones check each step,
-    test-like ones the result."""
+def find_sessions(workdir: Path, config: Config) -> Sessions:
+    """The noxfile's sessions, read without running it, or listed by nox in the sandbox where
+    only running it tells: lint-like ones check each step, test-like ones the result."""
     source = _read(workdir / "noxfile.py")
     if source is None:
         return Sessions(found=[])
     text = source.decode("utf-8", errors="replace")
     found = declared_sessions(text)
+    if found is None:
+        found = _listed_by_nox(workdir, config)
     if found is None:
         return Sessions(found=None)
     lint = [s for s in found if _words(s) & LINT_WORDS]
@@ -166,6 +169,30 @@ def find_sessions(workdir: Path) -> Sessions:
         final=[s for s in found if _words(s) & TEST_WORDS],
         passed_over=passed_over,
     )
+
+
+def _listed_by_nox(workdir: Path, config: Config) -> list[str] | None:
+    """The sessions `nox --list` gives for HEAD's noxfile, in the sandbox; a session made for
+    several pythons by the one running tars-bot (`tests-3.11`), as there is no other here.
+    None where the sandbox cannot run, or HEAD has another noxfile than the working tree."""
+    from tars_bot.execution.sandbox import open_sandbox  # a process: only where needed
+    from tars_bot.validation.validator import NOXFILE, list_sessions
+
+    repo = Repo(workdir)
+    try:
+        tree = repo.resolve("HEAD")[1]
+        if repo.read(tree, NOXFILE) != _read(workdir / NOXFILE):
+            return None
+        listed = list_sessions(repo, tree, open_sandbox(config, repo))
+    except TarsError:  # no commit yet, no sandbox here, or nox could not list them
+        return None
+    if listed is None:
+        return None
+    names = sorted(listed.names)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    variant = re.compile(r"-(?:\d+(?:\.\d+)*|pypy[\d.]*)$")  # nox's `name-python`
+    bases = [n for n in names if not (variant.search(n) and variant.sub("", n) in listed.names)]
+    return [f"{b}-{python}" if f"{b}-{python}" in listed.names else b for b in bases]
 
 
 def _running_hooks(source: str) -> dict[str, str]:
