@@ -228,6 +228,11 @@ def tests(session):
     session.run("pytest")
 
 
+@nox.session(python=["3.13t", "pypy-3.11"], default=False)
+def conda_tests(session):  # a CI matrix's variant: not what checks a result here
+    session.run("pytest")
+
+
 @nox.session(python="3.12")
 def lint(session):
     session.install("prek")

@@ -42,6 +42,8 @@ TEST_WORDS = frozenset({"tests", "test", "pytest", "unit"})
 # hook runners that fetch their hooks over the network when they run, which a sandboxed check
 # cannot (and throws the hooks away after each run): never picked to check each step
 NETWORK_RUNNERS = frozenset({"pre-commit", "prek"})
+# the `-python` nox appends to a session made for several: -3.11, -3.14t, -pypy-3.11, -pypy3.10
+_VARIANT = re.compile(r"-(?:\d+(?:\.\d+)*t?|pypy-?\d+(?:\.\d+)*)$")
 
 Action = Literal["created", "appended", "replaced", "unchanged", "kept"]
 
@@ -156,7 +158,7 @@ def find_sessions(workdir: Path, config: Config) -> Sessions:
         found = _listed_by_nox(workdir, config)
     if found is None:
         return Sessions(found=None)
-    lint = [s for s in found if _words(s) & LINT_WORDS]
+    lint = _named(found, LINT_WORDS)
     fetching = _running_hooks(text)
     passed_over = {
         s: f"runs {fetching[s]}, which fetches its hooks over the network as it runs"
@@ -166,7 +168,7 @@ def find_sessions(workdir: Path, config: Config) -> Sessions:
     return Sessions(
         found=found,
         per_step=[s for s in lint if s not in passed_over],
-        final=[s for s in found if _words(s) & TEST_WORDS],
+        final=_named(found, TEST_WORDS),
         passed_over=passed_over,
     )
 
@@ -188,11 +190,10 @@ def _listed_by_nox(workdir: Path, config: Config) -> list[str] | None:
         return None
     if listed is None:
         return None
-    names = sorted(listed.names)
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    variant = re.compile(r"-(?:\d+(?:\.\d+)*|pypy[\d.]*)$")  # nox's `name-python`
-    bases = [n for n in names if not (variant.search(n) and variant.sub("", n) in listed.names)]
-    return [f"{b}-{python}" if f"{b}-{python}" in listed.names else b for b in bases]
+    names = listed.names
+    bases = [n for n in sorted(names) if not (_VARIANT.search(n) and _VARIANT.sub("", n) in names)]
+    return [f"{b}-{python}" if f"{b}-{python}" in names else b for b in bases]
 
 
 def _running_hooks(source: str) -> dict[str, str]:
@@ -222,6 +223,13 @@ def _running_hooks(source: str) -> dict[str, str]:
                 }
         found |= dict.fromkeys(names, runner)
     return found
+
+
+def _named(sessions: list[str], words: frozenset[str]) -> list[str]:
+    """The sessions named by one of `words` (`tests`, `tests-3.11`), or where there is none,
+    those whose name holds one (`unit_tests`): not every variant a CI matrix spells out."""
+    exact = [s for s in sessions if _VARIANT.sub("", s).lower() in words]
+    return exact or [s for s in sessions if _words(s) & words]
 
 
 def _words(session: str) -> set[str]:
