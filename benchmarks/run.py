@@ -19,6 +19,8 @@ Scenarios (variants alternate within each repetition; medians are printed, with 
  10. sealed envs a warm, uncached check in a sealed nox environment (read-only, writes to a
                  throwaway overlay) vs the same run in a writable shared one (sealed_envs.py)
                                                                                  (<= 1.2)
+ 11. start-up    `tars-bot --version` and `tars-bot check` of one file vs `python -c pass`
+                 (startup.py)                                   (<= 2 and <= 4)
 
     python benchmarks/run.py            # the full sizes (several minutes)
     python benchmarks/run.py --quick    # smaller sizes, fewer repetitions (under two minutes)
@@ -42,6 +44,7 @@ import execute_overhead
 import healing
 import prediction
 import sealed_envs
+import startup
 import validation_strategy
 from generate import make_repo, module_path
 
@@ -197,6 +200,8 @@ def main() -> None:
         (tmp / "healing").mkdir()
         healing.report(healing.measure(tmp / "healing", lint, tests))
         sealed_envs.report(*sealed_envs.measure(tmp, 3 if args.quick else 7))
+        (tmp / "startup").mkdir()
+        startup.report(startup.measure(tmp / "startup", 7 if args.quick else 21))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -331,15 +331,22 @@ def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
         "check",
         parents=[common],
         help="validate improvement files (the pre-commit hook)",
-        description="Validate improvement files: schema, and feasibility against HEAD. "
-        "Prints every problem; exits 1 if any file has one.",
+        description="Validate improvement files: schema, and feasibility against HEAD, "
+        "without running the noxfile where its sessions can be read from it. Prints every "
+        "problem; exits 1 if any file has one.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument(
+        "--hook",
+        action="store_true",
+        help="skip files outside the configured improvements_dir (as the pre-commit hook does)",
+    )
+    _add_format(parser)
     return parser
 
 
 SCHEMA_KINDS = ("improvement", "plan", "execution", "history", "stats", "validate", "sandbox",
-                "error")  # fmt: skip
+                "check", "error")  # fmt: skip
 
 
 def schema_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:

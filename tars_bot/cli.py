@@ -5,28 +5,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from rich.console import Console
-
-from tars_bot import arguments, demo, errors
+from tars_bot import __version__, arguments, errors
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
-from tars_bot.models import AFTER_MERGE, Execution, ExecutionPlan, Improvement
-from tars_bot.planning.loader import validation_problems
-from tars_bot.system import ExecutionSystem
-from tars_bot.ui import report, terminal, untrusted
+from tars_bot.ui import untrusted
+
+# each verb imports what it needs: `--version` and `check` must start fast (no pydantic, rich,
+# PyGithub or griffe for them)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tars_bot.models import Execution, ExecutionPlan, Improvement
+    from tars_bot.system import ExecutionSystem
 
 LOG_TAIL_LINES = 20
 
 
 def _console(wide: bool = False) -> Console:
+    from tars_bot.ui import terminal
+
     return terminal.console(wide)
 
 
@@ -38,10 +42,13 @@ def _improvement_path(system: ExecutionSystem, args: argparse.Namespace, ref: st
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     system = ExecutionSystem(args.repo)
     path = _improvement_path(system, args, args.base)
     improvement = system.load_improvement(path)
-    _warn_uncommitted(system, args.base, path, improvement)
+    _warn_uncommitted(system, args.base, improvement)
     plan = system.plan(improvement, base=args.base, source=system.display_path(path))
     plan_json = plan.model_dump_json(indent=2) + "\n"
     if args.output_file and args.output_file != "-":
@@ -56,15 +63,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _warn_uncommitted(
-    system: ExecutionSystem, base: str, path: Path, improvement: Improvement
-) -> None:
+def _warn_uncommitted(system: ExecutionSystem, base: str, improvement: Improvement) -> None:
     from tars_bot.planning import uncommitted  # imported here: cli stays light to import
 
-    uncommitted.warn(system.repo, base, path, improvement)
+    uncommitted.warn(system.repo, base, improvement)
 
 
 def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPlan:
+    from pydantic import ValidationError
+
+    from tars_bot.models import ExecutionPlan
+    from tars_bot.planning.loader import validation_problems
+
     if args.plan_file:
         path = Path(args.plan_file)
         try:
@@ -76,11 +86,14 @@ def _load_plan(system: ExecutionSystem, args: argparse.Namespace) -> ExecutionPl
         return system.rebase(plan) if args.rebase else plan
     path = _improvement_path(system, args, "HEAD")
     improvement = system.load_improvement(path)
-    _warn_uncommitted(system, "HEAD", path, improvement)
+    _warn_uncommitted(system, "HEAD", improvement)
     return system.plan(improvement, source=system.display_path(path))
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     system = ExecutionSystem(args.repo)
     plan = _load_plan(system, args)
     console = _console()
@@ -113,6 +126,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+
     system = ExecutionSystem(args.repo)
     improvement = system.load_improvement(_improvement_path(system, args, args.trusted))
     execution = system.receive(Path(args.bundle), improvement, args.trusted)
@@ -132,6 +147,8 @@ def _print_outcome(
 ) -> Execution:
     """The end of an execution's output: what failed (unless streamed), where the details
     are, and the verdict."""
+    from tars_bot.ui import report
+
     execution = system.status(execution_id)
     if not verbose:
         _print_failing_output(system, execution, console)
@@ -178,6 +195,8 @@ def _write_output(text: str) -> None:
 def _write_diff(diff: str) -> None:
     """A dry run's diff: coloured where colour shows (a terminal, no NO_COLOR, or FORCE_COLOR),
     else as `_write_output` writes any output."""
+    from tars_bot.ui import terminal
+
     console = terminal.console()
     if console.color_system is None or console.no_color:
         _write_output(diff)
@@ -203,6 +222,9 @@ def _publish(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     system = ExecutionSystem(args.repo)
     args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
     execution = system.status(args.execution_id)
@@ -221,6 +243,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     summary = ExecutionSystem(args.repo).stats(rebuild=args.rebuild)
     if args.format == "json":
         from tars_bot.models.output import Stats
@@ -233,6 +258,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     executions = ExecutionSystem(args.repo).history(args.limit)
     if args.format == "json":
         print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
@@ -244,6 +272,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from tars_bot.models import AFTER_MERGE
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     if args.cascade and args.step is None:
         raise TarsError("--cascade goes with --step N")
     token = os.environ.get("GITHUB_TOKEN")
@@ -273,6 +305,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _revert_merged(system: ExecutionSystem, args: argparse.Namespace) -> int:
     """A merged execution's rollback: a revert on a branch of its own, checked, never pushed to
     the default branch."""
+    from tars_bot.ui import report
+
     if args.cascade:
         raise TarsError("--cascade is for steps on an unmerged branch; a merged step reverts alone")
     console = _console()
@@ -323,6 +357,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+
     done = ExecutionSystem(args.repo).recover(args.set_aside)
     for line in done:
         print(line)
@@ -332,6 +368,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     system = ExecutionSystem(args.repo)
     args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
     results = system.validate(args.execution_id, args.sessions, fresh=args.fresh)
@@ -349,23 +388,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    system = ExecutionSystem(args.repo)
-    failed = 0
-    for name in args.files:
-        path = Path(name)
-        display = system.display_path(path)
-        try:
-            improvement = system.load_improvement(path)
-            _warn_uncommitted(system, "HEAD", path, improvement)
-            system.plan(improvement, source=display)
-        except TarsError as e:
-            failed += 1
-            for problem in e.problems:
-                print(untrusted.for_terminal(problem), file=sys.stderr)
-        else:
-            if args.verbose:
-                print(f"{display}: ok")
-    return EXIT_FAILED if failed else EXIT_OK
+    from tars_bot import checking  # imported here: a pre-commit hook must start fast
+
+    as_json = args.format == "json"
+    return checking.run(
+        args.repo, args.files, hook=args.hook, verbose=args.verbose, as_json=as_json
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -382,8 +410,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import report
+
     info, seen = ExecutionSystem(args.repo).sandbox_view(check=args.check)
     if args.format == "json":
+        import dataclasses
+
         from tars_bot.models.output import SandboxView
 
         mounts = [dataclasses.asdict(m) for m in seen.mounts] if seen else []
@@ -396,6 +429,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from tars_bot import demo
+
     return demo.run(_console(), Path(args.dir) if args.dir else None)
 
 
@@ -425,6 +460,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:  # before every verb's parser is built: asked often, by scripts
+        print(f"tars-bot {__version__}")
+        return EXIT_OK
     said, parser = io.StringIO(), _parser()
     try:
         with contextlib.redirect_stderr(said):

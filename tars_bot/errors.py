@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import signal
 import sys
-import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +54,10 @@ def log_path() -> Path:
 
 
 def _write_crash_log(exc: BaseException) -> Path:
+    import platform  # imported here: only a crash needs them, and every command imports this
+    import traceback
+    from datetime import UTC, datetime
+
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as log:

@@ -26,7 +26,7 @@ def test_check_reports_every_problem_and_exits_1(cli, make_repo):
 
     result = cli("check", "--repo", repo, good, bad, worse)
     assert result.code == 1
-    assert "bad.yaml: steps[0].edit.search: text not found in a.py" in result.err
+    assert "bad.yaml: steps[1].edit.search: text not found in a.py" in result.err
     assert "worse.toml: steps: Input should be a valid list" in result.err
     assert "good.yaml" not in result.err
 
@@ -36,7 +36,7 @@ def test_check_reports_every_problem_and_exits_1(cli, make_repo):
 def test_pre_commit_hook_definition_runs_check(cli):
     hooks = yaml.safe_load(Path(".pre-commit-hooks.yaml").read_text())
     assert hooks[0]["id"] == "tars-bot-check"
-    assert hooks[0]["entry"] == "tars-bot check"
+    assert hooks[0]["entry"] == "tars-bot check --hook"
 
 
 def test_schema_is_the_improvement_models_schema(cli):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.helpers import (
     run_tars,
     start_tars,
     user_state,
+    wait_until,
     write_files,
 )
 
@@ -164,3 +166,35 @@ def test_killed_while_validating_and_dropping_a_step(crash_repo, fault):
     check_recovery(crash_repo, before, "checked")
     files = git(crash_repo, "ls-tree", "--name-only", "tars-bot/checked", "src/").split()
     assert "src/a.txt" in files and "src/c.txt" in files and "src/b.txt" not in files
+
+
+def test_recover_removes_the_environments_a_killed_execution_built(make_repo):
+    """An improvement that changes a dependency file gets environments of its own (under
+    `.git/tars-bot/nox/own-*`); killed while they are in use, nothing else would delete them."""
+    noxfile = textwrap.dedent("""\
+        import nox
+
+        @nox.session(venv_backend="none")
+        def tests(session):
+            session.run("python", "-c", "import time; time.sleep(60)")
+        """)
+    repo = make_repo({"noxfile.py": noxfile, "pyproject.toml": '[project]\nname = "p"\n'})
+    add_improvement(
+        repo,
+        "title: deps\nvalidation: {final: [tests]}\nsteps:\n"
+        "  - {name: d, edit: {path: pyproject.toml, search: '\"p\"', replace: '\"q\"'}}\n",
+        "deps.yaml",
+    )
+    git(repo, "add", ".tars")
+    commit_files(repo, {}, "improvement")
+    envs = repo / ".git" / "tars-bot" / "nox"
+    proc = start_tars(repo, "execute", "--improvement-id", "deps")
+    wait_until(lambda: list(envs.glob("own-*")), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+    recover = run_tars(repo, "recover")
+    assert recover.returncode == 0, recover.stderr
+    assert "removed the environments a killed execution built (own-" in recover.stdout
+    assert not list(envs.glob("own-*"))
+    assert "environments" not in run_tars(repo, "recover").stdout  # nothing left the second time

@@ -247,7 +247,8 @@ def test_text_only_in_the_working_tree_is_said_to_be_uncommitted(cli, make_repo)
     assert git(repo, "diff", "--cached", "--name-only") == "a.txt"  # the index as it was
 
 
-def test_uncommitted_config_and_improvement_are_named(cli, make_repo):
+def test_uncommitted_config_and_noxfile_are_named(cli, make_repo):
+    """Not the improvement file: it is read from the working tree, so its changes are seen."""
     repo = committed_repo(make_repo)
     with (repo / "pyproject.toml").open("a") as f:
         f.write('sandbox = "off"\n')
@@ -257,19 +258,24 @@ def test_uncommitted_config_and_improvement_are_named(cli, make_repo):
     result = cli("execute", "--repo", repo, "--improvement-id", "a", "--dry-run")
     assert result.code == 0, result.err
     [warning] = warnings(result.err)
-    assert "to pyproject.toml, noxfile.py, .tars/improvements/a.yaml:" in warning
+    assert "warning: uncommitted changes to pyproject.toml, noxfile.py: judged against" in warning
     assert (repo / "noxfile.py").read_text() == "import nox\n"  # untouched
 
 
 def test_a_clean_working_tree_gets_no_warning(cli, make_repo):
     repo = committed_repo(make_repo)
     (repo / "unrelated.txt").write_text("not an input\n")
-    result = cli("plan", "--repo", repo, "--improvement-id", "a")
-    assert result.code == 0, result.err
-    assert warnings(result.err) == []
+    add_improvement(repo, textwrap.dedent(EDIT_B), "new.yaml")  # a new improvement, not committed
+    for args in (
+        ["plan", "--improvement-id", "new"],
+        ["check", repo / ".tars/improvements/new.yaml"],
+    ):
+        result = cli(*args, "--repo", repo)
+        assert result.code == 0, result.err
+        assert warnings(result.err) == []
 
 
-def test_the_warning_names_a_few_files_and_counts_the_rest(make_repo):
+def test_the_warning_names_a_few_files_and_counts_the_rest(make_repo, capsys):
     from tars_bot import ExecutionSystem
     from tars_bot.planning import uncommitted
 
@@ -280,6 +286,8 @@ def test_the_warning_names_a_few_files_and_counts_the_rest(make_repo):
     for name in names:
         (repo / name).write_text("changed\n")
     system = ExecutionSystem(repo)
-    found = uncommitted.warn(system.repo, "HEAD", path, system.load_improvement(path))
-    assert found[-len(names) :] == names
-    assert ".tars/improvements/imp.yaml" in found
+    found = uncommitted.warn(system.repo, "HEAD", system.load_improvement(path))
+    assert found == names
+    said = capsys.readouterr().err
+    assert said.startswith("warning: uncommitted changes to f0.txt, f1.txt, f2.txt, f3.txt, ")
+    assert "f4.txt and 3 more: judged against HEAD" in said and said.count("\n") == 1

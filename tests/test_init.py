@@ -4,6 +4,7 @@ a file unasked, and `init --check` reporting every problem of a set-up at once."
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,12 @@ def test_init_keeps_an_existing_table_and_honours_improvements_dir(make_repo, cl
     assert document["sessions"]["found"] == []  # no noxfile
     assert (repo / "pyproject.toml").read_text() == table
     assert 'paths: ["plans/**"]' in (repo / WRITTEN[2]).read_text()
-    assert '["CI"]' in (repo / WRITTEN[2]).read_text()  # no other workflow: CI by default
+    written = yaml.safe_load((repo / WRITTEN[2]).read_text())
+    assert "workflow_run" not in written[True]  # no other workflow: nothing to watch yet
+    assert '  #   workflows: ["CI"]' in (repo / WRITTEN[2]).read_text()  # left to uncomment
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Set up tars-bot")
+    assert cli("init", "--repo", repo, "--check").code == 0
 
 
 def test_init_writes_nothing_outside_the_working_tree(make_repo, tmp_path, cli):
@@ -168,10 +174,79 @@ def test_init_check_reports_every_problem_at_once(project, cli):
     assert len(problems) == 4, result.err
     assert "nox session 'test' is not in noxfile.py (sessions: docs, lint, tests)" in result.err
     assert "jobs.authorize.steps[2].uses: '$/'" in result.err
-    assert "broken.yaml: steps[0]" in result.err
+    assert "broken.yaml: steps[1]" in result.err
     assert "no workflow is named 'Build' (workflows: Build and test)" in result.err
     after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
     assert after == before  # --check writes nothing
 
     as_json = json.loads(cli("init", "--check", "--repo", project, "--format", "json").out)
     assert as_json["format"] == 1 and not as_json["ok"] and len(as_json["problems"]) == 4
+
+
+HOOKS_NOXFILE = """\
+import nox
+
+@nox.session(reuse_venv=True)
+def lint(session):
+    session.install("pre-commit")
+    session.run("pre-commit", "run", "--all-files", *session.posargs)
+
+@nox.session(name="typing")
+def mypy(session):
+    session.run("mypy", "src")
+
+@nox.session
+def tests(session):
+    session.run("pytest")
+"""
+
+
+def test_init_does_not_check_each_step_with_a_session_that_runs_pre_commit(make_repo, cli):
+    # pre-commit clones its hooks from GitHub as it runs: in the sandbox every step would fail
+    repo = make_repo({"pyproject.toml": '[project]\nname = "p"\n', "noxfile.py": HOOKS_NOXFILE})
+    result = cli("init", "--repo", repo, "--format", "json")
+    assert result.code == 0, result.err
+    sessions = json.loads(result.out)["sessions"]
+    assert (sessions["per_step"], sessions["final"]) == (["typing"], ["tests"])
+    assert "pre-commit" in sessions["passed_over"]["lint"]
+    table = (repo / "pyproject.toml").read_text()
+    assert "# not per_step: lint runs pre-commit" in table
+    assert 'validation = { per_step = ["typing"], final = ["tests"] }' in table
+    (repo / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    said = cli("init", "--repo", repo, "--force")
+    assert "not run on each step: nox session 'lint' runs pre-commit" in said.out
+
+
+COMPUTED_NOXFILE = """\
+import nox
+
+PYTHONS = [f"3.{minor}" for minor in range(9, 15)]
+
+
+@nox.session(python=PYTHONS)
+def tests(session):
+    session.run("pytest")
+
+
+@nox.session(python=["3.13t", "pypy-3.11"], default=False)
+def conda_tests(session):  # a CI matrix's variant: not what checks a result here
+    session.run("pytest")
+
+
+@nox.session(python="3.12")
+def lint(session):
+    session.install("prek")
+    session.run("prek", "run", "--all-files")
+"""
+
+
+def test_init_asks_nox_where_only_running_the_noxfile_tells(make_repo, cli):
+    """`python=` computed (as with nox.project.python_versions): nox lists the sessions in the
+    sandbox, and the tests run on the python tars-bot runs on."""
+    repo = make_repo({"pyproject.toml": '[project]\nname = "p"\n', "noxfile.py": COMPUTED_NOXFILE})
+    result = cli("init", "--repo", repo, "--format", "json")
+    assert result.code == 0, result.err
+    sessions = json.loads(result.out)["sessions"]
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert (sessions["per_step"], sessions["final"]) == ([], [f"tests-{python}"])
+    assert "prek" in sessions["passed_over"]["lint"]

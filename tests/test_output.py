@@ -143,7 +143,9 @@ def test_an_interrupted_execution_says_so_in_words(cli, make_repo):
 
 
 SCHEMAS = Path(__file__).parent.parent / "docs" / "schemas"
-KINDS = ("improvement", "plan", "execution", "history", "stats", "validate", "sandbox", "error")
+KINDS = (
+    "improvement", "plan", "execution", "history", "stats", "validate", "sandbox", "check", "error"
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -107,7 +107,7 @@ def test_patch_creating_an_existing_file_is_refused(cli, make_repo):
     add_improvement(repo, f"title: t\nsteps:\n  - name: p\n    patch: |\n{body}")
     result = cli("plan", "--repo", repo, "--improvement-id", "imp")
     assert result.code == 2
-    assert "steps[0].patch: creates old.txt, which already exists" in result.err
+    assert "steps[1].patch: creates old.txt, which already exists" in result.err
 
 
 @pytest.mark.parametrize(

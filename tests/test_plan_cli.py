@@ -282,10 +282,10 @@ def test_nox_sessions_are_verified(cli, make_repo):
         cli, repo, "title: t\nvalidation: {final: [tests, docs, 'tag:slow']}\n" + steps
     )
     assert (
-        "validation.final[1]: no nox session named 'docs' in noxfile.py (sessions: lint, tests)"
+        "validation.final[2]: no nox session named 'docs' in noxfile.py (sessions: lint, tests)"
         in err
     )
-    assert "validation.final[2]: no nox session is tagged 'slow'" in err
+    assert "validation.final[3]: no nox session is tagged 'slow'" in err
 
 
 def test_validation_defaults_come_from_config_and_need_a_noxfile(cli, make_repo):
@@ -293,7 +293,7 @@ def test_validation_defaults_come_from_config_and_need_a_noxfile(cli, make_repo)
     files["pyproject.toml"] += 'validation = { final = ["tests"] }\n'
     repo = make_repo(files)
     err = plan_error(cli, repo, "title: t\nsteps: [{name: w, write: {path: a.txt, content: a}}]\n")
-    assert "[tool.tars-bot].validation.final[0]: the base commit has no noxfile.py" in err
+    assert "[tool.tars-bot].validation.final[1]: the base commit has no noxfile.py" in err
 
 
 def test_generator_writes_missing_steps(cli, make_repo, monkeypatch):
@@ -330,45 +330,45 @@ BAD_INPUT = [
     (
         "steps:\n  - {name: a, write: {path: x, content: y}, depends_on: [b]}\n"
         "  - {name: b, write: {path: y, content: y}, depends_on: [a]}\n",
-        'steps[0].depends_on: dependency cycle: "a" needs "b" needs "a"',
+        'steps[1].depends_on: dependency cycle: "a" needs "b" needs "a"',
     ),
     (
         "steps: [{name: e, edit: {path: src/pkg/io.py, search: nothing-like-this, replace: x}}]",
-        "steps[0].edit.search: text not found in src/pkg/io.py",
+        "steps[1].edit.search: text not found in src/pkg/io.py",
     ),
     (
         "steps: [{name: e, edit: {path: src/pkg/io.py, search: path, replace: x}}]",
-        "steps[0].edit.search: text occurs 2 times (must be once) in src/pkg/io.py",
+        "steps[1].edit.search: text occurs 2 times (must be once) in src/pkg/io.py",
     ),
     (
         "steps: [{name: e, edit: {path: src/pkg/nope.py, search: a, replace: b}}]",
-        "steps[0].edit.path: src/pkg/nope.py does not exist",
+        "steps[1].edit.path: src/pkg/nope.py does not exist",
     ),
     (
         "steps:\n  - name: p\n    patch: |\n      --- a/CHANGES.md\n      +++ b/CHANGES.md\n"
         "      @@ -1 +1 @@\n      -# Something else\n      +# Log\n",
-        "steps[0].patch: hunk 1 does not apply to CHANGES.md (near line 1)",
+        "steps[1].patch: hunk 1 does not apply to CHANGES.md (near line 1)",
     ),
-    ("steps:\n  - name: p\n    patch: not a diff at all\n", "steps[0].patch: not a valid diff"),
+    ("steps:\n  - name: p\n    patch: not a diff at all\n", "steps[1].patch: not a valid diff"),
     (
         "steps: [{name: w, write: {path: ../outside.py, content: x}}]",
-        "steps[0].write.path: '../outside.py' leaves the repository",
+        "steps[1].write.path: '../outside.py' leaves the repository",
     ),
     (
         "steps: [{name: w, write: {path: /etc/passwd, content: x}}]",
-        "steps[0].write.path: '/etc/passwd' is absolute",
+        "steps[1].write.path: '/etc/passwd' is absolute",
     ),
     (
         "steps: [{name: w, write: {path: .git/hooks/pre-commit, content: x}}]",
-        "steps[0].write.path: '.git/hooks/pre-commit' is inside .git",
+        "steps[1].write.path: '.git/hooks/pre-commit' is inside .git",
     ),
     (
         "steps: [{name: d, delete: [src/pkg/missing.py]}]",
-        "steps[0].delete[0]: src/pkg/missing.py does not exist",
+        "steps[1].delete[1]: src/pkg/missing.py does not exist",
     ),
     (
         "steps: [{name: w, write: {path: x, content: y}, colour: blue}]",
-        "steps[0].colour: unknown key",
+        "steps[1].colour: unknown key",
     ),
     (
         "titel: t\nsteps: [{name: w, write: {path: x, content: y}}]",
@@ -376,38 +376,38 @@ BAD_INPUT = [
     ),
     (
         "steps: [{name: w, write: {path: x, content: y}, timeout: soon}]",
-        "steps[0].timeout: Input should be a valid integer",
+        "steps[1].timeout: Input should be a valid integer",
     ),
     (
         "steps: [{name: w, write: {path: x, content: [1, 2]}}]",
-        "steps[0].write.content: Input should be a valid string",
+        "steps[1].write.content: Input should be a valid string",
     ),
     (
         "steps: [{name: w}]",
-        "steps[0]: a step needs exactly one action (run, patch, edit, write or delete); found none",
+        "steps[1]: a step needs exactly one action (run, patch, edit, write or delete); found none",
     ),
     (
         "steps: [{name: w, run: ls, delete: [x]}]",
-        "steps[0]: a step needs exactly one action (run, patch, edit, write or delete); found run and delete",
+        "steps[1]: a step needs exactly one action (run, patch, edit, write or delete); found run and delete",
     ),
     (
         "steps: [{name: a, run: ls}, {name: a, run: ls}]",
-        "steps[1].name: duplicate step name (also steps[0])",
+        "steps[2].name: duplicate step name (also steps[1])",
     ),
-    ("steps: [{name: a, run: ls, depends_on: [zz]}]", "steps[0].depends_on[0]: no step named 'zz'"),
-    ("steps: [{name: a, run: ls, depends_on: [7]}]", "steps[0].depends_on[0]: no step number 7"),
+    ("steps: [{name: a, run: ls, depends_on: [zz]}]", "steps[1].depends_on[1]: no step named 'zz'"),
+    ("steps: [{name: a, run: ls, depends_on: [7]}]", "steps[1].depends_on[1]: no step number 7"),
     ("steps: []", "steps: the improvement has no steps and no generator is configured"),
     (
         "target_components: [nosuch]\nsteps: [{name: a, run: ls}]",
-        "target_components[0]: 'nosuch' is neither a component",
+        "target_components[1]: 'nosuch' is neither a component",
     ),
     (
         "steps: [{name: w, write: {path: docs/x.md, content: y}, scope: ['src/**']}]",
-        "steps[0].write: docs/x.md is outside the step's scope (src/**)",
+        "steps[1].write: docs/x.md is outside the step's scope (src/**)",
     ),
     (
         "steps: [{name: w, write: {path: .github/workflows/ci.yml, content: y}}]",
-        "steps[0].write: .github/workflows/ci.yml is protected",
+        "steps[1].write: .github/workflows/ci.yml is protected",
     ),
     (
         "on_failure: retry\nsteps: [{name: a, run: ls}]",
@@ -444,7 +444,7 @@ def test_every_problem_is_reported(cli, make_repo):
         "title: t\nsteps:\n  - {name: a, edit: {path: src/pkg/io.py, search: zz, replace: y}}\n"
         "  - {name: b, delete: [nope.txt]}\n",
     )
-    assert "steps[0].edit.search" in err and "steps[1].delete[0]" in err
+    assert "steps[1].edit.search" in err and "steps[2].delete[1]" in err
 
 
 def test_writes_through_symlinks_are_refused(cli, make_repo):
@@ -454,7 +454,7 @@ def test_writes_through_symlinks_are_refused(cli, make_repo):
     err = plan_error(
         cli, repo, "title: t\nsteps: [{name: w, write: {path: escape/x.py, content: x}}]\n"
     )
-    assert "steps[0].write.path: escape/x.py: escape is a symbolic link" in err
+    assert "steps[1].write.path: escape/x.py: escape is a symbolic link" in err
 
 
 def test_unknown_improvement_id_lists_known_ones(cli, make_repo):

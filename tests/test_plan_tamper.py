@@ -86,10 +86,10 @@ def raise_limits(plan: dict) -> None:
 
 
 EDITS = {
-    "steps[0].scope[0]": widen_scope,
-    "steps[0].action.command": change_run_command,
-    "improvement.steps[0].run": change_run_command_everywhere,
-    "steps[0].limits.step_timeout": raise_limits,
+    "steps[1].scope[1]": widen_scope,
+    "steps[1].action.command": change_run_command,
+    "improvement.steps[1].run": change_run_command_everywhere,
+    "steps[1].limits.step_timeout": raise_limits,
 }
 
 

@@ -114,7 +114,7 @@ def test_a_two_step_cycle_is_refused_naming_both_steps(repo):
         repo, write("a", "a.txt", depends_on=["b"]), write("b", "b.txt", depends_on=["a"])
     )
     assert problems == [
-        'order.yaml: steps[0].depends_on: dependency cycle: "a" needs "b" needs "a"'
+        'order.yaml: steps[1].depends_on: dependency cycle: "a" needs "b" needs "a"'
     ]
 
 
@@ -128,16 +128,16 @@ def test_a_longer_cycle_is_named_in_full_and_steps_behind_it_are_not(repo):
         write("stuck", "s.txt", depends_on=["a"]),
     )
     assert problems == [
-        'order.yaml: steps[1].depends_on: dependency cycle: "a" needs "c" needs "b" needs "a"'
+        'order.yaml: steps[2].depends_on: dependency cycle: "a" needs "c" needs "b" needs "a"'
     ]
 
 
 @pytest.mark.parametrize(
     ("depends_on", "problem"),
     [
-        (["a"], "order.yaml: steps[0].depends_on[0]: a step cannot depend on itself"),
-        (["nobody"], "order.yaml: steps[0].depends_on[0]: no step named 'nobody'"),
-        ([3], "order.yaml: steps[0].depends_on[0]: no step number 3 (steps are numbered 1 to 2)"),
+        (["a"], "order.yaml: steps[1].depends_on[1]: a step cannot depend on itself"),
+        (["nobody"], "order.yaml: steps[1].depends_on[1]: no step named 'nobody'"),
+        ([3], "order.yaml: steps[1].depends_on[1]: no step number 3 (steps are numbered 1 to 2)"),
     ],
 )
 def test_a_dependency_that_names_no_other_step_is_refused(repo, depends_on, problem):
@@ -154,9 +154,9 @@ def test_every_problem_is_reported_at_once(repo):
         write("c", "c.txt", depends_on=[0]),
     )
     assert problems == [
-        "order.yaml: steps[1].name: duplicate step name (also steps[0])",
-        "order.yaml: steps[0].depends_on[0]: no step named 'nobody'",
-        "order.yaml: steps[2].depends_on[0]: no step number 0 (steps are numbered 1 to 3)",
+        "order.yaml: steps[2].name: duplicate step name (also steps[1])",
+        "order.yaml: steps[1].depends_on[1]: no step named 'nobody'",
+        "order.yaml: steps[3].depends_on[1]: no step number 0 (steps are numbered 1 to 3)",
     ]
 
 

@@ -120,14 +120,15 @@ def deep_cleanup(repo):
 
 
 def test_a_slot_that_cannot_be_cleaned_is_made_afresh(repo, deep_cleanup):
-    """A directory nested deeper than Python's recursion limit defeats `shutil.rmtree`: the
-    slot is discarded (its files moved out of the way) and made afresh."""
+    """A directory nested deeper than Python's recursion limit defeats `shutil.rmtree`: it is
+    deleted with a loop, never left behind in the trash."""
     deep = "mkdir src/deep && cd src/deep && for i in $(seq 1100); do mkdir d && cd d; done"
     planted = execute(repo, "planted", improvement(f"{deep}\nexit 1"))
     assert "command exited with code 1" in planted["failure_reason"], planted["output"]
 
     probed = checked_by_probe(repo)
     assert probed["returncode"] == 0, probed["output"]
+    assert not list((repo / ".git" / "tars-bot").glob("*/*/src/deep"))
 
 
 def test_one_commits_checks_leave_nothing_for_the_next_commits(repo):

@@ -370,7 +370,7 @@ def test_an_improvement_cannot_raise_the_repositorys_limits(repo):
     proc = run_tars(repo, "plan", "--improvement-id", "imp")
     assert proc.returncode == 2
     assert "limits.memory_mb: 100000 is over the repository's limit of 512" in proc.stderr
-    assert "steps[0].timeout: 3600 is over the repository's limit of 60" in proc.stderr
+    assert "steps[1].timeout: 3600 is over the repository's limit of 60" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

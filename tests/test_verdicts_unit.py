@@ -55,8 +55,32 @@ def index_down(session):
 
 
 @nox.session(venv_backend="none")
+def hooks_offline(session):
+    session.run(
+        "python", "-c",
+        "print('fatal: unable to access https://github.com/x/y/: Could not ' + "
+        "'resolve host: github.com'); raise SystemExit(1)",
+    )
+
+
+@nox.session(venv_backend="none")
+def a_test_needs_the_network(session):
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "net_test.py")
+
+
+@nox.session(venv_backend="none")
 def slow(session):
     session.run("python", "-c", "import time; time.sleep(60)")
+"""
+
+NET_TEST = """\
+def test_offline():
+    pass
+
+
+def test_online():
+    print("urllib3: Failed to establish a new connection: [Errno -3] name resolution")
+    raise AssertionError("needs the network")
 """
 
 
@@ -67,6 +91,7 @@ def repo(make_repo) -> Path:
             # the verdicts are the sandbox's business elsewhere; here only nox's outcome counts
             "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\ncheck_timeout = 15\n',
             "noxfile.py": NOXFILE,
+            "net_test.py": NET_TEST,
         }
     )
 
@@ -129,6 +154,20 @@ def test_an_unreachable_package_index_is_an_error_not_a_failure(repo):
     assert result.summary == (
         "could not set up the session: ERROR: No matching distribution found for nothing-here"
     )
+
+
+def test_a_hook_runner_that_cannot_reach_its_host_is_an_error_not_a_failure(repo):
+    result = check(repo, "hooks_offline")
+    assert result.status == "error"
+    assert "Could not resolve host: github.com" in result.summary
+
+
+def test_tests_that_ran_and_failed_are_failures_whatever_they_printed(repo):
+    """A test that needs the network fails on the base too: only per-test results let the
+    comparison with the base judge it, so the run is not thrown away as the machine's fault."""
+    result = check(repo, "a_test_needs_the_network")
+    assert result.status == "failed"
+    assert result.tests is not None and result.tests.failing == ["net_test::test_online"]
 
 
 def test_a_timeout_is_an_error_naming_the_limit(repo):

@@ -13,11 +13,15 @@ from pathlib import Path
 from tars_bot import faults
 from tars_bot.errors import TarsError
 from tars_bot.git import NewContent, Repo, Worktree
-from tars_bot.git.worktree import Unclean
+from tars_bot.git.worktree import Unclean, remove_tree
 from tars_bot.paths import PathProblem, Scope, resolve_link
 from tars_bot.planning.actions import Files, TreeFiles
 from tars_bot.records import journal
 from tars_bot.ui.untrusted import path as shown
+
+ENVS = Path("tars-bot") / "nox"  # under the git dir: environments, one folder per dependency set
+OWN_ENVS = "own-"  # ENVS/own-*: an execution's own, for its own dependency files
+TRASH = Path("tars-bot") / "trash"  # worktree files that could not be deleted in place
 
 
 @dataclass
@@ -145,6 +149,20 @@ def _reuse(repo: Repo, n: int, ref: str | None, commit: str) -> Worktree:
             return worktree
     repo.remove_worktree(path.name, path)
     return repo.add_worktree(path, ref, commit)
+
+
+def sweep(repo: Repo) -> list[str]:
+    """Delete what executions killed mid-way left under the git dir (for `recover`, once no
+    execution runs): environments built for their own dependency files, and the trash."""
+    removed = []
+    for own in sorted((repo.git_dir / ENVS).glob(f"{OWN_ENVS}*")):
+        remove_tree(own)
+        removed.append(f"removed the environments a killed execution built ({own.name})")
+    trash = repo.git_dir / TRASH
+    for thrown in sorted(trash.iterdir()) if trash.is_dir() else []:
+        remove_tree(thrown)
+        removed.append(f"emptied the trash ({thrown.name})")
+    return removed
 
 
 def clear_pool(repo: Repo) -> list[str]:

@@ -162,12 +162,32 @@ def _remove(entry: os.DirEntry[str]) -> None:
 
 
 def remove_tree(top: Path) -> None:
-    """Delete a directory and all under it, whatever a process did to their permissions."""
+    """Delete a directory and all under it, whatever a process did to their permissions or
+    however deep it nested them."""
     try:
         shutil.rmtree(top)
+        return
     except PermissionError:
         _open_up(top)
-        shutil.rmtree(top)
+    except RecursionError:  # deeper than shutil.rmtree's recursion can go
+        pass
+    _remove_deep(top)
+
+
+def _remove_deep(top: Path) -> None:
+    """Delete `top` with a loop: every entry listed parents first, then removed deepest first."""
+    directories, pending = [], [top]
+    while pending:
+        directory = pending.pop()
+        directories.append(directory)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                else:
+                    Path(entry.path).unlink()
+    for directory in reversed(directories):
+        directory.rmdir()
 
 
 def _open_up(top: Path) -> None:
@@ -189,6 +209,6 @@ def discard(path: Path, trash: Path) -> None:
         return
     try:
         remove_tree(path)
-    except (OSError, RecursionError):
+    except OSError:
         trash.mkdir(parents=True, exist_ok=True)
         path.rename(trash / f"{path.name}-{uuid.uuid4().hex}")

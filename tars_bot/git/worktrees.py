@@ -42,7 +42,7 @@ class Worktrees(RepoCore):
     def remove_worktree(self, name: str, path: Path) -> None:
         """Delete the worktree's files (whatever a process did to them: what cannot be deleted
         is moved to the trash) and git's record of it; missing parts are fine."""
-        discard(path, self.git_dir / "tars-bot" / "trash")
+        discard(path, self.git_dir / "tars-bot" / "trash")  # emptied by workspace.sweep
         with self._worktree_records():
             with contextlib.suppress(KeyError, pygit2.GitError):
                 self._repo.lookup_worktree(name).prune(True)

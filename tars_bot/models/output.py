@@ -16,6 +16,7 @@ VALIDATE_FORMAT: Final = "tars-bot.validate/1"
 STATS_FORMAT: Final = "tars-bot.stats/1"
 SANDBOX_FORMAT: Final = "tars-bot.sandbox/1"
 ERROR_FORMAT: Final = "tars-bot.error/1"
+CHECK_FORMAT: Final = "tars-bot.check/1"
 
 
 class Validated(Model):
@@ -87,6 +88,27 @@ class SandboxView(Model):
     mechanism: str
     mounts: list[Mount]
     left_out: list[str] = Field(description="Directories kept out of the view, with why.")
+
+
+class CheckedFile(Model):
+    path: str
+    ok: bool = Field(description="No problem found (warnings and notes are not problems).")
+    problems: list[str] = Field(description="One line each, naming where and why.")
+    warnings: list[str]
+    notes: list[str] = Field(description="What was not checked, and why.")
+    sessions: str = Field(
+        description='How the session names were known: "read from noxfile.py statically", '
+        '"listed by nox", "not checked", "no noxfile.py"; empty when there was none to check.'
+    )
+
+
+class Checked(Model):
+    """`tars-bot check --format json`: each improvement file checked, and the files skipped
+    (with --hook) for lying outside the improvements dir."""
+
+    format: Literal["tars-bot.check/1"] = CHECK_FORMAT
+    files: list[CheckedFile]
+    skipped: list[str]
 
 
 class Problems(Model):

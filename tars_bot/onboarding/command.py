@@ -28,6 +28,8 @@ def run(repo: str, action_ref: str | None, force: bool, only_check: bool, form: 
     for file in result.files:
         note = f" ({file.note})" if file.note else ""
         print(f"{SAID[file.action]}: {file.path}{note}")
+    for name, why in result.sessions.passed_over.items():
+        print(f"not run on each step: nox session {name!r} {why}")
     if all(f.action in ("unchanged", "kept") for f in result.files):
         print("nothing to change: the repository is set up")
     print("\nOn GitHub, in this order:")

@@ -5,8 +5,10 @@ forced)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -22,9 +24,26 @@ from tars_bot.planning.noxfile import declared_sessions
 FORMAT = 1  # the version of `init --format json`'s document
 EXAMPLE_ID = "example"
 LINT_WORDS = frozenset(
-    {"lint", "ruff", "flake8", "pylint", "style", "format", "typecheck", "mypy", "pyright", "types"}
+    {
+        "lint",
+        "ruff",
+        "flake8",
+        "pylint",
+        "style",
+        "format",
+        "typecheck",
+        "mypy",
+        "pyright",
+        "types",
+        "typing",
+    }
 )
 TEST_WORDS = frozenset({"tests", "test", "pytest", "unit"})
+# hook runners that fetch their hooks over the network when they run, which a sandboxed check
+# cannot (and throws the hooks away after each run): never picked to check each step
+NETWORK_RUNNERS = frozenset({"pre-commit", "prek"})
+# the `-python` nox appends to a session made for several: -3.11, -3.14t, -pypy-3.11, -pypy3.10
+_VARIANT = re.compile(r"-(?:\d+(?:\.\d+)*t?|pypy-?\d+(?:\.\d+)*)$")
 
 Action = Literal["created", "appended", "replaced", "unchanged", "kept"]
 
@@ -43,6 +62,7 @@ class Sessions:
     found: list[str] | None  # None: the noxfile declares them in a way only nox can tell
     per_step: list[str] = field(default_factory=list)
     final: list[str] = field(default_factory=list)
+    passed_over: dict[str, str] = field(default_factory=dict)  # lint-like, not picked: why
 
 
 @dataclass(frozen=True)
@@ -75,8 +95,8 @@ def init(path: Path | str, action_ref: str | None = None, force: bool = False) -
         raise TarsError(f"--action-ref: {problem}")
     pyproject = _read(workdir / "pyproject.toml")
     config = parse_config(pyproject, "pyproject.toml")
-    sessions = find_sessions(workdir)
-    watched = workflow.other_workflow_names(workdir) or list(workflow.DEFAULT_WORKFLOWS)
+    sessions = find_sessions(workdir, config)
+    watched = workflow.other_workflow_names(workdir)
     planned = [
         _config_file(pyproject, sessions, watched),
         _whole_file(workdir, example_path(config), example_text(config)),
@@ -126,20 +146,90 @@ def _read(path: Path) -> bytes | None:
         raise TarsError(f"{path.name}: cannot read: {e.strerror}") from None
 
 
-def find_sessions(workdir: Path) -> Sessions:
-    """The noxfile's sessions, read without running it: lint-like ones check each step,
-    test-like ones the result."""
+def find_sessions(workdir: Path, config: Config) -> Sessions:
+    """The noxfile's sessions, read without running it, or listed by nox in the sandbox where
+    only running it tells: lint-like ones check each step, test-like ones the result."""
     source = _read(workdir / "noxfile.py")
     if source is None:
         return Sessions(found=[])
-    found = declared_sessions(source.decode("utf-8", errors="replace"))
+    text = source.decode("utf-8", errors="replace")
+    found = declared_sessions(text)
+    if found is None:
+        found = _listed_by_nox(workdir, config)
     if found is None:
         return Sessions(found=None)
+    lint = _named(found, LINT_WORDS)
+    fetching = _running_hooks(text)
+    passed_over = {
+        s: f"runs {fetching[s]}, which fetches its hooks over the network as it runs"
+        for s in lint
+        if s in fetching
+    }
     return Sessions(
         found=found,
-        per_step=[s for s in found if _words(s) & LINT_WORDS],
-        final=[s for s in found if _words(s) & TEST_WORDS],
+        per_step=[s for s in lint if s not in passed_over],
+        final=_named(found, TEST_WORDS),
+        passed_over=passed_over,
     )
+
+
+def _listed_by_nox(workdir: Path, config: Config) -> list[str] | None:
+    """The sessions `nox --list` gives for HEAD's noxfile, in the sandbox; a session made for
+    several pythons by the one running tars-bot (`tests-3.11`), as there is no other here.
+    None where the sandbox cannot run, or HEAD has another noxfile than the working tree."""
+    from tars_bot.execution.sandbox import open_sandbox  # a process: only where needed
+    from tars_bot.validation.validator import NOXFILE, list_sessions
+
+    repo = Repo(workdir)
+    try:
+        tree = repo.resolve("HEAD")[1]
+        if repo.read(tree, NOXFILE) != _read(workdir / NOXFILE):
+            return None
+        listed = list_sessions(repo, tree, open_sandbox(config, repo))
+    except TarsError:  # no commit yet, no sandbox here, or nox could not list them
+        return None
+    if listed is None:
+        return None
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    names = listed.names
+    bases = [n for n in sorted(names) if not (_VARIANT.search(n) and _VARIANT.sub("", n) in names)]
+    return [f"{b}-{python}" if f"{b}-{python}" in names else b for b in bases]
+
+
+def _running_hooks(source: str) -> dict[str, str]:
+    """Session functions (by function and by `name=`) whose body names a hook runner that
+    fetches its hooks when it runs, e.g. `session.run("pre-commit", "run", "--all-files")`."""
+    found: dict[str, str] = {}
+    for node in ast.parse(source).body:  # declared_sessions parsed it already
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        words = {
+            c.value
+            for c in ast.walk(node)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        }
+        runner = next((r for r in sorted(NETWORK_RUNNERS) if r in words), None)
+        if runner is None:
+            continue
+        names = {node.name}
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call):
+                names |= {
+                    k.value.value
+                    for k in decorator.keywords
+                    if k.arg == "name"
+                    and isinstance(k.value, ast.Constant)
+                    and isinstance(k.value.value, str)
+                }
+        found |= dict.fromkeys(names, runner)
+    return found
+
+
+def _named(sessions: list[str], words: frozenset[str]) -> list[str]:
+    """The sessions named by one of `words` (`tests`, `tests-3.11`), or where there is none,
+    those whose name holds one (`unit_tests`): not every variant a CI matrix spells out."""
+    exact = [s for s in sessions if _VARIANT.sub("", s).lower() in words]
+    return exact or [s for s in sessions if _words(s) & words]
 
 
 def _words(session: str) -> set[str]:
@@ -161,6 +251,10 @@ def config_table(sessions: Sessions, watched: list[str]) -> str:
         said = "# no nox sessions found: add a noxfile.py and name its sessions below.\n"
     else:
         said = f"# nox sessions found: {', '.join(sessions.found)}.\n"
+        said += "".join(
+            f"# not per_step: {name} {why}; tars-bot's own ruff check runs on each step.\n"
+            for name, why in sessions.passed_over.items()
+        )
     return (
         "[tool.tars-bot]\n"
         "# Written by `tars-bot init`; every key is in tars-bot's README (Configuration).\n"
@@ -168,7 +262,8 @@ def config_table(sessions: Sessions, watched: list[str]) -> str:
         + "# per_step: run after each step (fast: lint, types); final: on the result (tests).\n"
         f"validation = {{ per_step = {_toml_list(sessions.per_step)}, "
         f"final = {_toml_list(sessions.final)} }}\n"
-        f"# watch_workflows = {_toml_list(watched)}  # report CI failing where a change landed\n"
+        f"# watch_workflows = {_toml_list(watched or list(workflow.DEFAULT_WORKFLOWS))}"
+        "  # report CI failing where a change landed\n"
     )
 
 

@@ -31,6 +31,8 @@ _TRUSTED_CHECKOUT = """\
     persist-credentials: false
 - uses: @ACTION@ # zizmor: ignore[self-repository]"""
 _ACTION_STEP = re.compile(r"^(?P<indent> *)- uses: @ACTION@$", re.MULTILINE)
+# the `workflow_run:` trigger and its indented lines
+_WATCH_TRIGGER = re.compile(r"^  workflow_run:.*\n(?:    .*\n)+", re.MULTILINE)
 
 
 def default_action() -> str:
@@ -50,14 +52,22 @@ def render(
     text = resources.files(__package__).joinpath("workflow.yml").read_text(encoding="utf-8")
     if trusted_checkout:
         text = _ACTION_STEP.sub(_with_checkout, text)
+    if not workflows:  # a name GitHub does not know fails `init --check`: left for the user
+        text = _WATCH_TRIGGER.sub(_commented, text)
     for mark, value in (
-        ("@WORKFLOWS@", json.dumps(workflows)),
+        ("@WORKFLOWS@", json.dumps(workflows or list(DEFAULT_WORKFLOWS))),
         ("@BRANCH@", branch),
         ("@IMPROVEMENTS@", improvements_dir.strip("/")),
         ("@ACTION@", action),
     ):
         text = text.replace(mark, value)
     return text
+
+
+def _commented(match: re.Match[str]) -> str:
+    lines = match.group(0).splitlines(keepends=True)
+    note = "  # no other workflow yet: name your CI workflows here and uncomment these lines\n"
+    return note + "".join(f"  # {line[2:]}" for line in lines)
 
 
 def _with_checkout(match: re.Match[str]) -> str:

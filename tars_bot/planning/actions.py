@@ -120,7 +120,7 @@ def _changes(action: FileAction, files: Files) -> list[Change]:
             return [Change("write.path", _path("write.path", path), content.encode(), executable)]
         case DeleteAction(paths=paths):
             changes = []
-            for i, raw in enumerate(paths):
+            for i, raw in enumerate(paths, 1):
                 path = _path(f"delete[{i}]", raw)
                 if _read(f"delete[{i}]", files, path) is None:
                     raise ActionProblem(f"delete[{i}]", f"{path} does not exist", path)
@@ -163,7 +163,7 @@ def static_paths(action: RunAction | FileAction) -> list[str] | None:
         case WriteAction(path=path):
             return [_path("write.path", path)]
         case DeleteAction(paths=paths):
-            return [_path(f"delete[{i}]", p) for i, p in enumerate(paths)]
+            return [_path(f"delete[{i}]", p) for i, p in enumerate(paths, 1)]
         case PatchAction(diff=diff):
             try:
                 file_patches = patches.parse(diff)

@@ -83,10 +83,11 @@ KNOWN_KEYS = sorted(_field_names(models.Improvement, set()))
 
 
 def format_location(loc: tuple[str | int, ...]) -> str:
+    """pydantic's location as tars-bot prints paths: list items counted from 1, as steps are."""
     text = ""
     for part in loc:
         if isinstance(part, int):
-            text += f"[{part}]"
+            text += f"[{part + 1}]"
         elif part not in models.UNION_TAGS:
             text += f".{part}" if text else str(part)
     return text or "(document)"

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+NOXFILE = "noxfile.py"
+
 # calls through which a noxfile may register sessions this reader cannot see
 _DYNAMIC_CALLS = frozenset({"exec", "eval", "compile", "__import__", "globals", "setattr"})
 
@@ -28,6 +30,36 @@ class Declared:
 
     def long_names(self) -> list[str]:
         return [f"{self.name}-{python}" for python in self.pythons]
+
+
+@dataclass(frozen=True)
+class StaticSessions:
+    """What `nox --list` would select, as read from the source: answers like the listed
+    sessions (`missing`, `describe`)."""
+
+    declared: tuple[Declared, ...]
+
+    @classmethod
+    def read(cls, source: str) -> StaticSessions | None:
+        found = read_sessions(source)
+        return None if found is None else cls(tuple(found))
+
+    def missing(self, check: str) -> str | None:
+        """Why `check` (a session name or tag:NAME) selects nothing, or None when it selects."""
+        if check.startswith("tag:"):
+            tag = check.removeprefix("tag:")
+            found = any(tag in d.tags for d in self.declared)
+            return None if found else f"no nox session is tagged {tag!r}"
+        for d in self.declared:
+            if check == d.name or check in d.long_names():
+                return None
+            if d.parametrized and check.startswith(f"{d.name}("):  # nox's `name(arg=...)`
+                return None
+        return f"no nox session named {check!r}"
+
+    def describe(self) -> str:
+        names = {n for d in self.declared for n in (d.name, *d.long_names())}
+        return ", ".join(sorted(names)) or "none"
 
 
 class _Unreadable(Exception):

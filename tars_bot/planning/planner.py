@@ -9,13 +9,13 @@ import hmac
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import PlanError, TarsError
-from tars_bot.execution.sandbox import open_sandbox
 from tars_bot.git import Repo, is_valid_branch_name
 from tars_bot.models import (
     Base,
@@ -28,8 +28,11 @@ from tars_bot.models import (
     Validation,
 )
 from tars_bot.paths import PathProblem, Scope, is_glob, normalize
-from tars_bot.planning import actions, generator, loader
-from tars_bot.validation.validator import list_sessions
+from tars_bot.planning import actions, loader
+from tars_bot.planning.noxfile import NOXFILE, StaticSessions
+
+if TYPE_CHECKING:
+    from tars_bot.validation.validator import NoxSessions
 
 WHOLE_REPO = ["**"]
 LARGE_PATCH_LINES = 1000
@@ -45,6 +48,11 @@ class _Context:
     base: Base
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
+
+    @property
+    def validation(self) -> Validation:
+        return self.improvement.validation or self.config.validation
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{self.source}: {where}: {message}")
@@ -57,32 +65,11 @@ def plan(
     repo: Repo, improvement: Improvement, *, base_ref: str = "HEAD", source: str | None = None
 ) -> ExecutionPlan:
     """Plan `improvement` against `base_ref`. Raises PlanError listing every problem found."""
-    source = source or f"improvement {improvement.id}"
-    commit, tree = repo.resolve(base_ref)
-    config = parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {base_ref}")
-    if not improvement.steps:
-        improvement = generator.generate_steps(repo, improvement, config, source, tree)
-    ctx = _Context(repo, improvement, source, config, Base(ref=base_ref, commit=commit, tree=tree))
-
-    branch = f"{config.branch_prefix}{improvement.id}"
-    if not is_valid_branch_name(branch):
-        ctx.problem("id", f"{branch!r} is not a valid branch name")
-    scopes = [_resolve_scope(ctx, i, step) for i, step in enumerate(improvement.steps)]
-    files = [_static_files(ctx, i, step, scopes[i]) for i, step in enumerate(improvement.steps)]
-    edges = _explicit_edges(ctx)
+    ctx, scopes, files, edges, order = _checked(repo, improvement, base_ref, source, True)
+    _check_sessions(ctx, ctx.validation, _listed_by_nox)
     if ctx.problems:
         raise PlanError(*ctx.problems)
-    _add_overlap_edges(ctx, edges, files, scopes)
-    order = _topological_order(ctx, edges)
-    if ctx.problems:
-        raise PlanError(*ctx.problems)
-    _check_limits(ctx)
-    _check_feasibility(ctx, order, scopes)
-    validation = improvement.validation or config.validation
-    _check_sessions(ctx, validation)
-    if ctx.problems:
-        raise PlanError(*ctx.problems)
-
+    improvement, validation, config = ctx.improvement, ctx.validation, ctx.config
     number = {index: n for n, index in enumerate(order, 1)}
     steps = [
         PlannedStep(
@@ -100,12 +87,65 @@ def plan(
     planned = ExecutionPlan(
         improvement=improvement,
         base=ctx.base,
-        branch=branch,
+        branch=f"{config.branch_prefix}{improvement.id}",
         steps=steps,
         validation=validation,
         warnings=ctx.warnings,
     )
     return seal(planned)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What `check` found in an improvement: problems, warnings, notes, and how the session
+    names were known (empty when there was none to check)."""
+
+    problems: list[str]
+    warnings: list[str]
+    notes: list[str]
+    sessions_from: str
+
+
+def check(
+    repo: Repo, improvement: Improvement, *, base_ref: str = "HEAD", source: str | None = None
+) -> Checked:
+    """Every problem that planning would find, without starting a process where the noxfile
+    can be read statically (a pre-commit hook must run anywhere)."""
+    ctx = _checked(repo, improvement, base_ref, source, False)[0]
+    how = _check_sessions(ctx, ctx.validation, _listed_lightly)
+    return Checked(ctx.problems, ctx.warnings, ctx.notes, how)
+
+
+def _checked(
+    repo: Repo, improvement: Improvement, base_ref: str, source: str | None, generate: bool
+) -> tuple[_Context, list[Scope], list[list[str] | None], list[set[int]], list[int]]:
+    """Every check but the sessions'; each runs whatever the others found, so that all the
+    problems are told at once. Feasibility needs an order: a cycle leaves it out. Without
+    `generate`, steps left to the configured generator (a process) are not checked."""
+    source = source or f"improvement {improvement.id}"
+    commit, tree = repo.resolve(base_ref)
+    config = parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {base_ref}")
+    base = Base(ref=base_ref, commit=commit, tree=tree)
+    if not improvement.steps and (generate or config.generator is None):
+        from tars_bot.planning import generator  # runs a process: only where steps are wanted
+
+        improvement = generator.generate_steps(repo, improvement, config, source, tree)
+    ctx = _Context(repo, improvement, source, config, base)
+    if not improvement.steps:
+        ctx.notes.append(f"{source}: steps: none written; the generator writes them when planned")
+
+    branch = f"{config.branch_prefix}{improvement.id}"
+    if not is_valid_branch_name(branch):
+        ctx.problem("id", f"{branch!r} is not a valid branch name")
+    scopes = [_resolve_scope(ctx, i, step) for i, step in enumerate(improvement.steps)]
+    files = [_static_files(ctx, i, step, scopes[i]) for i, step in enumerate(improvement.steps)]
+    edges = _explicit_edges(ctx)
+    _add_overlap_edges(ctx, edges, files, scopes)
+    order = _topological_order(ctx, edges)
+    _check_limits(ctx)
+    if len(order) == len(improvement.steps):
+        _check_feasibility(ctx, order, scopes)
+    return ctx, scopes, files, edges, order
 
 
 def _resolve_scope(ctx: _Context, index: int, step: Step) -> Scope:
@@ -115,7 +155,7 @@ def _resolve_scope(ctx: _Context, index: int, step: Step) -> Scope:
             try:
                 patterns.append(normalize(pattern))
             except PathProblem as e:
-                ctx.problem(f"steps[{index}].scope[{j}]", str(e))
+                ctx.problem(f"steps[{index + 1}].scope[{j + 1}]", str(e))
         return Scope(patterns)
     if not ctx.improvement.target_components:
         if isinstance(step.action, RunAction):
@@ -125,7 +165,7 @@ def _resolve_scope(ctx: _Context, index: int, step: Step) -> Scope:
         return Scope(WHOLE_REPO)
     patterns = []
     for j, component in enumerate(ctx.improvement.target_components):
-        patterns += _component_globs(ctx, f"target_components[{j}]", component)
+        patterns += _component_globs(ctx, f"target_components[{j + 1}]", component)
     return Scope(patterns)
 
 
@@ -152,19 +192,19 @@ def _static_files(ctx: _Context, index: int, step: Step, scope: Scope) -> list[s
     try:
         paths = actions.static_paths(step.action)
     except actions.ActionProblem as e:
-        ctx.problem(f"steps[{index}].{e.field}", str(e))
+        ctx.problem(f"steps[{index + 1}].{e.field}", str(e))
         return None
     protected = Scope(ctx.config.protected)
     for path in paths or []:
         kind = step.action.kind
         if not scope.covers(path):
             ctx.problem(
-                f"steps[{index}].{kind}",
+                f"steps[{index + 1}].{kind}",
                 f"{path} is outside the step's scope ({', '.join(scope.patterns) or 'empty'})",
             )
         elif protected.covers(path):
             ctx.problem(
-                f"steps[{index}].{kind}", f"{path} is protected ([tool.tars-bot].protected)"
+                f"steps[{index + 1}].{kind}", f"{path} is protected ([tool.tars-bot].protected)"
             )
     return paths
 
@@ -175,14 +215,13 @@ def _explicit_edges(ctx: _Context) -> list[set[int]]:
     by_name: dict[str, int] = {}
     for i, step in enumerate(steps):
         if step.name in by_name:
-            ctx.problem(
-                f"steps[{i}].name", f"duplicate step name (also steps[{by_name[step.name]}])"
-            )
+            also = by_name[step.name] + 1
+            ctx.problem(f"steps[{i + 1}].name", f"duplicate step name (also steps[{also}])")
         by_name.setdefault(step.name, i)
     edges: list[set[int]] = [set() for _ in steps]
     for i, step in enumerate(steps):
         for j, ref in enumerate(step.depends_on):
-            where = f"steps[{i}].depends_on[{j}]"
+            where = f"steps[{i + 1}].depends_on[{j + 1}]"
             if isinstance(ref, int):
                 if not 1 <= ref <= len(steps):
                     ctx.problem(
@@ -262,7 +301,7 @@ def _topological_order(ctx: _Context, edges: list[set[int]]) -> list[int]:
     if len(order) < len(edges):
         cycle = _find_cycle(edges, set(range(len(edges))) - set(order))
         names = " needs ".join(f'"{ctx.improvement.steps[i].name}"' for i in cycle)
-        ctx.problem(f"steps[{cycle[0]}].depends_on", f"dependency cycle: {names}")
+        ctx.problem(f"steps[{cycle[0] + 1}].depends_on", f"dependency cycle: {names}")
     return order
 
 
@@ -288,7 +327,7 @@ def _check_feasibility(ctx: _Context, order: list[int], scopes: list[Scope]) -> 
         except actions.ActionProblem as e:
             run = next((r for r in runs_before if e.path and scopes[r].covers(e.path)), None)
             if run is None:
-                ctx.problem(f"steps[{i}].{e.field}", str(e))
+                ctx.problem(f"steps[{i + 1}].{e.field}", str(e))
             else:
                 ctx.warnings.append(
                     f"{ctx.step_label(i)}: cannot check before {ctx.step_label(run)} has run: {e}"
@@ -310,7 +349,7 @@ def _check_limits(ctx: _Context) -> None:
     for index, step in enumerate(ctx.improvement.steps):
         if step.timeout is not None and step.timeout > allowed.step_timeout:
             ctx.problem(
-                f"steps[{index}].timeout",
+                f"steps[{index + 1}].timeout",
                 f"{step.timeout} is over the repository's limit of {allowed.step_timeout} "
                 "([tool.tars-bot].limits.step_timeout); a step may only lower it",
             )
@@ -325,30 +364,72 @@ def _check_patch_size(ctx: _Context, index: int, action: PatchAction) -> None:
     limit = ctx.config.limits_for(ctx.improvement, step.timeout).max_changed_lines
     if changed > limit:
         ctx.problem(
-            f"steps[{index}].patch",
+            f"steps[{index + 1}].patch",
             f"changes {changed} lines, over the limit of {limit} (limits.max_changed_lines)",
         )
     elif changed > LARGE_PATCH_LINES:
         ctx.warnings.append(f"{ctx.step_label(index)}: large patch ({changed} changed lines)")
 
 
-def _check_sessions(ctx: _Context, validation: Validation) -> None:
+Sessions: TypeAlias = "NoxSessions | StaticSessions"
+# how the session names of the noxfile at a tree are known: (sessions or None without a
+# noxfile, how they were known); raises _Unchecked where they cannot be
+SessionLister: TypeAlias = Callable[["_Context"], tuple["Sessions | None", str]]
+
+
+class _Unchecked(Exception):
+    """The session names cannot be known here; the reason is the message."""
+
+
+def _check_sessions(ctx: _Context, validation: Validation, lister: SessionLister) -> str:
+    """Whether every check names a session of the noxfile; says how the names were known."""
     checks = [
         (f"{kind}[{i}]", check)
         for kind in ("per_step", "final")
-        for i, check in enumerate(getattr(validation, kind))
+        for i, check in enumerate(getattr(validation, kind), 1)
     ]
     if not checks:
-        return
+        return ""
     origin = "validation" if ctx.improvement.validation else "[tool.tars-bot].validation"
-    sandbox = open_sandbox(ctx.config, ctx.repo)
-    sessions = list_sessions(ctx.repo, ctx.base.tree, sandbox)
+    try:
+        sessions, how = lister(ctx)
+    except _Unchecked as e:
+        ctx.notes.append(f"{ctx.source}: session names not checked: {e}")
+        return "not checked"
     for field_path, check in checks:
         where = f"{origin}.{field_path}"
         if sessions is None:
             ctx.problem(where, f"the base commit has no noxfile.py to run {check!r} from")
         elif reason := sessions.missing(check):
             ctx.problem(where, f"{reason} in noxfile.py (sessions: {sessions.describe()})")
+    return how
+
+
+def _listed_by_nox(ctx: _Context) -> tuple[Sessions | None, str]:
+    from tars_bot.execution.sandbox import open_sandbox  # a process: only where needed
+    from tars_bot.validation.validator import list_sessions
+
+    sandbox = open_sandbox(ctx.config, ctx.repo)
+    return list_sessions(ctx.repo, ctx.base.tree, sandbox), "listed by nox"
+
+
+def _listed_lightly(ctx: _Context) -> tuple[Sessions | None, str]:
+    """The noxfile's decorators read statically; `nox --list` in the sandbox only where they
+    cannot tell and the sandbox can run here."""
+    source = ctx.repo.read(ctx.base.tree, NOXFILE)
+    if source is None:
+        return None, "no noxfile.py"
+    static = StaticSessions.read(source.decode(errors="replace"))
+    if static is not None:
+        return static, "read from noxfile.py statically"
+    from tars_bot.execution.sandbox import SandboxUnavailable
+
+    try:
+        return _listed_by_nox(ctx)
+    except SandboxUnavailable as e:
+        raise _Unchecked(
+            f"noxfile.py makes its sessions in a way only running it tells, and {e}"
+        ) from None
 
 
 def seal(given: ExecutionPlan) -> ExecutionPlan:
@@ -435,11 +516,12 @@ def committed_improvement(repo: Repo, commit: str, improvement_id: str) -> Impro
 
 
 def _first_difference(ours: Any, theirs: Any, where: str = "") -> str | None:
-    """The first path (e.g. steps[0].scope) at which two JSON values differ, or None."""
+    """The first path (e.g. steps[1].scope, counted from 1) at which two JSON values differ."""
     if isinstance(ours, dict) and isinstance(theirs, dict) and ours.keys() == theirs.keys():
         parts = [(f"{where}.{key}".lstrip("."), ours[key], theirs[key]) for key in ours]
     elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        parts = [(f"{where}[{i}]", a, b) for i, (a, b) in enumerate(zip(ours, theirs, strict=True))]
+        pairs = enumerate(zip(ours, theirs, strict=True), 1)
+        parts = [(f"{where}[{i}]", a, b) for i, (a, b) in pairs]
     else:
         return None if ours == theirs else where or "content"
     found = (_first_difference(a, b, at) for at, a, b in parts)

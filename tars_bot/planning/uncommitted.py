@@ -1,28 +1,26 @@
 """A warning when the files a plan is judged on differ in the working tree from the commit it
-is judged against: `plan` and `check` read the improvement's files, the config and the
-noxfile at that commit, so an uncommitted edit is otherwise silently not seen."""
+is judged against: `plan`, `check` and `execute` read the files the steps change, the config
+and the noxfile at that commit, so an uncommitted edit is otherwise silently not seen."""
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tars_bot import errors
-from tars_bot.git import Repo
-from tars_bot.models import Improvement
 from tars_bot.planning import actions
+
+if TYPE_CHECKING:
+    from tars_bot.git import Repo
+    from tars_bot.models import Improvement
 
 ALWAYS = ("pyproject.toml", "noxfile.py")  # the config and the checks, read at the commit
 NAMED = 5  # files named in the warning; the rest are counted
 
 
-def inputs(repo: Repo, improvement_file: Path | None, improvement: Improvement | None) -> list[str]:
-    """The paths (relative to the root) whose committed content the judgement depends on."""
+def inputs(improvement: Improvement | None) -> list[str]:
+    """The paths (relative to the root) whose committed content the judgement depends on. Not
+    the improvement file: it is read from the working tree, so its changes are seen."""
     paths = list(ALWAYS)
-    if improvement_file is not None:
-        # a file outside the repository has no committed version to differ from
-        with contextlib.suppress(ValueError):
-            paths.append(str(improvement_file.resolve().relative_to(repo.workdir.resolve())))
     for step in improvement.steps if improvement else []:
         try:
             paths += actions.static_paths(step.action) or []
@@ -31,19 +29,14 @@ def inputs(repo: Repo, improvement_file: Path | None, improvement: Improvement |
     return paths
 
 
-def warn(
-    repo: Repo,
-    base: str,
-    improvement_file: Path | None = None,
-    improvement: Improvement | None = None,
-) -> list[str]:
+def warn(repo: Repo, base: str, improvement: Improvement | None = None) -> list[str]:
     """Warn (one line on stderr) of the inputs that differ from `base` in the working tree;
     returns them. Reads only those files; changes nothing."""
     try:
         commit, _ = repo.resolve(base)
     except errors.TarsError:
         return []  # the planner says what is wrong with the base
-    changed = repo.uncommitted(inputs(repo, improvement_file, improvement), commit)
+    changed = repo.uncommitted(inputs(improvement), commit)
     if changed:
         more = f" and {len(changed) - NAMED} more" if len(changed) > NAMED else ""
         errors.warn(

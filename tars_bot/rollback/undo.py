@@ -324,6 +324,8 @@ def recover(repo: Repo) -> list[str]:
             shutil.rmtree(directory, ignore_errors=True)
             done.append(f"removed orphan worktree directory {directory.name}")
     done += [f"pruned worktree record {name}" for name in repo.prune_worktrees()]
+    if not running:  # nothing in use: whatever is left under the git dir is a killed one's
+        done += workspace.sweep(repo)
     return done
 
 

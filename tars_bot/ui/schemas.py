@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from tars_bot.models import Execution, ExecutionPlan, Improvement
-from tars_bot.models.output import Error, SandboxView, Stats, Validated
+from tars_bot.models.output import Checked, Error, SandboxView, Stats, Validated
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # kind -> what it describes: the improvement file (read), then each `--format json` output
@@ -21,6 +21,7 @@ MODELS: dict[str, Any] = {
     "stats": Stats,
     "validate": Validated,
     "sandbox": SandboxView,
+    "check": Checked,
     "error": Error,  # any command with --format json that ends in an error
 }
 

@@ -6,7 +6,6 @@ for tars-bot's own (links, images, mentions, HTML, hidden markers)."""
 from __future__ import annotations
 
 import re
-import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -113,6 +112,8 @@ class StoppedCommands(NamedTuple):
 def stop_commands(environ: Mapping[str, str]) -> StoppedCommands:
     if environ.get("GITHUB_ACTIONS") != "true":
         return StoppedCommands("", "")
+    import secrets  # imported here: only in Actions, and every command imports this module
+
     token = secrets.token_hex(16)
     # the resume must start a line of its own, whatever the output ended with
     return StoppedCommands(f"::stop-commands::{token}\n", f"\n::{token}::\n")

@@ -27,7 +27,7 @@ from tars_bot.execution.sandbox import (
     open_sandbox,
     python_tool,
 )
-from tars_bot.execution.workspace import guard
+from tars_bot.execution.workspace import ENVS, OWN_ENVS, guard
 from tars_bot.git import NewContent, RefConflict, Repo, Worktree
 from tars_bot.models import CheckResult, Limits, TestReport
 from tars_bot.validation import search, tests_results
@@ -41,17 +41,17 @@ NO_BYTECODE = {"PYTHONDONTWRITEBYTECODE": "1"}
 # files whose change means a session's virtualenv must be rebuilt
 DEPENDENCY_FILES = ("noxfile.py", "pyproject.toml", "setup.py", "setup.cfg", "requirements.txt")
 OUTPUT_TAIL_LINES = 40
-ENVS = Path("tars-bot") / "nox"  # under the git dir: environments, one folder per dependency set
 SEALED = "sealed-envs-1"
 RESULTS = "per-test-1"  # results carry per-test outcomes (tests_results.py)
 LIST_TIMEOUT_S = 120
 LIST_MEMORY_MB = 2048
-# nox's own errors and pip's or uv's when the index cannot be reached: never a test failure
+# nox's own errors, and pip's, uv's or git's (a hook runner fetching its hooks) when a host
+# cannot be reached: never a test failure, unless tests ran and failed (tests_results judges)
 _INFRASTRUCTURE = re.compile(
     r"nox > Session \S+ raised exception .*|.*(?:No matching distribution found|"
     r"Could not find a version that satisfies|Failed to establish a new connection|"
     r"Temporary failure in name resolution|CERTIFICATE_VERIFY_FAILED|invalid peer certificate|"
-    r"Network is unreachable|ReadTimeoutError).*"
+    r"Network is unreachable|ReadTimeoutError|Could not resolve host).*"
 )
 _LISTING = f"nox-{version('nox')}-all"  # the cache key names how sessions were discovered
 _PYTEST_SUMMARY = re.compile(r"^=+ (.*\d+ (?:passed|failed|error|errors)[^=]*?) in [\d.]+s", re.M)
@@ -246,7 +246,9 @@ class Validator:
         else:
             if self._own_envs is None:
                 (self.repo.git_dir / ENVS).mkdir(parents=True, exist_ok=True)
-                self._own_envs = Path(tempfile.mkdtemp(prefix="own-", dir=self.repo.git_dir / ENVS))
+                self._own_envs = Path(
+                    tempfile.mkdtemp(prefix=OWN_ENVS, dir=self.repo.git_dir / ENVS)
+                )
             envdir, build_on = self._own_envs / key, commit
         seal = envdir.with_name(f"{envdir.name}.{hashlib.sha256(check.encode()).hexdigest()[:12]}")
         envdir.mkdir(parents=True, exist_ok=True)
@@ -313,8 +315,8 @@ class Validator:
         except (SandboxFailed, UnsafeOutput, json.JSONDecodeError) as e:  # nothing of the tree
             return CheckResult(check=check, status="error", tree=tree, duration_s=0, summary=str(e))
         proc, output = run.process, _tail(run.process.output)
-        status, summary = _verdict(proc, run.sessions, output, timeout)
         tests, refused = run.tests
+        status, summary = _verdict(proc, run.sessions, output, timeout, tests)
         if tests and summary in ("", "session failed") and tests_results.explains(tests, status):
             summary = tests_results.summary(tests) or summary  # pytest -q prints no ===
         if refused:
@@ -391,7 +393,11 @@ def _infrastructure(output: str) -> str | None:
 
 
 def _verdict(
-    proc: ProcessResult, sessions: list[dict[str, object]], output: str, timeout: int
+    proc: ProcessResult,
+    sessions: list[dict[str, object]],
+    output: str,
+    timeout: int,
+    tests: TestReport | None,
 ) -> tuple[str, str]:
     if proc.timed_out:  # says nothing of the tree: a slow index or machine is no test failure
         return "error", f"timed out after {timeout}s (check_timeout)"
@@ -400,7 +406,8 @@ def _verdict(
     if proc.exit_code == 2 or not sessions:
         return "error", "nox could not load the noxfile or select the session"
     if "failed" in results or "aborted" in results:
-        if cause := _infrastructure(proc.output.decode(errors="replace")):
+        ran = tests is not None and tests.failed + tests.errors > 0  # what they printed aside
+        if not ran and (cause := _infrastructure(proc.output.decode(errors="replace"))):
             return "error", f"could not set up the session: {cause}"
         return "failed", _summary(output) or "session failed"
     if all(r == "skipped" for r in results):
