@@ -207,7 +207,7 @@ def test_posargs_reach_the_session(cli, make_repo):
     [
         ('[tool.tars-bot.posargs]\ntests = "-x"\n', "[tool.tars-bot].posargs.tests"),
         ('deselect = "tests/test_app.py::test_known_bad"\n', "[tool.tars-bot].deselect"),
-        ("deselect = [1]\n", "[tool.tars-bot].deselect[0]"),
+        ("deselect = [1]\n", "[tool.tars-bot].deselect[1]"),
     ],
 )
 def test_wrong_types_in_posargs_or_deselect_are_a_user_error(cli, make_repo, config, problem):
