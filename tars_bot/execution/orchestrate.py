@@ -317,10 +317,21 @@ def apply_steps(
             )
             log += heal_log
         save_step(record, result, space.head, log)
+        if droppable(ctx, result):
+            result = undo.drop_failed_step(space, record.execution, result)
+            save_step(record, result, space.head)
         progress.step_finished(result)
         if result.state == "failed":
             return f'step {step.number} "{step.name}": {result.reason}'
     return None
+
+
+def droppable(ctx: executor.StepContext, result: StepResult) -> bool:
+    """A step committed but failing a per-step check is dropped, not the execution, when the
+    improvement says drop-step: as a step breaking a final check is."""
+    checked = any(c.status == "failed" for c in result.checks)
+    drop = ctx.plan.improvement.on_failure == "drop-step"
+    return drop and result.state == "failed" and checked and bool(result.commits)
 
 
 def validate(

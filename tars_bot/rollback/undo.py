@@ -202,7 +202,7 @@ def _apply(repo: Repo, action: actions.FileAction, tree: str) -> str | None:
     return repo.build_tree(tree, files.changes(paths))
 
 
-def _revert_message(execution: Execution, step: StepResult, commit: str) -> str:
+def revert_message(execution: Execution, step: StepResult, commit: str) -> str:
     what = "the heal of step" if commit != step.commit else "step"
     return (
         f'Revert {what} {step.number} "{step.name}"\n\n'
@@ -267,7 +267,7 @@ def _revert_commits(repo: Repo, execution: Execution, steps: list[StepResult]) -
             tree = repo.revert(commit, head)
             if tree is None:
                 return None
-            head = repo.create_commit(tree, [head], _revert_message(execution, step, commit))
+            head = repo.create_commit(tree, [head], revert_message(execution, step, commit))
     return head
 
 
@@ -289,6 +289,23 @@ def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
     done = execution.model_copy(update={"steps": steps, "head_commit": head, "pending": None})
     record.save(done)
     return done
+
+
+def drop_failed_step(
+    space: workspace.Workspace, execution: Execution, failed: StepResult
+) -> StepResult:
+    """With `on_failure: drop-step`, a step committed but failing a per-step check is dropped
+    as a culprit of a final check is: reverted by a commit on the branch, and the execution
+    goes on. The caller journaled the failed step (and its commit) first."""
+    for commit in reversed(failed.commits):  # the head: its revert always applies
+        tree = space.repo.revert(commit, space.head)
+        assert tree is not None
+        paths = space.repo.changed_paths(space.head, tree)
+        space.commit(tree, paths, revert_message(execution, failed, commit))
+    reason = f"dropped: {failed.reason}"
+    return failed.model_copy(
+        update={"state": "reverted", "revert_commit": space.head, "reason": reason}
+    )
 
 
 def recover(repo: Repo) -> list[str]:
