@@ -49,3 +49,64 @@ def test_drop_step_drops_a_step_failing_its_quick_check(cli, make_repo):
     # history stays reviewable: the step's commit, then its revert
     log = git(repo, "log", "--format=%s", "tars-bot/imp")
     assert 'Revert step 2 "broken"' in log and "broken" in log
+
+
+FILES = {"a.txt": "alpha\n", "b.txt": "beta\n", "c.txt": "gamma\n"}
+
+THREE = """\
+    title: three files
+    steps:
+      - {name: A, edit: {path: a.txt, search: alpha, replace: ALPHA}}
+      - {name: B, edit: {path: b.txt, search: beta, replace: BETA}}
+      - {name: C, edit: {path: c.txt, search: gamma, replace: GAMMA}}
+    """
+
+
+def executed(cli, make_repo, text: str = THREE, files: dict[str, str] = FILES) -> tuple[Path, str]:
+    repo = make_repo(files)
+    add_improvement(repo, textwrap.dedent(text))
+    result = cli("execute", "--repo", repo, "--improvement-id", "imp")
+    assert result.code == 0, result.err + result.out
+    return repo, last_id(cli, repo)
+
+
+def rollback(cli, repo: Path, execution_id: str, *args: str):
+    return cli("rollback", "--repo", repo, "--execution-id", execution_id, *args)
+
+
+def test_a_step_rollback_prints_only_what_it_did(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo)
+    assert rollback(cli, repo, execution_id, "--step", "3").code == 0
+    second = rollback(cli, repo, execution_id, "--step", "1")
+    assert second.code == 0, second.err
+    assert 'reverted step 1 "A"' in second.out
+    assert "step 3" not in second.out
+
+
+def test_rolling_back_twice_is_a_no_op_that_says_so(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo)
+    assert rollback(cli, repo, execution_id, "--step", "2").code == 0
+    tip = git(repo, "rev-parse", "tars-bot/imp")
+    again = rollback(cli, repo, execution_id, "--step", "2")
+    assert again.code == 0, again.err
+    assert f"step 2 of execution {execution_id} is already rolled back" in again.out
+    assert git(repo, "rev-parse", "tars-bot/imp") == tip
+
+    assert rollback(cli, repo, execution_id).code == 0
+    whole = rollback(cli, repo, execution_id)
+    assert whole.code == 0, whole.err
+    assert f"execution {execution_id} is already rolled back" in whole.out
+    step = rollback(cli, repo, execution_id, "--step", "1")
+    assert step.code == 0 and "already rolled back" in step.out
+
+
+def test_reverting_every_step_rolls_the_execution_back(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo)
+    for step in ("1", "2"):
+        assert rollback(cli, repo, execution_id, "--step", step).code == 0
+    assert status(cli, repo, execution_id)["state"] == "succeeded"
+    last = rollback(cli, repo, execution_id, "--step", "3")
+    assert last.code == 0, last.err
+    assert "every step is reverted" in last.out
+    assert status(cli, repo, execution_id)["state"] == "rolled_back"
+    assert git(repo, "branch", "--list", "tars-bot/*") == ""

@@ -302,6 +302,12 @@ class Execution(Model):
         """Its branch is kept (succeeded, or unvalidated for the user to decide)."""
         return self.state in KEPT
 
+    def is_rolled_back(self, step: int | None = None) -> bool:
+        """Whether what a rollback asks for is undone already: the execution, or its step."""
+        if self.state == "rolled_back":
+            return True
+        return any(s.number == step and s.state == "reverted" for s in self.steps)
+
     @property
     def after_merge(self) -> bool:
         """On the default branch: rolling it back means a revert there."""

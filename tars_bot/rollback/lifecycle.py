@@ -27,10 +27,16 @@ def roll_back(
             f"execution {execution_id} is {lived.state}: its change is on the default branch, "
             "so its rollback is a revert on a branch of its own (`tars-bot rollback` makes it)"
         )
+    if before.is_rolled_back(step):
+        return before  # idempotent: the caller says so
     if step is None:
         execution = undo.rollback_execution(repo, execution_id)
     else:
         execution = undo.rollback_steps(repo, execution_id, step, cascade=cascade)
+        if not any(s.state == "applied" for s in execution.steps):
+            # nothing of it is left: the execution is rolled back as a whole
+            reason = f"every step reverted (the last by rollback of step {step})"
+            execution = undo.rollback_execution(repo, execution_id, reason=reason)
     if execution.pushed_to and execution.branch:
         sharing.update_remote(repo, execution, before.head_commit, token)
     return execution
