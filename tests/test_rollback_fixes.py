@@ -7,7 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from tests.helpers import add_improvement, git
+from tests.helpers import add_improvement, comment_payload, commit_files, git, run_action
 
 
 def status(cli, repo: Path, execution_id: str) -> dict:
@@ -110,3 +110,63 @@ def test_reverting_every_step_rolls_the_execution_back(cli, make_repo):
     assert "every step is reverted" in last.out
     assert status(cli, repo, execution_id)["state"] == "rolled_back"
     assert git(repo, "branch", "--list", "tars-bot/*") == ""
+
+
+NOXFILE = """\
+import nox
+
+@nox.session(venv_backend="none")
+def tests(session):
+    session.run("python", "-c", "print('=== 1 passed in 0.01s ===')")
+"""
+
+CHECKED = THREE.rstrip(" ") + "    validation: {final: [tests]}\n"
+
+
+def test_a_step_rollback_marks_the_checks_stale(cli, make_repo):
+    """The checks ran on the old tip; after a step rollback no check has seen the tree."""
+    files = {**FILES, "noxfile.py": NOXFILE, "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\n'}
+    repo, execution_id = executed(cli, make_repo, CHECKED, files)
+    assert status(cli, repo, execution_id)["checks_stale"] is None
+
+    assert rollback(cli, repo, execution_id, "--step", "2").code == 0
+    execution = status(cli, repo, execution_id)
+    assert execution["checks_stale"] == "unvalidated since rollback of step 2"
+    text = cli("status", "--repo", repo, "--execution-id", execution_id).out
+    assert "unvalidated since rollback of step 2" in " ".join(text.split())
+
+    # checks on the new tip make them current again
+    assert cli("validate", "--repo", repo, "--execution-id", execution_id).code == 0
+    assert status(cli, repo, execution_id)["checks_stale"] is None
+
+
+CHECKED_ISSUE = """\
+```yaml
+validation: {final: [tests]}
+steps:
+  - {name: notes, write: {path: NOTES.md, content: "fine\\n"}}
+  - {name: more, write: {path: MORE.md, content: "more\\n"}}
+```
+"""
+
+
+def test_a_step_rollback_on_github_says_the_tip_is_unvalidated(setup, fake_github, tmp_path):
+    """The pull request body and a neutral check run on the new tip say no check has seen it."""
+    checkout, origin, repo = setup
+    commit_files(checkout, {"noxfile.py": NOXFILE}, "tests")
+    git(checkout, "push", "-q", "origin", "HEAD:main")
+    issue = repo.add_issue("Notes", CHECKED_ISSUE)
+    payload = comment_payload(repo, issue.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    [pull] = repo.pulls()
+    [first] = repo.check_runs.values()
+    assert first["conclusion"] == "success"
+
+    step = comment_payload(repo, pull.number, "/tars-bot rollback --step 2")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", step) == 0
+    assert "unvalidated since rollback of step 2" in pull.body
+    runs = list(repo.check_runs.values())
+    assert len(runs) == 2
+    assert runs[-1]["head_sha"] == git(origin, "rev-parse", "tars-bot/issue-1")
+    assert runs[-1]["conclusion"] == "neutral"
+    assert "unvalidated since rollback of step 2" in runs[-1]["output"]["title"]

@@ -291,6 +291,11 @@ class Execution(Model):
     suspected: Suspicion | None = Field(
         None, description="Set while a watched CI workflow blames this execution's merge."
     )
+    checks_stale: str | None = Field(
+        None,
+        description="Set when the tip moved past the tree its checks ran on (a step rollback): "
+        "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
+    )
 
     @property
     def in_flight(self) -> bool:

@@ -286,7 +286,12 @@ def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
         else s
         for s in execution.steps
     ]
-    done = execution.model_copy(update={"steps": steps, "head_commit": head, "pending": None})
+    update: dict[str, object] = {"steps": steps, "head_commit": head, "pending": None}
+    newly = [s.number for s in execution.steps if s.commit in reverts and s.state != "reverted"]
+    if newly and (execution.checks or execution.checks_stale):
+        # the checks ran on the old tip: no check has seen this tree
+        update["checks_stale"] = f"unvalidated since rollback of step {min(newly)}"
+    done = execution.model_copy(update=update)
     record.save(done)
     return done
 
