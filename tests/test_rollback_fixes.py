@@ -170,3 +170,72 @@ def test_a_step_rollback_on_github_says_the_tip_is_unvalidated(setup, fake_githu
     assert runs[-1]["head_sha"] == git(origin, "rev-parse", "tars-bot/issue-1")
     assert runs[-1]["conclusion"] == "neutral"
     assert "unvalidated since rollback of step 2" in runs[-1]["output"]["title"]
+
+
+LINES = "".join(f"line {n}\n" for n in range(1, 11))
+
+SHARED = """\
+    title: one file, far apart
+    steps:
+      - {name: top, edit: {path: f.txt, search: "line 1\\n", replace: "LINE 1\\n"}}
+      - {name: bottom, edit: {path: f.txt, search: "line 10", replace: "LINE 10"}}
+      - {name: again, edit: {path: f.txt, search: "LINE 1\\n", replace: "LINE ONE\\n"}}
+      - {name: other, write: {path: g.txt, content: "g\\n"}}
+    """
+
+
+def test_a_step_sharing_only_the_file_is_not_reverted_with_the_culprit(cli, make_repo):
+    """Step 2 changes another line of step 1's file: step 1's revert applies without it."""
+    text = SHARED.replace(
+        '      - {name: again, edit: {path: f.txt, search: "LINE 1\\n", replace: "LINE ONE\\n"}}\n',
+        "",
+    )
+    repo, execution_id = executed(cli, make_repo, text, {"f.txt": LINES})
+    result = rollback(cli, repo, execution_id, "--step", "1")
+    assert result.code == 0, result.err
+    content = git(repo, "show", "tars-bot/imp:f.txt")
+    assert content.startswith("line 1\n") and content.endswith("LINE 10")
+    states = [s["state"] for s in status(cli, repo, execution_id)["steps"]]
+    assert states == ["reverted", "applied", "applied"]
+
+
+def test_cascade_takes_only_the_steps_the_revert_conflicts_with(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo, SHARED, {"f.txt": LINES})
+    refused = rollback(cli, repo, execution_id, "--step", "1")
+    assert refused.code == 2
+    assert 'later steps build on it (3 "again")' in refused.err  # not 2: another line
+
+    assert rollback(cli, repo, execution_id, "--step", "4").code == 0
+    result = rollback(cli, repo, execution_id, "--step", "1", "--cascade")
+    assert result.code == 0, result.err
+    assert 'reverted step 3 "again"' in result.out and 'reverted step 1 "top"' in result.out
+    assert "step 2" not in result.out and "step 4" not in result.out  # kept / reverted before
+    states = [s["state"] for s in status(cli, repo, execution_id)["steps"]]
+    assert states == ["reverted", "applied", "reverted", "reverted"]
+    assert git(repo, "show", "tars-bot/imp:f.txt") == LINES.replace("line 10", "LINE 10").strip()
+
+
+def test_drop_step_keeps_a_later_step_that_only_shares_the_file(cli, make_repo):
+    """A final check breaks on line 1; the step changing line 10 of the same file stays."""
+    noxfile = NOXFILE.replace(
+        'session.run("python", "-c", "print(\'=== 1 passed in 0.01s ===\')")',
+        'session.run("python", "-c", "import sys; sys.exit(\'BAD\' in open(\'f.txt\').read())")',
+    )
+    files = {
+        "f.txt": LINES,
+        "noxfile.py": noxfile,
+        "pyproject.toml": '[tool.tars-bot]\nsandbox = "off"\n',
+    }
+    text = """\
+        title: drop one
+        on_failure: drop-step
+        validation: {final: [tests]}
+        steps:
+          - {name: top, edit: {path: f.txt, search: "line 1\\n", replace: "BAD 1\\n"}}
+          - {name: bottom, edit: {path: f.txt, search: "line 10", replace: "LINE 10"}}
+        """
+    repo, execution_id = executed(cli, make_repo, text, files)
+    execution = status(cli, repo, execution_id)
+    assert execution["state"] == "succeeded"
+    assert [s["state"] for s in execution["steps"]] == ["reverted", "applied"]
+    assert git(repo, "show", "tars-bot/imp:f.txt") == LINES.replace("line 10", "LINE 10").strip()
