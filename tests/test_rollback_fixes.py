@@ -4,10 +4,18 @@ what conflicts, rollbacks say what they did, are idempotent and mark the checks 
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from pathlib import Path
 
-from tests.helpers import add_improvement, comment_payload, commit_files, git, run_action
+from tests.helpers import (
+    add_improvement,
+    comment_payload,
+    commit_files,
+    git,
+    make_validated_repo,
+    run_action,
+)
 
 
 def status(cli, repo: Path, execution_id: str) -> dict:
@@ -239,3 +247,57 @@ def test_drop_step_keeps_a_later_step_that_only_shares_the_file(cli, make_repo):
     assert execution["state"] == "succeeded"
     assert [s["state"] for s in execution["steps"]] == ["reverted", "applied"]
     assert git(repo, "show", "tars-bot/imp:f.txt") == LINES.replace("line 10", "LINE 10").strip()
+
+
+def git_in(repo: Path, stdin: str, *args: str) -> str:
+    run = subprocess.run(
+        ["git", "-C", str(repo), *args], input=stdin, text=True, check=True, capture_output=True
+    )
+    return run.stdout.strip()
+
+
+def stats(cli, repo: Path, *args: str):
+    return cli("stats", "--repo", repo, *args)
+
+
+def test_stats_count_a_rollback_after_success_as_a_success(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo)
+    assert rollback(cli, repo, execution_id).code == 0
+    assert status(cli, repo, execution_id)["rolled_back_from"] == "succeeded"
+    summary = json.loads(stats(cli, repo, "--format", "json").out)
+    assert summary["by_state"] == {"succeeded": 1}
+    assert summary["success_rate"] == 1.0 and summary["rolled_back_later"] == 1
+    assert list(summary["weeks"].values()) == [{"succeeded": 1}]
+    assert json.loads(stats(cli, repo, "--format", "json", "--rebuild").out) == summary
+    text = " ".join(stats(cli, repo).out.split())
+    assert "Rolled back later 1, after they succeeded (counted as succeeded)" in text
+
+
+def test_an_index_made_by_an_older_tars_bot_is_rebuilt(cli, make_repo):
+    repo, execution_id = executed(cli, make_repo)
+    assert rollback(cli, repo, execution_id).code == 0
+    # the index as an older tars-bot left it: counted as a failure, without a format marker
+    old = json.dumps({"executions": {"rolled_back": 1}})
+    blob = git_in(repo, old, "hash-object", "-w", "--stdin")
+    tree = git_in(repo, f"100644 blob {blob}\ttotals.json\n", "mktree")
+    commit = git(repo, "commit-tree", tree, "-m", "old index")
+    git(repo, "update-ref", "refs/tars-bot/stats", commit)
+    summary = json.loads(stats(cli, repo, "--format", "json").out)
+    assert summary["by_state"] == {"succeeded": 1} and summary["rolled_back_later"] == 1
+
+
+def test_stats_say_what_a_culprit_search_cost_when_it_saved_nothing(cli, make_repo, tmp_path):
+    """The first of four steps broke the check: bisecting took more runs than checking each."""
+    repo, _ = make_validated_repo(make_repo, tmp_path)
+    steps = "".join(
+        f"  - {{name: s{n}, write: {{path: data/s{n}.txt, content: {'BAD' if n == 1 else 'ok'}}}}}\n"
+        for n in range(1, 5)
+    )
+    add_improvement(repo, f"title: t\nvalidation: {{final: [tests]}}\nsteps:\n{steps}")
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 1
+    search = json.loads(stats(cli, repo, "--format", "json").out)["culprit_search"]
+    assert search["runs"] > search["runs_checking_each_step"] == 1
+    more = search["runs"] - 1
+    text = " ".join(stats(cli, repo).out.split())
+    assert f"would take 1: cost {more} more run" in text
+    assert "saved -" not in text and "Saved" not in text

@@ -291,6 +291,11 @@ class Execution(Model):
     suspected: Suspicion | None = Field(
         None, description="Set while a watched CI workflow blames this execution's merge."
     )
+    rolled_back_from: ExecutionState | None = Field(
+        None,
+        description="Set when a kept execution (succeeded, unvalidated) was rolled back "
+        "afterwards: the state its run ended in, which is what it counts as in stats.",
+    )
     checks_stale: str | None = Field(
         None,
         description="Set when the tip moved past the tree its checks ran on (a step rollback): "

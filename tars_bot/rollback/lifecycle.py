@@ -56,7 +56,7 @@ def stats(repo: Repo, rebuild: bool) -> dict[str, Any]:
     """What the outcome index says of all executions (learning.summary); `rebuild` makes the
     index again from the journals first. Merges the default branch shows are journaled
     first, so that they count as merged."""
-    if rebuild or repo.ref(outcomes.STATS) is None:
+    if rebuild or outcomes.outdated(repo):
         outcomes.rebuild(repo, journal.heads(repo))
     record_merges(repo)
     return learning.summary(outcomes.totals(repo))

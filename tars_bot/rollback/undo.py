@@ -83,8 +83,12 @@ def _rollback_locked(
 ) -> Execution:
     """The rollback itself, for a caller that holds the improvement's lock."""
     execution = record.execution
-    update = {"pending": "rollback"} | ({"failure_reason": reason} if reason else {})
-    record.update(**update)
+    # a kept execution rolled back afterwards: its run still ended as it did
+    record.update(
+        pending="rollback",
+        failure_reason=reason or execution.failure_reason,
+        rolled_back_from=execution.state if execution.kept else execution.rolled_back_from,
+    )
     if execution.branch:
         delete_branch(repo, execution)
     faults.point("mid-rollback")
