@@ -301,3 +301,38 @@ def test_stats_say_what_a_culprit_search_cost_when_it_saved_nothing(cli, make_re
     text = " ".join(stats(cli, repo).out.split())
     assert f"would take 1: cost {more} more run" in text
     assert "saved -" not in text and "Saved" not in text
+
+
+def test_drop_step_skips_a_step_that_declares_it_depends_on_the_dropped_one(cli, make_repo):
+    repo = make_repo({"src/ok.py": "A = 1\n"})
+    add_improvement(
+        repo,
+        textwrap.dedent(
+            """\
+            title: three
+            on_failure: drop-step
+            steps:
+              - {name: broken, write: {path: src/b.py, content: "def (:\\n"}}
+              - {name: uses it, write: {path: src/c.py, content: "C = 3\\n"}, depends_on: [broken]}
+              - {name: other, write: {path: src/d.py, content: "D = 4\\n"}}
+            """
+        ),
+    )
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 0
+    steps = status(cli, repo, last_id(cli, repo))["steps"]
+    assert [s["state"] for s in steps] == ["reverted", "skipped", "applied"]
+    assert steps[1]["reason"] == "depends on dropped step 1"
+
+
+def test_an_execution_whose_every_step_was_dropped_is_rolled_back(cli, make_repo):
+    repo = make_repo({"src/ok.py": "A = 1\n"})
+    add_improvement(
+        repo,
+        "title: t\non_failure: drop-step\n"
+        'steps: [{name: broken, write: {path: src/b.py, content: "def (:\\n"}}]\n',
+    )
+    assert cli("execute", "--repo", repo, "--improvement-id", "imp").code == 1
+    execution = status(cli, repo, last_id(cli, repo))
+    assert execution["state"] == "rolled_back"
+    assert execution["failure_reason"] == "every step was dropped (1)"
+    assert git(repo, "branch", "--list", "tars-bot/*") == ""
