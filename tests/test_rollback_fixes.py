@@ -8,6 +8,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from tars_bot.git import Repo
+from tars_bot.rollback import undo
 from tests.helpers import (
     add_improvement,
     comment_payload,
@@ -336,3 +338,17 @@ def test_an_execution_whose_every_step_was_dropped_is_rolled_back(cli, make_repo
     assert execution["state"] == "rolled_back"
     assert execution["failure_reason"] == "every step was dropped (1)"
     assert git(repo, "branch", "--list", "tars-bot/*") == ""
+
+
+def test_a_rollback_interrupted_before_the_whole_is_rolled_back_is_finished(cli, make_repo):
+    """Killed between the last step's revert and the rollback of the whole: asking again
+    finishes it (the step revert alone, through the library, leaves that state)."""
+    repo, execution_id = executed(cli, make_repo)
+    for step in ("1", "2"):
+        assert rollback(cli, repo, execution_id, "--step", step).code == 0
+    undo.rollback_steps(Repo(repo), execution_id, 3, cascade=False)
+    assert status(cli, repo, execution_id)["state"] == "succeeded"
+    again = rollback(cli, repo, execution_id, "--step", "3")
+    assert again.code == 0, again.err
+    assert "every step is reverted" in again.out
+    assert status(cli, repo, execution_id)["state"] == "rolled_back"

@@ -316,7 +316,15 @@ class Execution(Model):
         """Whether what a rollback asks for is undone already: the execution, or its step."""
         if self.state == "rolled_back":
             return True
+        if self.emptied:
+            return False  # its rollback as a whole is still due
         return any(s.number == step and s.state == "reverted" for s in self.steps)
+
+    @property
+    def emptied(self) -> bool:
+        """Kept, but every step that changed something is reverted: nothing of it is left."""
+        states = {s.state for s in self.steps}
+        return self.kept and "reverted" in states and "applied" not in states
 
     @property
     def after_merge(self) -> bool:

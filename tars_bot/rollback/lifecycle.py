@@ -32,8 +32,12 @@ def roll_back(
     if step is None:
         execution = undo.rollback_execution(repo, execution_id)
     else:
-        execution = undo.rollback_steps(repo, execution_id, step, cascade=cascade)
-        if not any(s.state == "applied" for s in execution.steps):
+        execution = (
+            before  # a process killed after the last revert left it so: finish the job
+            if before.emptied
+            else undo.rollback_steps(repo, execution_id, step, cascade=cascade)
+        )
+        if execution.emptied:
             # nothing of it is left: the execution is rolled back as a whole
             reason = f"every step reverted (the last by rollback of step {step})"
             execution = undo.rollback_execution(repo, execution_id, reason=reason)
