@@ -267,6 +267,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 f"branch {execution.branch} deleted"
             )
     console.print("verified", style="green")
+    if execution.checks_stale and execution.state != "rolled_back":
+        console.print(
+            f"checks {execution.checks_stale}: check the new tip with "
+            f"`tars-bot validate --execution-id {execution.id}`"
+        )
     return EXIT_OK
 
 

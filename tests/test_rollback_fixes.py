@@ -139,11 +139,14 @@ def test_a_step_rollback_marks_the_checks_stale(cli, make_repo):
     repo, execution_id = executed(cli, make_repo, CHECKED, files)
     assert status(cli, repo, execution_id)["checks_stale"] is None
 
-    assert rollback(cli, repo, execution_id, "--step", "2").code == 0
+    rolled = rollback(cli, repo, execution_id, "--step", "2")
+    assert rolled.code == 0, rolled.err
+    assert "checks unvalidated since rollback of step 2: check the new tip" in rolled.out
     execution = status(cli, repo, execution_id)
     assert execution["checks_stale"] == "unvalidated since rollback of step 2"
     text = cli("status", "--repo", repo, "--execution-id", execution_id).out
     assert "unvalidated since rollback of step 2" in " ".join(text.split())
+    assert "on an earlier tip" in text
 
     # checks on the new tip make them current again
     assert cli("validate", "--repo", repo, "--execution-id", execution_id).code == 0

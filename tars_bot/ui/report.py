@@ -174,6 +174,7 @@ def _check_lines(execution: Execution) -> list[Text]:
     for check in execution.checks:
         style = "green" if check.passed else "red"
         cached = ", cached" if check.cached else ""
+        cached += ", on an earlier tip" if execution.checks_stale else ""
         lines.append(
             Text.assemble(
                 ("check ", "dim"),
