@@ -355,3 +355,17 @@ def test_a_rollback_interrupted_before_the_whole_is_rolled_back_is_finished(cli,
     assert again.code == 0, again.err
     assert "every step is reverted" in again.out
     assert status(cli, repo, execution_id)["state"] == "rolled_back"
+
+
+def test_rolling_back_twice_on_github_is_a_no_op(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    issue = repo.add_issue("Notes", CHECKED_ISSUE.replace("validation: {final: [tests]}\n", ""))
+    payload = comment_payload(repo, issue.number, "/tars-bot execute")
+    assert run_action(fake_github, tmp_path, checkout, "issue_comment", payload) == 0
+    [pull] = repo.pulls()
+    for _ in range(2):
+        again = comment_payload(repo, pull.number, "/tars-bot rollback --step 2")
+        assert run_action(fake_github, tmp_path, checkout, "issue_comment", again) == 0
+    assert "| 2 | more | reverted |" in pull.body and pull.state == "open"
+    reverts = git(origin, "log", "--format=%s", "tars-bot/issue-1").count("Revert step 2")
+    assert reverts == 1
