@@ -281,24 +281,42 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     token = os.environ.get("GITHUB_TOKEN")
     system = ExecutionSystem(args.repo)
     args.execution_id = system.execution_id(args.execution_id, args.improvement_id)
-    if system.status(args.execution_id, args.onto).state in AFTER_MERGE:
+    before = system.status(args.execution_id, args.onto)
+    if before.state in AFTER_MERGE:
         return _revert_merged(system, args)
     if args.push or args.open_pr:
         raise TarsError("--push and --open-pr go with a merged execution's revert")
-    execution = system.rollback(args.execution_id, args.step, args.cascade, token=token)
     console = _console()
+    if before.is_rolled_back(args.step):
+        what = "execution" if before.state == "rolled_back" else f"step {args.step} of execution"
+        console.print(f"{what} {before.id} is already rolled back; nothing to do")
+        return EXIT_OK
+    execution = system.rollback(args.execution_id, args.step, args.cascade, token=token)
+    whole = args.step is None or execution.state == "rolled_back"
     if execution.pull_request and os.environ.get("GITHUB_REPOSITORY"):
-        _follow_pull_request(system, execution, args.step is None)
+        _follow_pull_request(system, execution, whole)
     if args.step is None:
         console.print(f"rolled back execution {execution.id}: branch {execution.branch} deleted")
     else:
-        reverted = [s for s in execution.steps if s.state == "reverted"]
-        for step in reversed(reverted):  # the order they were reverted in
+        was = {s.number: s.state for s in before.steps}
+        # only what this rollback did, in the order it did it
+        reverted = [s for s in execution.steps if s.revert_commit and was[s.number] != "reverted"]
+        for step in reversed(reverted):
             console.print(
                 f'reverted step {step.number} "{report.shown(step.name)}" '
                 f"with commit {(step.revert_commit or '')[:10]}"
             )
+        if execution.state == "rolled_back":
+            console.print(
+                f"every step is reverted: rolled back execution {execution.id}, "
+                f"branch {execution.branch} deleted"
+            )
     console.print("verified", style="green")
+    if execution.checks_stale and execution.state != "rolled_back":
+        console.print(
+            f"checks {execution.checks_stale}: check the new tip with "
+            f"`tars-bot validate --execution-id {execution.id}`"
+        )
     return EXIT_OK
 
 

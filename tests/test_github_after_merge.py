@@ -117,7 +117,8 @@ def test_a_squash_with_a_rewritten_message_is_known_from_github(setup, fake_gith
     assert "encoding='utf-8'" in git(origin, "show", f"{revert.head_ref}:src/io.py")  # step 1 kept
 
     original = execution_of(origin, tmp_path, "look").history()[-1]
-    assert original.landed.kind == "squash" and original.landed.found_by == "github"
+    # git finds it by patch identity before GitHub is asked (tests/test_squash_identity.py)
+    assert original.landed.kind == "squash" and original.landed.found_by == "git"
     assert original.landed.commit == squash
 
 

@@ -34,7 +34,7 @@ from tars_bot.models import (
 )
 from tars_bot.planning import planner
 from tars_bot.records import journal, learning, outcomes
-from tars_bot.rollback import landing, revert, undo
+from tars_bot.rollback import cascading, landing, revert, undo
 from tars_bot.validation import final_checks, healing
 from tars_bot.validation.validator import Validator
 
@@ -249,9 +249,21 @@ def run_steps(
             else:
                 outcome = final_checks.Failure(failure)
         diff = repo.diff(plan.base.commit, space.head) if execution.dry_run else None
+    outcome = outcome or all_dropped(record.execution)
     if outcome is None:
         return finish(repo, record, "succeeded", None), diff
     return finish(repo, record, outcome.state, outcome.reason), diff
+
+
+def all_dropped(execution: Execution) -> final_checks.Failure | None:
+    """Nothing is left when drop-step dropped every step that changed something: the
+    execution is rolled back as a whole, as a step rollback of every step does."""
+    if any(s.state == "applied" for s in execution.steps):
+        return None
+    dropped = [str(s.number) for s in execution.steps if s.state == "reverted"]
+    if not dropped:
+        return None
+    return final_checks.Failure(f"every step was dropped ({', '.join(dropped)})")
 
 
 def _validator(
@@ -306,8 +318,18 @@ def apply_steps(
     progress: Progress,
 ) -> str | None:
     """Apply the steps in order; the reason the first failing one failed, or None."""
+    declared = cascading.Steps(ctx.plan, {})
+    dropped: set[int] = set()
     for step in ctx.plan.steps:
         progress.step_started(step)
+        if needs := sorted(declared.declared(step.number) & dropped):
+            # it says it builds on a dropped step: not applied without it
+            reason = f"depends on dropped step {needs[0]}"
+            result = StepResult(number=step.number, name=step.name, state="skipped", reason=reason)
+            save_step(record, result, space.head)
+            progress.step_finished(result)
+            dropped.add(step.number)
+            continue
         running = StepResult(number=step.number, name=step.name, state="running")
         record.save(with_step(record.execution, running))  # the intent, before any change
         result, log = executor.apply_step(ctx, space, step)
@@ -317,10 +339,22 @@ def apply_steps(
             )
             log += heal_log
         save_step(record, result, space.head, log)
+        if droppable(ctx, result):
+            result = undo.drop_failed_step(space, record.execution, result)
+            save_step(record, result, space.head)
+            dropped.add(step.number)
         progress.step_finished(result)
         if result.state == "failed":
             return f'step {step.number} "{step.name}": {result.reason}'
     return None
+
+
+def droppable(ctx: executor.StepContext, result: StepResult) -> bool:
+    """A step committed but failing a per-step check is dropped, not the execution, when the
+    improvement says drop-step: as a step breaking a final check is."""
+    checked = any(c.status == "failed" for c in result.checks)
+    drop = ctx.plan.improvement.on_failure == "drop-step"
+    return drop and result.state == "failed" and checked and bool(result.commits)
 
 
 def validate(

@@ -164,7 +164,8 @@ class Sandbox:
 
     def seen_by(self, jail: Jail, scratch: Scratch, memory_mb: int) -> view.View:
         """Every mount the process gets, in order, each with why; and what was left out."""
-        tools, skipped = view.tool_dirs(self.protected, os.environ.get("PATH", ""))
+        path = with_own_tools(os.environ.get("PATH", ""))
+        tools, skipped = view.tool_dirs(self.protected, path, str(own_scripts()))
         extra, refused = view.extra_dirs(self.extra_paths, self.protected)
         mounts = [*view.base(memory_mb, jail.network), *tools, *extra]
         for path in map(str, map(view.real, jail.overlays)):
@@ -247,7 +248,7 @@ class Sandbox:
             return name in ENV_ALLOWLIST or any(fnmatch.fnmatchcase(name, p) for p in self.pass_env)
 
         env = {name: value for name, value in os.environ.items() if allowed(name)}
-        env.setdefault("PATH", os.defpath)
+        env["PATH"] = with_own_tools(env.get("PATH", os.defpath))
         if scratch.sandboxed:
             env.update(HOME=str(view.HOME), TMPDIR="/tmp", **SANDBOX_ENV)
         else:
@@ -345,6 +346,20 @@ def python_tool(module: str) -> list[str]:
     of that name in the working directory; and writing no bytecode (-B) where it imports from
     the worktree, as nox does the noxfile."""
     return [sys.executable, "-I", "-B", "-m", module]
+
+
+def own_scripts() -> Path:
+    """Where tars-bot's console scripts (ruff, nox) are installed, beside its interpreter."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def with_own_tools(path: str) -> str:
+    """`path` with tars-bot's scripts directory last: a `run: ruff ...` step finds the ruff
+    tars-bot ships (as its healers do) without its venv activated, and never in place of a
+    tool the PATH has already."""
+    scripts = str(own_scripts())
+    entries = path.split(os.pathsep) if path else []
+    return os.pathsep.join(entries if scripts in entries else [*entries, scripts])
 
 
 def ruff_binary() -> str:

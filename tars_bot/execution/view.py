@@ -155,16 +155,19 @@ def _etc_copy(network: bool) -> Path:
 
 @functools.cache
 def tool_dirs(
-    protected: Protected, path_variable: str
+    protected: Protected, path_variable: str, scripts: str = ""
 ) -> tuple[tuple[Mount, ...], tuple[str, ...]]:
     """The exact directories of the tools a process may start: the interpreter's prefixes, the
     `PATH` entries and tars-bot's import path, as real paths; (mounts, why others were left
     out). A directory under the checkout is added only inside the interpreter's prefix (a
-    `.venv` in the checkout)."""
+    `.venv` in the checkout). `scripts`: tars-bot's own, last on PATH."""
     prefixes = [real(sys.prefix), real(sys.base_prefix), real(sys.executable).parent]
     wanted = [(p, "the Python that runs nox and ruff") for p in prefixes]
+    if scripts:  # its own mount when no prefix covers it, so its reason shows
+        own = "tars-bot's scripts (ruff, nox), last on PATH"
+        wanted.insert(0, (Path(scripts), own))
     for entry in path_variable.split(os.pathsep):
-        if entry:
+        if entry and entry != scripts:
             wanted.append((Path(entry), "on PATH"))
     wanted += [(Path(p), "on tars-bot's import path") for p in sys.path if p]
     chosen: list[Path] = []

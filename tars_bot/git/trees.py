@@ -161,6 +161,12 @@ class Trees(RepoCore):
         """`git diff old new` as text (commits or trees)."""
         return self._diff(old, new).patch or ""
 
+    def patch_id(self, old: str, new: str) -> str | None:
+        """The patch id of the change from `old` to `new` (as `git patch-id --stable`: line
+        numbers and whitespace ignored); None when they do not differ."""
+        diff = self._diff(old, new)
+        return str(diff.patchid) if len(diff) else None
+
     def _diff(self, old: str, new: str) -> pygit2.Diff:
         return self._tree(self.tree_of(old)).diff_to_tree(self._tree(self.tree_of(new)))
 

@@ -98,13 +98,19 @@ def check_run(execution: Execution, plan: ExecutionPlan, exists: Callable[[str],
         summary += github_text.annotations_left_off(left_off, MAX_ANNOTATIONS)
     return CheckRun(
         head_sha=execution.head_commit,
-        conclusion=CONCLUSIONS.get(execution.state, "failure"),
+        conclusion=conclusion(execution),
         title=github_text.check_title(execution),
         summary=fit(summary),
         annotations=found[:MAX_ANNOTATIONS],
         started_at=_time(execution.started_at),
         completed_at=_time(execution.finished_at),
     )
+
+
+def conclusion(execution: Execution) -> str:
+    """success only for checks that ran on this tip: after a step rollback, neutral."""
+    found = CONCLUSIONS.get(execution.state, "failure")
+    return "neutral" if found == "success" and execution.checks_stale else found
 
 
 def report(execution: Execution, plan: ExecutionPlan) -> str:

@@ -69,6 +69,7 @@ def follow_rollback(
         client.close_pull_request(number, github_text.rolled_back(execution.id))
     else:
         update_pull_request(system, client, execution.id)
+        check_run(system, client, execution.id)  # the new tip: neutral, unvalidated
 
 
 def label(client: GitHubClient, pull: PullRequest, warn: Warn = log.warning) -> None:

@@ -126,8 +126,11 @@ def _rollback(ctx: Context, asked: Asked) -> tuple[bool, str]:
     execution = landing_from_github(ctx, execution_for(ctx, asked.issue))
     if ctx.system.status(execution.id).state in AFTER_MERGE:
         return _revert(ctx, execution.id, command)
+    if execution.is_rolled_back(command.step):  # idempotent: nothing to do, nothing to follow
+        return True, publish.status_markdown(ctx.system, execution.id)
     rolled = ctx.system.rollback(execution.id, command.step, command.cascade, token=ctx.token)
-    publish.follow_rollback(ctx.system, ctx.client, rolled.id, whole=command.step is None)
+    whole = command.step is None or rolled.state == "rolled_back"
+    publish.follow_rollback(ctx.system, ctx.client, rolled.id, whole=whole)
     return True, publish.status_markdown(ctx.system, rolled.id)
 
 

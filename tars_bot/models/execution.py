@@ -291,6 +291,16 @@ class Execution(Model):
     suspected: Suspicion | None = Field(
         None, description="Set while a watched CI workflow blames this execution's merge."
     )
+    rolled_back_from: ExecutionState | None = Field(
+        None,
+        description="Set when a kept execution (succeeded, unvalidated) was rolled back "
+        "afterwards: the state its run ended in, which is what it counts as in stats.",
+    )
+    checks_stale: str | None = Field(
+        None,
+        description="Set when the tip moved past the tree its checks ran on (a step rollback): "
+        "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
+    )
 
     @property
     def in_flight(self) -> bool:
@@ -301,6 +311,20 @@ class Execution(Model):
     def kept(self) -> bool:
         """Its branch is kept (succeeded, or unvalidated for the user to decide)."""
         return self.state in KEPT
+
+    def is_rolled_back(self, step: int | None = None) -> bool:
+        """Whether what a rollback asks for is undone already: the execution, or its step."""
+        if self.state == "rolled_back":
+            return True
+        if self.emptied:
+            return False  # its rollback as a whole is still due
+        return any(s.number == step and s.state == "reverted" for s in self.steps)
+
+    @property
+    def emptied(self) -> bool:
+        """Kept, but every step that changed something is reverted: nothing of it is left."""
+        states = {s.state for s in self.steps}
+        return self.kept and "reverted" in states and "applied" not in states
 
     @property
     def after_merge(self) -> bool:

@@ -65,6 +65,9 @@ class Stats(Model):
     steps: int
     steps_that_broke_a_check: int
     healed_steps: int
+    rolled_back_later: int = Field(
+        0, description="Executions that succeeded (counted so) and were rolled back afterwards."
+    )
     failing_paths: list[Ranked]
     failing_kinds: list[Ranked]
     checks: list[CheckStats]

@@ -38,8 +38,11 @@ SMOOTHING = 2.0  # pseudo-steps at the overall rate, added to each feature's cou
 def contribution(execution: Execution, plan: ExecutionPlan | None) -> Totals:
     """What one execution adds to the totals."""
     out: Totals = {}
-    _add(out, ("executions", execution.state), 1)
-    _add(out, ("weeks", _week(execution.started_at), _outcome(execution.state)), 1)
+    ran = execution.rolled_back_from or execution.state  # what its run ended in
+    _add(out, ("executions", ran), 1)
+    _add(out, ("weeks", _week(execution.started_at), _outcome(ran)), 1)
+    if execution.rolled_back_from:
+        _add(out, ("rolled_back_later",), 1)
     planned = {s.number: s for s in plan.steps} if plan else {}
     bad = {c.step for c in execution.culprits if c.step is not None}
     bad |= {s.number for s in execution.steps if s.state == "failed"}
@@ -298,6 +301,7 @@ def summary(totals: Totals, top: int = 10) -> dict[str, Any]:
             "seconds_saved": round(totals.get("cache", {}).get("ms", 0) / 1000, 1),
         },
         "healed_steps": totals.get("healed", 0),
+        "rolled_back_later": totals.get("rolled_back_later", 0),
         "weeks": {w: dict(sorted(o.items())) for w, o in sorted(totals.get("weeks", {}).items())},
     }
 

@@ -22,6 +22,9 @@ from tars_bot.records import learning
 
 STATS = "refs/tars-bot/stats"
 TOTALS = "totals.json"
+# in totals.json: bumped whenever what an execution contributes changes, so that an index made
+# by an older tars-bot is rebuilt from the journals (2: rolled back after success)
+INDEX_FORMAT = 2
 SHARDS = "executions"
 ATTEMPTS = 20  # compare-and-swap retries against concurrent executions
 
@@ -55,6 +58,11 @@ def rebuild(repo: Repo, heads: dict[str, str]) -> int:
     changes[TOTALS] = NewContent(_dump(totals))
     _store(repo, repo.build_tree(None, changes), repo.ref(STATS))
     return len(heads)
+
+
+def outdated(repo: Repo) -> bool:
+    """Whether there is no index, or one an older tars-bot made (rebuild it)."""
+    return repo.ref(STATS) is None or totals(repo).get("format") != INDEX_FORMAT
 
 
 def totals(repo: Repo) -> learning.Totals:
@@ -134,4 +142,5 @@ def _path(execution_id: str) -> str:
 
 
 def _dump(totals: learning.Totals) -> bytes:
-    return json.dumps(totals, sort_keys=True, separators=(",", ":")).encode()
+    marked = totals | {"format": INDEX_FORMAT}
+    return json.dumps(marked, sort_keys=True, separators=(",", ":")).encode()

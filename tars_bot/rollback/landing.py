@@ -4,8 +4,10 @@ Found in git where the history says it: the branch tip merged (a merge commit) o
 its commits rebased (each keeps its `Tars-Execution` and `Tars-Step` trailers, a step's heal
 commit too), or squashed into
 one commit whose message names the execution (GitHub's default squash message lists the squashed
-commits' messages). A squash whose message was rewritten is known only from GitHub: the pull
-request's merge commit (`from_merge_commit`).
+commits' messages). A squash whose message was rewritten (GitHub's "pull request title and
+description", `git merge --squash` with a message of its own) is found by patch identity: a
+commit on the default branch whose change has the patch id of the execution's whole change
+(base to tip); GitHub's pull request merge commit tells it too (`from_merge_commit`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tars_bot.models import LANDS, Execution, LandedCommit, Landing
 from tars_bot.records import journal
 
 SCAN_LIMIT = 20_000  # first-parent commits read for rebased or squashed copies
+PATCH_SCAN_LIMIT = 1000  # commits since the base diffed for a squash by patch identity
 
 
 def find(repo: Repo, execution: Execution, tip: str) -> Landing | None:
@@ -28,7 +31,7 @@ def find(repo: Repo, execution: Execution, tip: str) -> Landing | None:
         return None
     if repo.is_ancestor(head, tip):
         return _merged(repo, execution, head, tip)
-    return _copied(repo, execution, tip)
+    return _copied(repo, execution, tip) or _squashed(repo, execution, head, tip)
 
 
 def as_landed(repo: Repo, execution: Execution, tip: str | None) -> Execution:
@@ -124,6 +127,22 @@ def _copied(repo: Repo, execution: Execution, tip: str) -> Landing | None:
         return None
     rebased.reverse()
     return Landing(kind="rebase", commit=rebased[-1].commit, onto=oldest_parent, commits=rebased)
+
+
+def _squashed(repo: Repo, execution: Execution, head: str, tip: str) -> Landing | None:
+    """A commit since the base whose change is the execution's whole change: a squash whatever
+    its message says. Merge commits are passed over (their change is their branch's)."""
+    wanted = repo.patch_id(execution.base_commit, head)
+    if wanted is None:
+        return None
+    walk = repo.first_parent_walk(tip, execution.base_commit)
+    for n, (commit, parents, _) in enumerate(walk):
+        if n >= PATCH_SCAN_LIMIT:
+            break
+        if len(parents) == 1 and repo.patch_id(parents[0], commit) == wanted:
+            only = LandedCommit(step=None, commit=commit)
+            return Landing(kind="squash", commit=commit, onto=parents[0], commits=[only])
+    return None
 
 
 def _step_commits(execution: Execution) -> list[LandedCommit]:

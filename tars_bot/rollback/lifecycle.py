@@ -27,10 +27,20 @@ def roll_back(
             f"execution {execution_id} is {lived.state}: its change is on the default branch, "
             "so its rollback is a revert on a branch of its own (`tars-bot rollback` makes it)"
         )
+    if before.is_rolled_back(step):
+        return before  # idempotent: the caller says so
     if step is None:
         execution = undo.rollback_execution(repo, execution_id)
     else:
-        execution = undo.rollback_steps(repo, execution_id, step, cascade=cascade)
+        execution = (
+            before  # a process killed after the last revert left it so: finish the job
+            if before.emptied
+            else undo.rollback_steps(repo, execution_id, step, cascade=cascade)
+        )
+        if execution.emptied:
+            # nothing of it is left: the execution is rolled back as a whole
+            reason = f"every step reverted (the last by rollback of step {step})"
+            execution = undo.rollback_execution(repo, execution_id, reason=reason)
     if execution.pushed_to and execution.branch:
         sharing.update_remote(repo, execution, before.head_commit, token)
     return execution
@@ -50,7 +60,7 @@ def stats(repo: Repo, rebuild: bool) -> dict[str, Any]:
     """What the outcome index says of all executions (learning.summary); `rebuild` makes the
     index again from the journals first. Merges the default branch shows are journaled
     first, so that they count as merged."""
-    if rebuild or repo.ref(outcomes.STATS) is None:
+    if rebuild or outcomes.outdated(repo):
         outcomes.rebuild(repo, journal.heads(repo))
     record_merges(repo)
     return learning.summary(outcomes.totals(repo))

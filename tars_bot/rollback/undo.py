@@ -7,7 +7,6 @@ process killed at any instant leaves something `recover` can complete.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 
 from tars_bot import faults
 from tars_bot.errors import TarsError
@@ -16,6 +15,7 @@ from tars_bot.git import Repo
 from tars_bot.models import Execution, ExecutionPlan, RunAction, StepResult
 from tars_bot.planning import actions
 from tars_bot.records import journal, outcomes
+from tars_bot.rollback import cascading
 
 USER_REFS = ("refs/heads/", "refs/tags/")
 
@@ -83,8 +83,12 @@ def _rollback_locked(
 ) -> Execution:
     """The rollback itself, for a caller that holds the improvement's lock."""
     execution = record.execution
-    update = {"pending": "rollback"} | ({"failure_reason": reason} if reason else {})
-    record.update(**update)
+    # a kept execution rolled back afterwards: its run still ended as it did
+    record.update(
+        pending="rollback",
+        failure_reason=reason or execution.failure_reason,
+        rolled_back_from=execution.state if execution.kept else execution.rolled_back_from,
+    )
     if execution.branch:
         delete_branch(repo, execution)
     faults.point("mid-rollback")
@@ -133,43 +137,6 @@ def verify_full_rollback(repo: Repo, execution: Execution, user_refs: dict[str, 
         raise TarsError(*(f"rollback of {execution.id} not verified: {p}" for p in problems))
 
 
-@dataclass(frozen=True)
-class _Steps:
-    plan: ExecutionPlan
-    results: dict[int, StepResult]
-
-    def files(self, number: int) -> set[str]:
-        result = self.results[number]
-        healed = result.heal.changed_files if result.heal else []
-        return {*result.changed_files, *healed, *(self.plan.steps[number - 1].files or [])}
-
-    def declared(self, number: int) -> set[int]:
-        """The steps a step's improvement says it depends on (not the order the planner added
-        for steps that might touch the same file: a `run` step's real files tell that)."""
-        by_name = {s.name: s.number for s in self.plan.steps}
-        written = self.plan.improvement.steps
-        step = next(s for s in written if s.name == self.plan.steps[number - 1].name)
-        named = [written[d - 1].name if isinstance(d, int) else d for d in step.depends_on]
-        return {by_name[name] for name in named}
-
-    def dependents(self, numbers: set[int]) -> set[int]:
-        """Later steps that build on `numbers`: by declared dependency or shared files. Skipped
-        steps count: without the earlier change, theirs may not be empty."""
-        closed = set(numbers)
-        first = min(numbers)
-        for step in self.plan.steps[first:]:
-            if step.number in closed or self.results[step.number].state not in (
-                "applied",
-                "skipped",
-            ):
-                continue
-            if self.declared(step.number) & closed or any(
-                self.files(step.number) & self.files(n) for n in closed
-            ):
-                closed.add(step.number)
-        return closed - numbers
-
-
 def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[int]) -> str | None:
     """The tree of the plan applied to its base in memory, leaving out steps `without` (and
     those not applied), each with its heal. None when a kept step no longer applies."""
@@ -182,11 +149,11 @@ def replay(repo: Repo, plan: ExecutionPlan, execution: Execution, without: set[i
         if isinstance(step.action, RunAction):
             if result.commit is None:
                 continue  # a command that changed nothing
-            picked = repo.cherry_pick(result.commit, tree)
+            picked = cascading.pick(repo, result.commit, tree)
         else:
             picked = _apply(repo, step.action, tree)
         if picked is not None and result.heal and result.heal.commit:
-            picked = repo.cherry_pick(result.heal.commit, picked)
+            picked = cascading.pick(repo, result.heal.commit, picked)
         if picked is None:
             return None
         tree = picked
@@ -202,7 +169,7 @@ def _apply(repo: Repo, action: actions.FileAction, tree: str) -> str | None:
     return repo.build_tree(tree, files.changes(paths))
 
 
-def _revert_message(execution: Execution, step: StepResult, commit: str) -> str:
+def revert_message(execution: Execution, step: StepResult, commit: str) -> str:
     what = "the heal of step" if commit != step.commit else "step"
     return (
         f'Revert {what} {step.number} "{step.name}"\n\n'
@@ -240,16 +207,19 @@ def revert_steps(repo: Repo, record: journal.Record, number: int, *, cascade: bo
         raise TarsError(f"execution {execution.id} has no step {number} (1 to {len(results)})")
     if results[number].state != "applied":
         raise TarsError(f"step {number} is {results[number].state}: there is nothing to revert")
-    steps = _Steps(journal.load_plan(repo, execution.id), results)
-    dependents = steps.dependents({number})
-    targets = {number} | dependents if cascade else {number}
-    to_revert = [results[n] for n in sorted(targets, reverse=True) if results[n].state == "applied"]
-    head = _revert_commits(repo, execution, to_revert)
-    expected = replay(repo, steps.plan, execution, targets)
-    if head is None or expected != repo.tree_of(head):
-        names = ", ".join(f'{n} "{results[n].name}"' for n in sorted(dependents))
-        if cascade or not dependents:
-            raise TarsError(f"step {number} cannot be reverted cleanly; nothing was changed")
+    steps = cascading.Steps(journal.load_plan(repo, execution.id), results)
+    targets, head = cascading.choose(
+        repo,
+        execution,
+        steps,
+        number,
+        revert_message,
+        lambda without, tip: replay(repo, steps.plan, execution, without) == repo.tree_of(tip),
+    )
+    if head is None:
+        raise TarsError(f"step {number} cannot be reverted cleanly; nothing was changed")
+    if (others := sorted(targets - {number})) and not cascade:
+        names = ", ".join(f'{n} "{results[n].name}"' for n in others)
         raise TarsError(
             f"step {number} cannot be reverted alone: later steps build on it ({names}); "
             "add --cascade to revert them too. Nothing was changed."
@@ -258,17 +228,6 @@ def revert_steps(repo: Repo, record: journal.Record, number: int, *, cascade: bo
     if execution.branch:
         repo.update_ref(f"refs/heads/{execution.branch}", head, execution.head_commit)
     return _finish_revert(repo, record, head)
-
-
-def _revert_commits(repo: Repo, execution: Execution, steps: list[StepResult]) -> str | None:
-    head = execution.head_commit or ""
-    for step in steps:
-        for commit in reversed(step.commits):  # its heal first
-            tree = repo.revert(commit, head)
-            if tree is None:
-                return None
-            head = repo.create_commit(tree, [head], _revert_message(execution, step, commit))
-    return head
 
 
 def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
@@ -286,9 +245,31 @@ def _finish_revert(repo: Repo, record: journal.Record, head: str) -> Execution:
         else s
         for s in execution.steps
     ]
-    done = execution.model_copy(update={"steps": steps, "head_commit": head, "pending": None})
+    update: dict[str, object] = {"steps": steps, "head_commit": head, "pending": None}
+    newly = [s.number for s in execution.steps if s.commit in reverts and s.state != "reverted"]
+    if newly and (execution.checks or execution.checks_stale):
+        # the checks ran on the old tip: no check has seen this tree
+        update["checks_stale"] = f"unvalidated since rollback of step {min(newly)}"
+    done = execution.model_copy(update=update)
     record.save(done)
     return done
+
+
+def drop_failed_step(
+    space: workspace.Workspace, execution: Execution, failed: StepResult
+) -> StepResult:
+    """With `on_failure: drop-step`, a step committed but failing a per-step check is dropped
+    as a culprit of a final check is: reverted by a commit on the branch, and the execution
+    goes on. The caller journaled the failed step (and its commit) first."""
+    for commit in reversed(failed.commits):  # the head: its revert always applies
+        tree = space.repo.revert(commit, space.head)
+        assert tree is not None
+        paths = space.repo.changed_paths(space.head, tree)
+        space.commit(tree, paths, revert_message(execution, failed, commit))
+    reason = f"dropped: {failed.reason}"
+    return failed.model_copy(
+        update={"state": "reverted", "revert_commit": space.head, "reason": reason}
+    )
 
 
 def recover(repo: Repo) -> list[str]:

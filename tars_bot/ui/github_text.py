@@ -253,6 +253,8 @@ def check_title(execution: Execution) -> str:
         parts.append(f"{_count(passed, 'check')} passed")
     else:
         parts.append(f"{passed} of {_count(len(results), 'check')} passed")
+    if execution.checks_stale:
+        parts.append(execution.checks_stale)
     text = ", ".join(parts)
     if execution.state == "succeeded":
         return text

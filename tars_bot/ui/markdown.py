@@ -99,6 +99,11 @@ def _outcome_markdown(execution: Execution) -> list[str]:
     healed = [line for step in execution.steps if (line := healed_line(step))]
     if healed:
         lines += ["**Healing**", "", *(f"- 🩹 {for_markdown(line)}" for line in healed), ""]
+    if execution.checks_stale:
+        lines += [
+            f"⚠️ Checks {execution.checks_stale}: the results below are of an earlier tip.",
+            "",
+        ]
     if execution.checks:
         lines += ["**Final checks**", ""]
         lines += [

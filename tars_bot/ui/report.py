@@ -140,6 +140,8 @@ def _detail_lines(execution: Execution) -> list[Text]:
         details.append(("pull req.", execution.pull_request))
     if execution.state in ("merged", "reverted", "closed"):
         details.append(("after", wording.lifecycle(execution)))
+    if execution.checks_stale:
+        details.append(("checks", f"{execution.checks_stale} (results below: an earlier tip)"))
     if execution.reverts:
         step = f"step {execution.step_reverted} of " if execution.step_reverted else ""
         details.append(("reverts", f"{step}execution {execution.reverts}"))
@@ -172,6 +174,7 @@ def _check_lines(execution: Execution) -> list[Text]:
     for check in execution.checks:
         style = "green" if check.passed else "red"
         cached = ", cached" if check.cached else ""
+        cached += ", on an earlier tip" if execution.checks_stale else ""
         lines.append(
             Text.assemble(
                 ("check ", "dim"),

@@ -29,6 +29,13 @@ def stats_renderable(summary: dict[str, Any]) -> Group:
             f"{summary['healed_steps']} healed",
         ),
     ]
+    if summary.get("rolled_back_later"):
+        lines.append(
+            Text.assemble(
+                ("Rolled back later ", "bold"),
+                f"{summary['rolled_back_later']}, after they succeeded (counted as succeeded)",
+            )
+        )
     for title, key in (("paths", "failing_paths"), ("kinds", "failing_kinds")):
         if summary[key]:
             table = Table(title=f"failing most: {title}", show_edge=False, title_justify="left")
@@ -46,17 +53,31 @@ def stats_renderable(summary: dict[str, Any]) -> Group:
             table.add_row(shown(row["check"]), str(row["runs"]), str(row["failed"]),
                           f"{row['mean_s']:.2f}s")  # fmt: skip
         lines.append(table)
-    search, cache = summary["culprit_search"], summary["cache"]
-    lines.append(
-        Text.assemble(
-            ("Saved ", "bold"),
-            f"culprit search: {search['runs']} nox runs where checking each step would take "
-            f"{search['runs_checking_each_step']} (about {search['seconds_saved']:g}s); "
-            f"cache: {cache['hits']} results reused (about {cache['seconds_saved']:g}s)",
-        )
-    )
+    lines += [_search_line(summary["culprit_search"]), _cache_line(summary["cache"])]
     lines += _weeks_chart(summary["weeks"])
     return Group(*lines)
+
+
+def _search_line(search: dict[str, Any]) -> Text:
+    """What the culprit search saved, or cost: it can take more runs than checking each step
+    (a culprit among the first steps), and then says so."""
+    runs, each, saved = search["runs"], search["runs_checking_each_step"], search["runs_saved"]
+    seconds = abs(search["seconds_saved"])
+    if saved >= 0:
+        outcome = f"saved {saved} (about {seconds:g}s)"
+    else:
+        outcome = f"cost {-saved} more run{'s' if saved != -1 else ''} (about {seconds:g}s more)"
+    return Text.assemble(
+        ("Culprit search ", "bold"),
+        f"{runs} nox runs where checking each step would take {each}: {outcome}",
+    )
+
+
+def _cache_line(cache: dict[str, Any]) -> Text:
+    return Text.assemble(
+        ("Cache ", "bold"),
+        f"{cache['hits']} results reused: saved about {cache['seconds_saved']:g}s",
+    )
 
 
 WEEK_STYLES = {"succeeded": "green", "failed": "red", "unvalidated": "yellow"}

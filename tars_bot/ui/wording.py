@@ -96,7 +96,9 @@ def verdict(execution: Execution) -> str:
         where = f"on branch {execution.branch}" if execution.branch else "(dry run, no branch)"
         text = f"succeeded {where} with {steps_done(execution)}"
         known = [f"{c.check} passed with {c.known()}" for c in execution.checks if c.known()]
-        return text + (": " + "; ".join(dropped + known) if dropped or known else "")
+        stale = [f"checks {execution.checks_stale}"] if execution.checks_stale else []
+        notes = dropped + known + stale
+        return text + (": " + "; ".join(notes) if notes else "")
     if execution.state == "unvalidated":
         return execution.failure_reason or "could not validate"
     if execution.state in ("merged", "reverted", "closed"):

@@ -346,7 +346,7 @@ def validate(
         execution = record.execution
         found = find_culprits(validator, plan, execution, probes, base)
         culprits = [*execution.culprits, *found.culprits]
-        record.update(checks=found.results, culprits=culprits)
+        record.update(checks=found.results, culprits=culprits, checks_stale=None)
         if found.error is not None:
             return Failure(f"could not validate: {found.error}", "unvalidated")
         if not found.culprits:
@@ -421,5 +421,5 @@ def check_again(
         with contextlib.closing(validator):
             base = Baseline(validator, plan.base.commit)
             results = [_against(r, base) for r in validator.run(execution.head_commit, checks)]
-    record.update(checks=results)
+    record.update(checks=results, checks_stale=None)
     return results

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tars_bot.execution.processes import ProcessResult
-from tars_bot.execution.sandbox import Jail, Sandbox, ruff_binary
+from tars_bot.execution.sandbox import Jail, Sandbox
 from tars_bot.git import Repo, Worktree
 from tars_bot.models import CheckResult
+from tars_bot.validation import ruffs
 
 RUFF_TIMEOUT_S = 300
 _LINE = re.compile(r"\bline \d+")
@@ -60,29 +61,35 @@ def _compile(tree: str, files: dict[str, bytes]) -> CheckResult:
     return _result("compile", tree, start, errors, "")
 
 
-def _result(check: str, tree: str, start: float, found: list[str], error: str) -> CheckResult:
+def _result(
+    check: str, tree: str, start: float, found: list[str], error: str, used: str = ""
+) -> CheckResult:
+    """`used`: which tool ran (ruff's version and where it came from), said in the detail."""
     status = "error" if error else ("failed" if found else "passed")
     output = error or "\n".join(found)
+    summary = (error or (found[0] if found else "")).splitlines()[0] if output else used
     return CheckResult(
         check=check,
         status=status,
         tree=tree,
         duration_s=round(time.monotonic() - start, 3),
-        summary=(error or (found[0] if found else "")).splitlines()[0] if output else "",
-        output=output[-4000:],
+        summary=summary,
+        output="\n".join(filter(None, [output[-4000:], used])),
     )
 
 
 class _Ruff:
     """ruff on files of a worktree, and on their parent versions given through stdin."""
 
-    def __init__(self, sandbox: Sandbox, worktree: Worktree) -> None:
+    def __init__(self, sandbox: Sandbox, worktree: Worktree, chosen: ruffs.Ruff) -> None:
         # ruff names files by their real path, as the sandbox shows it
         self.sandbox, self.root = sandbox, Path(os.path.realpath(worktree.path))
-        self.jail = Jail(cwd=worktree.path)  # reads only: nothing is writable
+        self.chosen = chosen
+        # reads only: nothing is writable; the project's nox environment sealed, if its ruff
+        self.jail = Jail(cwd=worktree.path, overlays=(chosen.envdir,) if chosen.envdir else ())
 
     def run(self, args: list[str], stdin: bytes | None = None) -> ProcessResult:
-        command = [ruff_binary(), *args, "--no-cache", "--force-exclude"]
+        command = [self.chosen.path, *args, "--no-cache", "--force-exclude"]
         return self.sandbox.run(command, self.jail, RUFF_TIMEOUT_S, RUFF_MEMORY_MB, stdin=stdin)
 
     def findings(self, paths: list[str], stdin: bytes | None = None) -> list[tuple[str, ...]]:
@@ -164,15 +171,17 @@ def quick_checks(
     results = [_compile(change.tree, files)] if "compile" in enabled else []
     if "ruff" not in enabled or worktree is None or not uses_ruff(repo, change.tree):
         return results
-    ruff = _Ruff(sandbox, worktree)
+    chosen = ruffs.choose(sandbox, repo, change.tree, worktree.path)
+    ruff = _Ruff(sandbox, worktree, chosen)
+    used = f"ran {chosen.detail}"
     for check, find in (("ruff check", _new_findings), ("ruff format", _newly_unformatted)):
         start = time.monotonic()
         try:
-            results.append(
-                _result(check, change.tree, start, find(ruff, repo, change, sorted(files)), "")
-            )
+            found = find(ruff, repo, change, sorted(files))
+            results.append(_result(check, change.tree, start, found, "", used))
         except _RuffError as e:
-            results.append(_result(check, change.tree, start, [], f"ruff could not run: {e}"))
+            error = f"ruff could not run: {e}"
+            results.append(_result(check, change.tree, start, [], error, used))
     return results
 
 

@@ -137,6 +137,12 @@ def list_sessions(repo: Repo, tree: str, sandbox: Sandbox) -> NoxSessions | None
     return NoxSessions(frozenset(names), frozenset(tags))
 
 
+def dependency_key(repo: Repo, tree: str) -> str:
+    """The folder (under ENVS) of the nox environments for `tree`'s dependency files."""
+    ids = "".join(repo.blob_id(tree, name) or "-" for name in DEPENDENCY_FILES)
+    return hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+
 def _cache_path(tree: str, check: str, options: str) -> str:
     # "sealed": run where no earlier execution could change the environment (results from
     # shared, writable environments are never believed again)
@@ -234,8 +240,7 @@ class Validator:
         return result
 
     def _dependencies(self, tree: str) -> str:
-        ids = "".join(self.repo.blob_id(tree, name) or "-" for name in DEPENDENCY_FILES)
-        return hashlib.sha256(ids.encode()).hexdigest()[:16]
+        return dependency_key(self.repo, tree)
 
     def _environment(self, commit: str, tree: str, check: str) -> tuple[Path, _Run | None]:
         """The sealed environments for `check` on `tree`, built first when missing; (where,
