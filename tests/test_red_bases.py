@@ -263,3 +263,41 @@ def test_a_test_id_keeps_to_one_line_and_a_length():
     assert test.startswith("t::x??y") and "\n" not in test and len(test) == tests_results.MAX_ID
     with pytest.raises(tests_results.BadReport):
         tests_results.parse_junit(b"<html/>")
+
+
+def per_step(bad: int | None, check: str = "tests") -> str:
+    """Four steps checked each by `check`, dropping what fails it."""
+    text = four_steps(bad, final=check, on_failure="drop-step")
+    return text.replace(f"validation: {{final: [{check}]}}", f"validation: {{per_step: [{check}]}}")
+
+
+def test_a_per_step_session_failing_as_the_base_does_passes_each_step(cli, make_repo):
+    repo = red_repo(make_repo)
+    add_improvement(repo, per_step(bad=None))
+    code, execution, _ = execute(cli, repo)
+    assert code == 0, execution["failure_reason"]
+    assert [s["state"] for s in execution["steps"]] == ["applied"] * 4
+    for step in execution["steps"]:
+        [check] = [c for c in step["checks"] if c["check"] == "tests"]
+        assert check["known_failures"] == [KNOWN] and check["passed"]
+
+
+def test_a_per_step_session_blames_the_step_that_adds_failures(cli, make_repo):
+    repo = red_repo(make_repo)
+    add_improvement(repo, per_step(bad=3))
+    code, execution, _ = execute(cli, repo)
+    assert code == 0, execution["failure_reason"]
+    assert [s["state"] for s in execution["steps"]] == ["applied", "applied", "reverted", "applied"]
+    assert "tests failed (4 failed, 1 passed)" in execution["steps"][2]["reason"]
+    assert git(repo, "show", "tars-bot/imp:data/s4.txt") == "ok"
+
+
+def test_a_per_step_session_that_fails_the_base_uncomparably_judges_no_step(cli, make_repo):
+    """`lint` fails on the base with no tests to compare: it cannot tell what a step did."""
+    repo = red_repo(make_repo)
+    add_improvement(repo, per_step(bad=None, check="lint"))
+    code, execution, _ = execute(cli, repo)
+    assert code == 0, execution["failure_reason"]
+    assert [s["state"] for s in execution["steps"]] == ["applied"] * 4
+    [check] = [c for c in execution["steps"][0]["checks"] if c["check"] == "lint"]
+    assert check["status"] == "error" and "fails on the base too" in check["summary"]

@@ -16,6 +16,7 @@ from tars_bot.models import CheckResult, ExecutionPlan, PlannedStep, RunAction, 
 from tars_bot.paths import Scope
 from tars_bot.planning import actions
 from tars_bot.records import journal
+from tars_bot.validation.final_checks import Baseline
 from tars_bot.validation.quickchecks import Change, needs_worktree, quick_checks
 from tars_bot.validation.validator import Validator
 
@@ -220,7 +221,22 @@ def step_checks(
         worktree = space.checkout()
         worktree.move_to(commit)
     checks = quick_checks(ctx.sandbox, space.repo, change, worktree, enabled)
-    return checks + ctx.validator.run(commit, step.checks)
+    return checks + [against_base(ctx.validator, r) for r in ctx.validator.run(commit, step.checks)]
+
+
+def against_base(validator: Validator, result: CheckResult) -> CheckResult:
+    """A session failing after a step is the step's failure only where it adds failures to the
+    base's: the base is probed once (then cached by tree). Where that cannot be told (the base
+    fails too, and without per-test results to compare), the check could not judge the step."""
+    if result.status != "failed":
+        return result
+    judged = Baseline(validator, validator.base).judge(result)
+    if judged is None:
+        return result
+    if isinstance(judged, str):
+        summary = f"fails on the base too, and {judged}"
+        return result.model_copy(update={"status": "error", "summary": summary})
+    return judged
 
 
 def apply_step(
@@ -239,7 +255,7 @@ def apply_step(
             checks = step_checks(
                 ctx, space, step, Change(tree, parent_tree, sorted(changes)), commit
             )
-            if failed := next((c for c in checks if c.status == "failed"), None):
+            if failed := next((c for c in checks if c.fails), None):
                 reason = f"per-step check: {failed.describe()}"
     except StepFailed as e:
         reason = e.reason

@@ -352,7 +352,7 @@ def apply_steps(
 def droppable(ctx: executor.StepContext, result: StepResult) -> bool:
     """A step committed but failing a per-step check is dropped, not the execution, when the
     improvement says drop-step: as a step breaking a final check is."""
-    checked = any(c.status == "failed" for c in result.checks)
+    checked = any(c.fails for c in result.checks)
     drop = ctx.plan.improvement.on_failure == "drop-step"
     return drop and result.state == "failed" and checked and bool(result.commits)
 

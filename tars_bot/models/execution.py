@@ -86,6 +86,11 @@ class CheckResult(Model):
     def passed(self) -> bool:
         return self.status == "passed" or self.known_failures is not None
 
+    @property
+    def fails(self) -> bool:
+        """Failed, and not only where the base fails too: a failure of the tree checked."""
+        return self.status == "failed" and self.known_failures is None
+
     def describe(self) -> str:
         kind = "nox session " if self.check not in QUICK_CHECKS else ""
         verdict = (

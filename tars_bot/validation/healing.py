@@ -29,7 +29,7 @@ PYTHON = (".py", ".pyi")
 def wanted(ctx: StepContext, space: workspace.Workspace, result: StepResult) -> bool:
     """Whether `result` is a step committed but failing a per-step check, and a healer
     applies to it."""
-    failed = any(c.status == "failed" for c in result.checks)
+    failed = any(c.fails for c in result.checks)
     if not failed or result.commit is None or ctx.config.heal_attempts == 0:
         return False
     return any(_argv(command, space, result) is not None for command in ctx.config.heal)
@@ -62,7 +62,7 @@ def heal(
     healing tried; and the healers' output. `journal_step` records the intent to commit."""
     start = time.monotonic()
     worktree = space.checkout()
-    before = [c for c in failed.checks if c.status == "failed"]
+    before = [c for c in failed.checks if c.fails]
     tried, failing, previous = _Tried(), before, space.head
     why, rounds = "", 0
     for rounds in range(1, ctx.config.heal_attempts + 1):
@@ -81,7 +81,7 @@ def heal(
         if isinstance(outcome, str):
             why = outcome
             break
-        failing = [c for c in outcome.checks if c.status == "failed"]
+        failing = [c for c in outcome.checks if c.fails]
         if not failing:
             result = _healed(failed, before, outcome, tried, rounds, time.monotonic() - start)
             _keep(space, outcome, result, journal_step)
@@ -168,7 +168,7 @@ def _round(
     if failed.changed_lines + lines > limit:
         total = failed.changed_lines + lines
         return f"the step and its heal changed {total} lines, over the limit of {limit}"
-    before = [c.check for c in failed.checks if c.status == "failed"]
+    before = [c.check for c in failed.checks if c.fails]
     commit = space.repo.create_commit(tree, [space.head], _message(ctx, step, before, tried))
     parent_tree = space.repo.tree_of(space.repo.parents(space.head)[0])
     change = Change(tree, parent_tree, sorted(set(failed.changed_files) | tried.paths))
