@@ -250,3 +250,13 @@ def test_init_asks_nox_where_only_running_the_noxfile_tells(make_repo, cli):
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert (sessions["per_step"], sessions["final"]) == ([], [f"tests-{python}"])
     assert "prek" in sessions["passed_over"]["lint"]
+
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "Set up tars-bot")
+    checked = cli("init", "--repo", repo, "--check")
+    assert checked.code == 0, checked.err
+    assert "sessions, listed by nox)" in checked.out
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f"tests-{python}", "tests-2.7"))
+    wrong = cli("init", "--repo", repo, "--check")
+    assert wrong.code == 2 and "tests-2.7" in wrong.err

@@ -1,5 +1,6 @@
-"""`tars-bot init --check`: the whole set-up validated without writing or running anything, every
-problem reported (as Renovate's config validator does), one line each."""
+"""`tars-bot init --check`: the whole set-up validated without writing anything, every problem
+reported (as Renovate's config validator does), one line each. Nothing runs but `nox --list` in
+the sandbox, and only for a noxfile that makes its sessions in a way only running it tells."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Improvement
-from tars_bot.onboarding import workflow
+from tars_bot.onboarding import init, workflow
 from tars_bot.planning.loader import SUFFIXES, load_improvement
 from tars_bot.planning.noxfile import read_sessions
 
@@ -26,7 +27,7 @@ def check(path: Path | str) -> CheckResult:
     problems: list[str] = []
     checked: list[str] = []
     config = _config(workdir, problems)
-    known = _known_sessions(workdir, checked)
+    known = _known_sessions(workdir, config, checked)
     if config is not None:
         checked.append("pyproject.toml [tool.tars-bot]")
         problems += _session_problems(
@@ -58,17 +59,21 @@ def _config(workdir: Path, problems: list[str]) -> Config | None:
         return None
 
 
-def _known_sessions(workdir: Path, checked: list[str]) -> set[str] | None:
-    """Every name a session list may use (base and long names, tag:NAME); None when only nox
-    could tell."""
+def _known_sessions(workdir: Path, config: Config | None, checked: list[str]) -> set[str] | None:
+    """Every name a session list may use (base and long names, tag:NAME), read statically or,
+    where only running the noxfile tells, listed by nox in the sandbox; None when neither can."""
     try:
         source = (workdir / "noxfile.py").read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return set()
     found = read_sessions(source)
     if found is None:
-        checked.append("noxfile.py (sessions made dynamically: names not checked)")
-        return None
+        listed = init.listed_by_nox(workdir, config or Config())
+        if listed is None:
+            checked.append("noxfile.py (sessions made dynamically: names not checked)")
+            return None
+        checked.append(f"noxfile.py ({len(listed.names)} sessions, listed by nox)")
+        return set(listed.names) | {f"tag:{t}" for t in listed.tags}
     checked.append(f"noxfile.py ({len(found)} sessions)")
     names = {d.name for d in found} | {n for d in found for n in d.long_names()}
     return names | {f"tag:{t}" for d in found for t in d.tags}

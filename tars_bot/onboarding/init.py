@@ -13,13 +13,16 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tars_bot.config import Config, parse_config
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.onboarding import workflow
 from tars_bot.planning.noxfile import declared_sessions
+
+if TYPE_CHECKING:
+    from tars_bot.validation.validator import NoxSessions
 
 FORMAT = 1  # the version of `init --format json`'s document
 EXAMPLE_ID = "example"
@@ -174,9 +177,20 @@ def find_sessions(workdir: Path, config: Config) -> Sessions:
 
 
 def _listed_by_nox(workdir: Path, config: Config) -> list[str] | None:
-    """The sessions `nox --list` gives for HEAD's noxfile, in the sandbox; a session made for
-    several pythons by the one running tars-bot (`tests-3.11`), as there is no other here.
-    None where the sandbox cannot run, or HEAD has another noxfile than the working tree."""
+    """The sessions `nox --list` gives; a session made for several pythons by the one running
+    tars-bot (`tests-3.11`), as there is no other here."""
+    listed = listed_by_nox(workdir, config)
+    if listed is None:
+        return None
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    names = listed.names
+    bases = [n for n in sorted(names) if not (_VARIANT.search(n) and _VARIANT.sub("", n) in names)]
+    return [f"{b}-{python}" if f"{b}-{python}" in names else b for b in bases]
+
+
+def listed_by_nox(workdir: Path, config: Config) -> NoxSessions | None:
+    """The sessions `nox --list` gives for HEAD's noxfile, in the sandbox. None where the
+    sandbox cannot run here, or HEAD has another noxfile than the working tree."""
     from tars_bot.execution.sandbox import open_sandbox  # a process: only where needed
     from tars_bot.validation.validator import NOXFILE, list_sessions
 
@@ -185,15 +199,9 @@ def _listed_by_nox(workdir: Path, config: Config) -> list[str] | None:
         tree = repo.resolve("HEAD")[1]
         if repo.read(tree, NOXFILE) != _read(workdir / NOXFILE):
             return None
-        listed = list_sessions(repo, tree, open_sandbox(config, repo))
+        return list_sessions(repo, tree, open_sandbox(config, repo))
     except TarsError:  # no commit yet, no sandbox here, or nox could not list them
         return None
-    if listed is None:
-        return None
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    names = listed.names
-    bases = [n for n in sorted(names) if not (_VARIANT.search(n) and _VARIANT.sub("", n) in names)]
-    return [f"{b}-{python}" if f"{b}-{python}" in names else b for b in bases]
 
 
 def _running_hooks(source: str) -> dict[str, str]:
