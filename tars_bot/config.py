@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError
 
 from tars_bot.errors import TarsError
 from tars_bot.git import Repo
-from tars_bot.models import Improvement, Limits, Model, NonEmpty, Validation
+from tars_bot.models import Approval, Improvement, Limits, Model, NonEmpty, Validation
 from tars_bot.planning.loader import format_location
 
 QuickCheck = Literal["compile", "ruff"]
@@ -91,6 +91,20 @@ class Config(Model):
     )
     auto_revert: bool = Field(
         False, description="With watch_workflows: also open that change's revert pull request."
+    )
+    approval: Approval = Field(
+        "none",
+        description="Which steps park for a person's approval: none, run_steps or each_step. "
+        "An improvement may ask for more, never less.",
+    )
+    approval_timeout: int = Field(
+        14 * 24 * 3600, gt=0, description="Seconds a gate waits before it expires."
+    )
+    on_expire: Literal["keep", "rollback"] = Field(
+        "keep", description="What an expired gate does to its execution."
+    )
+    on_reject: Literal["step", "rollback"] = Field(
+        "rollback", description="What a rejection undoes: the rejected step, or everything."
     )
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],

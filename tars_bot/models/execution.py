@@ -27,7 +27,12 @@ ExecutionState = Literal[
     "merged",
     "closed",
     "reverted",
+    "parked",
+    "expired",
 ]
+# parked: stopped after a gated step, waiting for a person's decision. No process runs, by
+# design: `recover` never rolls it back; only a decision or its expiry ends it.
+# expired: its gate waited longer than approval_timeout; on_expire kept or rolled it back.
 # the groups of states, defined once; `Execution` names them as properties
 IN_FLIGHT: tuple[ExecutionState, ...] = ("running", "validating")  # its process may still run
 KEPT: tuple[ExecutionState, ...] = ("succeeded", "unvalidated")  # its branch is kept
@@ -36,6 +41,39 @@ LANDS: tuple[ExecutionState, ...] = ("succeeded", "merged", "reverted")  # may b
 OK: tuple[ExecutionState, ...] = ("succeeded", "merged", "reverted", "closed")  # for history
 BROKE: tuple[ExecutionState, ...] = ("failed", "rolled_back", "interrupted")  # for history
 StepState = Literal["pending", "running", "applied", "failed", "reverted", "skipped"]
+
+
+GateStatus = Literal["pending", "approved", "rejected", "expired"]
+
+
+class Decision(Model):
+    """A person's decision on a gate, journaled before anything acts on it."""
+
+    verdict: Literal["approve", "reject"]
+    by: str = Field(description="Who decided: a GitHub login, or the local user.")
+    permission: str | None = Field(None, description="Their permission on the repository.")
+    via: Literal["cli", "comment", "check_run_action", "environment"]
+    comment_id: int | None = Field(None, description="The comment that decided: acted on once.")
+    at: str
+    commit: str = Field(description="The commit decided on: the gate's, or the decision is void.")
+    reason: str = ""
+
+
+class Gate(Model):
+    """A point where an execution waits for a person, bound to content: the commit, its tree and
+    the plan digest. A moved branch, an edited plan or a re-executed step voids it."""
+
+    id: str = Field(description="e.g. 'step-3'.")
+    kind: Literal["step"] = "step"
+    step: int
+    commit: str
+    tree: str
+    plan_digest: str
+    requested_at: str
+    expires_at: str
+    status: GateStatus = "pending"
+    requirements: list[str] = Field(default_factory=list)
+    decision: Decision | None = None
 
 
 KNOWN_LISTED = 5  # known failures named in one line; the rest are counted
@@ -300,6 +338,9 @@ class Execution(Model):
         None,
         description="Set when a kept execution (succeeded, unvalidated) was rolled back "
         "afterwards: the state its run ended in, which is what it counts as in stats.",
+    )
+    gates: list[Gate] = Field(
+        default_factory=list, description="Every gate of the execution, in order."
     )
     checks_stale: str | None = Field(
         None,

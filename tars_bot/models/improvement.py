@@ -67,6 +67,11 @@ class WriteSpec(Model):
     executable: bool = False
 
 
+# which steps park for approval, in increasing strictness: an improvement may only tighten
+Approval = Literal["none", "run_steps", "each_step"]
+APPROVALS: tuple[Approval, ...] = ("none", "run_steps", "each_step")
+
+
 class Step(Model):
     """One commit's worth of change. Exactly one of run, patch, edit, write, delete."""
 
@@ -83,6 +88,9 @@ class Step(Model):
         default_factory=list, description="Step names or 1-based numbers that must run first."
     )
     timeout: int | None = Field(None, gt=0, description="Wall-clock seconds for a run step.")
+    approve: bool = Field(
+        False, description="Park after this step until a person approves it (a gate)."
+    )
 
     @field_validator("delete", mode="before")
     @classmethod
@@ -188,4 +196,9 @@ class Improvement(Model):
     )
     validation: Validation | None = Field(None, description="Default: the repository's config.")
     on_failure: Literal["rollback", "drop-step"] = "rollback"
+    approval: Approval | None = Field(
+        None,
+        description="Which steps park for a person's approval: none, run_steps (each run step) "
+        "or each_step. Default: the repository's; an improvement may only ask for more.",
+    )
     limits: LimitsOverride = Field(default_factory=lambda: LimitsOverride.model_validate({}))

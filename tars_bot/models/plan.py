@@ -31,6 +31,7 @@ class PlannedStep(Model):
     )
     checks: list[str]
     limits: Limits
+    gated: bool = Field(False, description="Parks after this step for a person's approval.")
 
 
 PLAN_FORMAT: Final = "tars-bot.plan/1"
@@ -51,6 +52,14 @@ class ExecutionPlan(Model):
 
     def compute_digest(self) -> str:
         body = self.model_dump(mode="json", exclude={"digest", "seal"})
+        for step in body["steps"]:  # added later: a plan without gates keeps its digest
+            if not step["gated"]:
+                del step["gated"]
+        if body["improvement"]["approval"] is None:
+            del body["improvement"]["approval"]
+        for step in body["improvement"]["steps"]:
+            if not step["approve"]:
+                del step["approve"]
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -38,6 +38,8 @@ STATE_STYLE = {
     "running": "cyan",
     "validating": "cyan",
     "pending": "dim",
+    "parked": "magenta",
+    "expired": "yellow",
 }
 
 

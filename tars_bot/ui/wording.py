@@ -10,6 +10,7 @@ from tars_bot.ui import untrusted
 # values, which programs match on
 _WORDS = {
     "rolled_back": "rolled back",
+    "parked": "waiting for approval",
     "skipped": "changed nothing",
     "KeyboardInterrupt": "stopped by Ctrl-C",
     "Terminated": "stopped by SIGTERM",
