@@ -11,6 +11,7 @@ from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.models import Approval, Improvement, Limits, Model, NonEmpty, Validation
 from tars_bot.planning.loader import format_location
+from tars_bot.stages.config import Stages
 
 QuickCheck = Literal["compile", "ruff"]
 
@@ -109,6 +110,11 @@ class Config(Model):
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",
+    )
+    stages: Stages = Field(
+        default_factory=Stages,
+        description="[tool.tars-bot.stages]: the test stage (publish) and the prod stage "
+        "(merge and watch), with what promoting to prod requires.",
     )
 
     def limits_for(self, improvement: Improvement, step_timeout: int | None = None) -> Limits:

@@ -8,7 +8,11 @@ import pytest
 from tars_bot.cli import main
 from tests.helpers import Result, commit_files, git
 
-pytest_plugins = ["tests.fake_github", "tests.fake_checks"]  # a GitHub REST API on loopback
+pytest_plugins = [
+    "tests.fake_github",
+    "tests.fake_checks",
+    "tests.fake_merges",
+]  # a GitHub REST API on loopback
 
 
 @pytest.fixture(autouse=True)

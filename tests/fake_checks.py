@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.fake_github import HTTPError, Response, _Call, _now, _route
+from tests.fake_github import HTTPError, Repo, Response, _Call, _now, _route
 
 
 @_route("POST /repos/{owner}/{repo}/check-runs")
@@ -69,3 +69,43 @@ def _has_commit(clone_url: str, sha: str) -> bool:
         check=False,
     )
     return found.returncode == 0
+
+
+@_route("GET /repos/{owner}/{repo}/commits/{ref}/check-runs")
+def _check_runs_of_commit(call: _Call) -> Response:
+    # filter=latest (the default): the newest run of each name
+    runs = [r for r in call.repo.check_runs.values() if r["head_sha"] == call.params["ref"]]
+    if call.query.get("filter", "latest") == "latest":
+        runs = list({r["name"]: r for r in runs}.values())
+    shown = [{k: v for k, v in r.items() if k != "annotations"} for r in runs[::-1]]
+    page = call.page(shown)
+    return Response(200, {"total_count": len(shown), "check_runs": page.body}, page.headers)
+
+
+def add_check_run(
+    repo: Repo, sha: str, name: str, status: str = "completed", conclusion: str | None = "success"
+) -> dict[str, Any]:
+    """A check run on `sha` made by some other app (a CI), seeded without a request."""
+    run_id = repo.server.new_id()
+    url = f"{repo.server.url}/repos/{repo.full_name}/check-runs/{run_id}"
+    run: dict[str, Any] = {
+        "id": run_id,
+        "head_sha": sha,
+        "node_id": f"CR_{run_id}",
+        "external_id": "",
+        "url": url,
+        "html_url": f"https://github.com/{repo.full_name}/runs/{run_id}",
+        "details_url": None,
+        "status": status,
+        "conclusion": conclusion,
+        "started_at": _now(),
+        "completed_at": _now() if status == "completed" else None,
+        "output": {"title": None, "summary": None, "text": None, "annotations_count": 0,
+                   "annotations_url": f"{url}/annotations"},
+        "name": name,
+        "check_suite": {"id": repo.server.new_id()},
+        "app": None,
+        "pull_requests": [],
+    }  # fmt: skip
+    repo.check_runs[run_id] = run | {"annotations": []}
+    return run

@@ -155,6 +155,7 @@ class Repo:
     dispatches: list[Dispatch] = field(default_factory=list)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> as GitHub shows it
     workflow_runs: list[dict[str, Any]] = field(default_factory=list)  # as GitHub shows them
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sha -> newest last
 
     @property
     def owner(self) -> str:
@@ -238,6 +239,24 @@ class Repo:
         workflow_json = {**example["workflow"], "id": workflow_id, "name": workflow, "path": path}
         repository = {**example["repository"], "full_name": self.full_name}
         return {**example, "workflow_run": run, "workflow": workflow_json, "repository": repository}
+
+    def add_status(self, sha: str, context: str, state: str) -> dict[str, Any]:
+        """A commit status on `sha` (success, pending, failure or error), as a CI posts one."""
+        status_id = self.server.new_id()
+        status = {
+            "url": f"{self.server.url}/repos/{self.full_name}/statuses/{sha}",
+            "avatar_url": None,
+            "id": status_id,
+            "node_id": f"SC_{status_id}",
+            "state": state,
+            "description": None,
+            "target_url": f"https://ci.example/{context}/{status_id}",
+            "context": context,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        self.statuses.setdefault(sha, []).append(status)
+        return status
 
     def merge_pull(self, pull: Issue, commit: str) -> None:
         """Record `pull` as merged into its base as `commit` (the test made that commit in git:
@@ -917,6 +936,32 @@ def _pulls_of_commit(call: _Call) -> Response:
     sha = call.params["commit_sha"]
     pulls = [p for p in call.repo.pulls() if sha in (p.head_sha, p.merge_commit_sha)]
     return call.page([call.gh.pull_json(call.repo, p) for p in pulls])
+
+
+@_route("GET /repos/{owner}/{repo}/commits/{ref}/status")
+def _combined_status(call: _Call) -> Response:
+    # as GitHub: the latest status per context, newest first; failure beats pending beats success
+    repo, sha = call.repo, call.params["ref"]
+    latest: dict[str, dict[str, Any]] = {}
+    for status in reversed(repo.statuses.get(sha, [])):
+        latest.setdefault(status["context"], status)
+    states = {s["state"] for s in latest.values()}
+    state = (
+        "failure" if states & {"failure", "error"}
+        else "pending" if not states or "pending" in states
+        else "success"
+    )  # fmt: skip
+    page = call.page(list(latest.values()))
+    body = {
+        "state": state,
+        "statuses": page.body,
+        "sha": sha,
+        "total_count": len(latest),
+        "repository": call.gh.repo_json(repo.full_name),
+        "commit_url": f"{call.gh.url}/repos/{repo.full_name}/commits/{sha}",
+        "url": f"{call.gh.url}/repos/{repo.full_name}/commits/{sha}/status",
+    }
+    return Response(200, body, page.headers)
 
 
 # -- the HTTP server -------------------------------------------------------------------------------

@@ -233,6 +233,14 @@ class GitHubClient(CheckRuns):
         with api_call(f"close #{number}"):
             self._repo.get_pull(number).edit(state="closed")
 
+    def merge_pull_request(self, number: int, sha: str, method: str) -> str:
+        """Merge #`number` by `method` (merge, squash or rebase) only if its head is still `sha`
+        (GitHub answers 409 otherwise); the commit that landed on the base."""
+        hint = {409: f"the head of #{number} moved from {sha[:10]}: nothing was merged"}
+        with api_call(f"merge #{number} ({method})", hint):
+            status = self._repo.get_pull(number).merge(merge_method=method, sha=sha)
+        return status.sha
+
     @functools.cached_property
     def login(self) -> str | None:
         """Who our comments are written by; None for an installation, whose bot name GitHub

@@ -9,7 +9,8 @@ from typing import Any
 from github.GithubObject import NotSet
 from github.Repository import Repository
 
-from tars_bot.github.client_session import api_call
+from tars_bot.github.client_session import PER_PAGE, api_call
+from tars_bot.stages.ci import CIReport, check_run_outcome, status_outcome
 
 CHECKS_HINT = "check runs need a GitHub App's token with the checks: write permission"
 
@@ -62,3 +63,40 @@ class CheckRuns:
     def dispatch_workflow(self, workflow_file: str, ref: str, inputs: Mapping[str, str]) -> None:
         with api_call(f"start workflow {workflow_file} on {ref}"):
             self._repo.get_workflow(workflow_file).create_dispatch(ref, dict(inputs), throw=True)
+
+    def commit_ci(self, sha: str) -> list[CIReport]:
+        """Every commit status (the latest per context) and check run (the latest per name)
+        GitHub holds for commit `sha`."""
+        with api_call(f"read the CI of {sha[:10]}"):
+            commit = self._repo.get_commit(sha)
+            reports = [
+                CIReport(
+                    "check_run",
+                    run.name,
+                    check_run_outcome(run.status, run.conclusion),
+                    run.conclusion or run.status,
+                    run.html_url,
+                )
+                for run in commit.get_check_runs()
+            ]
+            return self._statuses(commit.url) + reports
+
+    def _statuses(self, commit_url: str) -> list[CIReport]:
+        # PyGithub's get_combined_status reads only the first page of statuses; a failing
+        # context on a later page must not be missed
+        found: list[CIReport] = []
+        page = 1
+        while True:
+            _, data = self._repo.requester.requestJsonAndCheck(
+                "GET", f"{commit_url}/status", parameters={"per_page": PER_PAGE, "page": page}
+            )
+            statuses = data.get("statuses") or []
+            found += [
+                CIReport(
+                    "status", s["context"], status_outcome(s["state"]), s["state"], s["target_url"]
+                )
+                for s in statuses
+            ]
+            if not statuses or len(found) >= data.get("total_count", 0):
+                return found
+            page += 1

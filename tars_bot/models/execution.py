@@ -63,9 +63,9 @@ class Gate(Model):
     """A point where an execution waits for a person, bound to content: the commit, its tree and
     the plan digest. A moved branch, an edited plan or a re-executed step voids it."""
 
-    id: str = Field(description="e.g. 'step-3'.")
-    kind: Literal["step"] = "step"
-    step: int
+    id: str = Field(description="e.g. 'step-3', or 'promotion'.")
+    kind: Literal["step", "promotion"] = "step"
+    step: int = Field(description="The step it follows: for a promotion, the last one.")
     commit: str
     tree: str
     plan_digest: str

@@ -1,0 +1,311 @@
+"""The prod promotion's rules (S4, S6, S9): each requirement met and unmet with its message,
+the gate every merge path passes first, and the check that a merge landed the approved change.
+
+Real parts only: an execution made by `tars-bot execute` in a clone of a bare origin, its
+approval journaled as the gate engine records it, GitHub's answers from the fake server through
+the GitHub client, and merges made in git (by the fake's merge button, or by hand)."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tars_bot.git import Repo
+from tars_bot.github.client import GitHubClient
+from tars_bot.models import Decision, Execution, Gate
+from tars_bot.records import journal
+from tars_bot.stages.ci import CIReport
+from tars_bot.stages.requirements import Finding, Promotion, evaluate
+from tests.fake_checks import add_check_run
+from tests.fake_github import FakeGitHub
+from tests.fake_github import Repo as GitHubRepo
+from tests.helpers import add_improvement, commit_files, git
+
+FILES = {"a.txt": "alpha\n", "b.txt": "beta\n", "other.txt": "other\n"}
+STEPS = """\
+    title: two files
+    steps:
+      - {name: A, edit: {path: a.txt, search: alpha, replace: ALPHA}}
+      - {name: B, edit: {path: b.txt, search: beta, replace: BETA}}
+    """
+GREEN = [CIReport("check_run", "tests", "green", "success")]
+
+
+@dataclass
+class World:
+    work: Path  # the clone tars-bot executed in
+    origin: Path  # the bare repository GitHub holds
+    execution_id: str
+    github: GitHubRepo
+
+    @property
+    def repo(self) -> Repo:
+        return Repo(self.work)
+
+    @property
+    def execution(self) -> Execution:
+        return journal.load(self.repo, self.execution_id)
+
+    @property
+    def head(self) -> str:
+        head = self.execution.head_commit
+        assert head is not None
+        return head
+
+    def base_tip(self) -> str:
+        git(self.work, "fetch", "-q", "origin")
+        return git(self.work, "rev-parse", "origin/main")
+
+    def push_main(self, files: dict[str, str], message: str) -> str:
+        clone = self.origin.parent / f"clone-{message.replace(' ', '-')}"
+        git(self.origin.parent, "clone", "-q", str(self.origin), str(clone))
+        commit_files(clone, files, message)
+        git(clone, "push", "-q", "origin", "HEAD:main")
+        return git(clone, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def world(tmp_path, cli, fake_github: FakeGitHub) -> World:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(origin), str(work))
+    commit_files(work, FILES, "initial")
+    add_improvement(work, textwrap.dedent(STEPS))
+    commit_files(work, {}, "improvement")
+    git(work, "push", "-q", "origin", "HEAD:main")
+    result = cli("execute", "--repo", work, "--improvement-id", "imp")
+    assert result.code == 0, result.err + result.out
+    [execution] = journal.history(Repo(work), 1)
+    git(work, "push", "-q", "origin", "tars-bot/imp")
+    github = fake_github.add_repo("octo/app", clone_url=str(origin))
+    github.add_collaborator("writer", "write")
+    github.add_collaborator("maintainer", "maintain")
+    github.add_collaborator("reader", "read")
+    return World(work, origin, execution.id, github)
+
+
+@pytest.fixture
+def client(fake_github: FakeGitHub, world: World):
+    env = {
+        "GITHUB_API_URL": fake_github.url,
+        "GITHUB_REPOSITORY": "octo/app",
+        "GITHUB_TOKEN": fake_github.token,
+    }
+    with GitHubClient.from_env(env, sleep=lambda _: None, pace=False) as made:
+        yield made
+
+
+def approve(
+    world: World,
+    by: str = "writer",
+    permission: str | None = "write",
+    commit: str | None = None,
+    digest: str | None = None,
+    verdict: str = "approve",
+) -> None:
+    """The promotion gate and its decision, journaled as the gate engine writes them."""
+    execution, plan = world.execution, journal.load_plan(world.repo, world.execution_id)
+    head = world.head
+    decision = Decision(
+        verdict=verdict, by=by, permission=permission, via="comment", comment_id=7,
+        at=journal.now(), commit=commit or head,
+    )  # fmt: skip
+    gate = Gate(
+        id="promotion", kind="promotion", step=len(execution.steps), commit=head,
+        tree=world.repo.tree_of(head), plan_digest=digest or plan.digest,
+        requested_at=journal.now(), expires_at=journal.now(),
+        status="approved" if verdict == "approve" else "rejected", decision=decision,
+    )  # fmt: skip
+    journal.Record.resume(world.repo, world.execution_id).update(gates=[gate])
+
+
+def judged(
+    world: World,
+    name: str,
+    *,
+    requester: str | None = "alice",
+    ci: list[CIReport] | None = None,
+    base_tip: str | None = None,
+) -> Finding:
+    promotion_ = Promotion(
+        world.execution,
+        journal.load_plan(world.repo, world.execution_id),
+        base_tip or world.base_tip(),
+        requester,
+        GREEN if ci is None else ci,
+    )
+    [finding] = evaluate(world.repo, promotion_, [name])  # type: ignore[list-item]
+    return finding
+
+
+# -- approved ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("by", "permission"), [("writer", "write"), ("maintainer", "maintain")])
+def test_approved_by_a_writer_is_met(world, by, permission):
+    approve(world, by=by, permission=permission)
+    finding = judged(world, "approved")
+    assert finding.met, finding
+    assert f"approved by {by} ({permission}) on {world.head[:10]}" in finding.why
+
+
+def test_approved_without_a_recorded_approval_is_unmet(world):
+    finding = judged(world, "approved")
+    assert not finding.met
+    assert str(finding) == "approved: no approval of the promotion is recorded in the journal"
+
+
+def test_an_approval_by_a_reader_does_not_count(world):
+    approve(world, by="reader", permission="read")
+    finding = judged(world, "approved")
+    assert not finding.met
+    assert "reader approved with read permission; only an approval by someone with write" in (
+        finding.why
+    )
+
+
+def test_an_approval_of_another_commit_does_not_count(world):
+    approve(world, commit=world.execution.base_commit)
+    finding = judged(world, "approved")
+    assert not finding.met
+    assert f"names {world.execution.base_commit[:10]}, but the head is {world.head[:10]}" in (
+        finding.why
+    )
+
+
+def test_a_rejection_is_not_an_approval(world):
+    approve(world, verdict="reject")
+    finding = judged(world, "approved")
+    assert (finding.met, finding.why) == (False, "the promotion gate is rejected (by writer)")
+
+
+# -- not_self ------------------------------------------------------------------------------------
+def test_not_self_is_met_when_someone_else_approves(world):
+    approve(world, by="writer")
+    finding = judged(world, "not_self", requester="alice")
+    assert finding.met
+    assert finding.why == "approved by writer, not by the requester alice"
+
+
+def test_not_self_is_unmet_when_the_requester_approves(world):
+    approve(world, by="writer")
+    finding = judged(world, "not_self", requester="Writer")  # logins ignore case
+    assert not finding.met
+    assert str(finding) == "not_self: writer asked for this execution and cannot approve it too"
+
+
+def test_not_self_is_unmet_when_the_requester_is_unknown(world):
+    approve(world)
+    finding = judged(world, "not_self", requester=None)
+    assert not finding.met
+    assert "requester is not known" in finding.why
+
+
+# -- checks_green --------------------------------------------------------------------------------
+def test_checks_green_on_the_head_commit(world, client):
+    world.github.add_status(world.head, "ci/lint", "pending")
+    world.github.add_status(world.head, "ci/lint", "success")  # the latest per context counts
+    add_check_run(world.github, world.head, "tests")
+    add_check_run(world.github, world.head, "tars-bot / gate", conclusion="action_required")
+    add_check_run(world.github, world.execution.base_commit, "tests", conclusion="failure")
+    finding = judged(world, "checks_green", ci=client.commit_ci(world.head))
+    assert finding.met, finding
+    assert finding.why == f"CI passed on {world.head[:10]} (2 checks)"
+
+
+def test_checks_green_is_unmet_on_a_failure(world, client):
+    add_check_run(world.github, world.head, "tests", conclusion="failure")
+    finding = judged(world, "checks_green", ci=client.commit_ci(world.head))
+    assert not finding.met
+    assert str(finding) == f"checks_green: CI failed on {world.head[:10]}: tests (failure)"
+
+
+def test_a_failing_status_past_the_first_page_is_seen(world, client):
+    for n in range(120):
+        world.github.add_status(world.head, f"ci/{n:03}", "success")
+    world.github.add_status(world.head, "ci/late", "error")
+    add_check_run(world.github, world.head, "tests")
+    finding = judged(world, "checks_green", ci=client.commit_ci(world.head))
+    assert not finding.met
+    assert "ci/late (error)" in finding.why
+
+
+def test_pending_checks_are_not_green_and_say_so(world, client):
+    add_check_run(world.github, world.head, "tests", status="in_progress", conclusion=None)
+    finding = judged(world, "checks_green", ci=client.commit_ci(world.head))
+    assert not finding.met
+    assert finding.why == f"CI is still running on {world.head[:10]}: tests (in_progress)"
+
+
+def test_no_ci_reported_is_not_green(world, client):
+    add_check_run(world.github, world.head, "tars-bot / validation")  # ours: not the CI
+    finding = judged(world, "checks_green", ci=client.commit_ci(world.head))
+    assert (finding.met, finding.why) == (False, f"no CI has reported on {world.head[:10]} yet")
+
+
+# -- undiverged ----------------------------------------------------------------------------------
+def test_undiverged_when_the_base_has_not_moved(world):
+    finding = judged(world, "undiverged")
+    assert finding.met
+    assert finding.why == f"the base has not moved since {world.execution.base_commit[:10]}"
+
+
+def test_base_changes_elsewhere_are_not_divergence(world):
+    world.push_main({"other.txt": "someone else's work\n", "new/x.txt": "x\n"}, "elsewhere")
+    finding = judged(world, "undiverged")
+    assert finding.met, finding
+    assert finding.why.endswith("changing 2 files, none of this execution's")
+
+
+def test_base_changes_to_the_executions_files_are_divergence(world):
+    tip = world.push_main({"b.txt": "beta, edited on main\n", "other.txt": "o\n"}, "overlap")
+    finding = judged(world, "undiverged")
+    assert not finding.met
+    base = world.execution.base_commit
+    assert str(finding) == (
+        f"undiverged: the base moved {base[:10]} → {tip[:10]} and changed b.txt, which this "
+        "execution changes too: execute it again on the new base"
+    )
+
+
+def test_an_unknown_base_tip_is_unmet(world):
+    finding = judged(world, "undiverged", base_tip="1" * 40)
+    assert not finding.met
+    assert "is not in the repository: fetch it" in finding.why
+
+
+# -- plan_digest ---------------------------------------------------------------------------------
+def test_plan_digest_met_when_the_approval_names_the_journaled_plan(world):
+    approve(world)
+    finding = judged(world, "plan_digest")
+    assert finding.met
+    assert finding.why.startswith("the approval names the plan executed (sha256:")
+
+
+def test_plan_digest_unmet_when_the_approval_names_another_plan(world):
+    approve(world, digest="sha256:" + "0" * 64)
+    finding = judged(world, "plan_digest")
+    assert not finding.met
+    assert "the approval names plan sha256:000000000000, but the execution ran plan" in (
+        finding.why
+    )
+
+
+def test_plan_digest_unmet_when_the_journaled_plan_was_altered(world):
+    approve(world)
+    record = journal.Record.resume(world.repo, world.execution_id)
+    plan = journal.load_plan(world.repo, world.execution_id)
+    altered = plan.model_copy(update={"branch": "tars-bot/elsewhere"})  # digest kept
+    record.save(record.execution, {"plan.json": altered.model_dump_json().encode()})
+    finding = judged(world, "plan_digest")
+    assert (finding.met, finding.why) == (
+        False,
+        "the journaled plan does not match its own digest: it was altered",
+    )
+
+
+def test_plan_digest_unmet_without_an_approval(world):
+    finding = judged(world, "plan_digest")
+    assert (finding.met, finding.why) == (False, "no approval names a plan digest")
