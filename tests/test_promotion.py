@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tars_bot.errors import TarsError
 from tars_bot.git import Repo
 from tars_bot.github.client import GitHubClient
 from tars_bot.models import Decision, Execution, Gate
 from tars_bot.records import journal
+from tars_bot.stages import promotion
 from tars_bot.stages.ci import CIReport
 from tars_bot.stages.requirements import Finding, Promotion, evaluate
 from tests.fake_checks import add_check_run
@@ -24,7 +26,8 @@ from tests.fake_github import FakeGitHub
 from tests.fake_github import Repo as GitHubRepo
 from tests.helpers import add_improvement, commit_files, git
 
-FILES = {"a.txt": "alpha\n", "b.txt": "beta\n", "other.txt": "other\n"}
+B_TXT = "beta\n1\n2\n3\n4\n"
+FILES = {"a.txt": "alpha\n", "b.txt": B_TXT, "other.txt": "other\n"}
 STEPS = """\
     title: two files
     steps:
@@ -309,3 +312,141 @@ def test_plan_digest_unmet_when_the_journaled_plan_was_altered(world):
 def test_plan_digest_unmet_without_an_approval(world):
     finding = judged(world, "plan_digest")
     assert (finding.met, finding.why) == (False, "no approval names a plan digest")
+
+
+# -- the gate on every merge path (S6) ------------------------------------------------------------
+def open_pull(world: World):
+    pull = world.github.add_pull("two files", head="tars-bot/imp")
+    pull.head_sha = world.head
+    return pull
+
+
+def merge(world: World, client: GitHubClient, head: str | None = None, method: str = "merge"):
+    add_check_run(world.github, world.head, "tests")
+    pull = open_pull(world)
+    merged = promotion.merge(
+        world.repo,
+        client,
+        world.execution_id,
+        pull.number,
+        head or world.head,
+        method,  # type: ignore[arg-type]
+        base_tip=world.base_tip(),
+        requester="alice",
+        ci=client.commit_ci(world.head),
+    )
+    return pull, merged
+
+
+def test_a_merge_without_an_approval_does_nothing_and_says_why(world, client, fake_github):
+    main = world.base_tip()
+    with pytest.raises(promotion.PromotionRefused) as refused:
+        merge(world, client)
+    lines = refused.value.args
+    assert (
+        lines[0] == f"execution {world.execution_id}: not promoted to prod, 3 requirements unmet:"
+    )
+    assert lines[1:] == (
+        "  ✘ approved: no approval of the promotion is recorded in the journal",
+        "  ✘ plan_digest: no approval names a plan digest",
+        "  ✘ not_self: no approver to tell apart from the requester",
+    )
+    assert fake_github.calls("PUT") == []
+    assert [p.state for p in world.github.pulls()] == ["open"]
+    assert world.base_tip() == main
+
+
+def test_a_merge_of_another_head_than_the_executions_is_refused(world, client, fake_github):
+    approve(world)
+    base = world.execution.base_commit
+    with pytest.raises(promotion.PromotionRefused, match="the branch moved"):
+        merge(world, client, head=base)
+    assert fake_github.calls("PUT") == []
+
+
+def test_github_refuses_a_head_that_moved_after_the_check(world, client, fake_github):
+    approve(world)
+    clone = world.origin.parent / "pusher"
+    git(world.origin.parent, "clone", "-q", "-b", "tars-bot/imp", str(world.origin), str(clone))
+    commit_files(clone, {"extra.txt": "sneaked in\n"}, "after the approval")
+    git(clone, "push", "-q", "origin", "HEAD:tars-bot/imp")
+    main = world.base_tip()
+    with pytest.raises(TarsError, match="the head of #1 moved from"):
+        merge(world, client)
+    assert world.base_tip() == main
+
+
+# -- the promotion's effect (S9) -------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase", "queue-or-merge"])
+def test_an_approved_promotion_lands_the_approved_change(world, client, method):
+    approve(world)
+    world.push_main({"other.txt": "someone else's work\n"}, "elsewhere")  # onto moved on
+    pull, landed = merge(world, client, method=method)
+    assert pull.merge_commit_sha == landed
+    effect = promotion.verify(world.repo, world.execution, world.base_tip(), landed)
+    kind = {"queue-or-merge": "merge"}.get(method, method)
+    assert effect.ok, effect.why
+    assert effect.landing is not None and effect.landing.kind == kind
+    assert effect.why.startswith(f"{kind} ")
+    assert effect.why.endswith("holds the approved change")
+
+
+def test_a_squash_that_dropped_a_files_change_is_a_mismatch(world):
+    approve(world)
+    clone = world.origin.parent / "maintainer"
+    git(world.origin.parent, "clone", "-q", str(world.origin), str(clone))
+    git(clone, "merge", "--squash", "-q", "origin/tars-bot/imp")
+    git(clone, "checkout", "HEAD", "--", "b.txt")  # one file's change lost
+    git(clone, "commit", "-q", "-m", "two files (#1)")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    squash, tip = git(clone, "rev-parse", "HEAD"), world.base_tip()
+
+    effect = promotion.verify(world.repo, world.execution, tip, squash)
+    assert not effect.ok
+    assert effect.why == f"squash {squash[:10]}: b.txt does not hold the approved change"
+    unseen = promotion.verify(world.repo, world.execution, tip)  # without GitHub's word
+    assert (unseen.ok, unseen.why) == (
+        False,
+        f"the change of {world.head[:10]} is not on the base at {tip[:10]}",
+    )
+
+
+def test_a_merge_of_a_different_head_is_a_mismatch(world):
+    approve(world)
+    clone = world.origin.parent / "maintainer"
+    git(world.origin.parent, "clone", "-q", str(world.origin), str(clone))
+    git(clone, "checkout", "-q", "-b", "other", "origin/tars-bot/imp")
+    commit_files(clone, {"extra.txt": "not approved\n"}, "more")
+    git(clone, "checkout", "-q", "main")
+    git(clone, "merge", "--no-ff", "-q", "-m", "Merge pull request #1", "other")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    merged = git(clone, "rev-parse", "HEAD")
+
+    effect = promotion.verify(world.repo, world.execution, world.base_tip(), merged)
+    assert not effect.ok
+    assert effect.why == f"merge {merged[:10]}: extra.txt changed, which was not approved"
+
+
+def test_a_file_the_base_also_changed_is_checked_against_a_three_way_merge(world):
+    """The base changed b.txt elsewhere before the merge: the landed b.txt must be the approved
+    change applied onto the base's, and one without it is a mismatch."""
+    approve(world)
+    clone = world.origin.parent / "maintainer"
+    git(world.origin.parent, "clone", "-q", str(world.origin), str(clone))
+    commit_files(clone, {"b.txt": B_TXT + "5\n"}, "b grows")
+    onto = git(clone, "rev-parse", "HEAD")
+    git(clone, "merge", "--no-ff", "-q", "-m", "Merge pull request #1", "origin/tars-bot/imp")
+    assert (clone / "b.txt").read_text() == B_TXT.replace("beta", "BETA") + "5\n"
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    good = promotion.verify(world.repo, world.execution, world.base_tip())
+    assert good.ok, good.why
+
+    git(clone, "reset", "-q", "--hard", onto)  # the same merge, but b.txt as the base had it
+    git(clone, "merge", "--no-ff", "--no-commit", "-q", "origin/tars-bot/imp")
+    git(clone, "checkout", onto, "--", "b.txt")
+    git(clone, "commit", "-q", "-m", "Merge pull request #1")
+    git(clone, "push", "-q", "-f", "origin", "HEAD:main")
+    merged = git(clone, "rev-parse", "HEAD")
+    bad = promotion.verify(world.repo, world.execution, world.base_tip())
+    assert not bad.ok
+    assert bad.why == f"merge {merged[:10]}: b.txt does not hold the approved change"
