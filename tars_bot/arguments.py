@@ -162,6 +162,26 @@ def status_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     return parser
 
 
+def promote_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "promote",
+        parents=[common],
+        help="what promoting an execution to prod requires, each requirement met or not",
+        description="With --check, judge each requirement of [tool.tars-bot.stages] prod "
+        "(read-only); exit 2 when one is unmet. The CI is read from GitHub when GITHUB_TOKEN "
+        "and GITHUB_REPOSITORY are set.",
+    )
+    _add_execution_id(parser)
+    _add_format(parser)
+    parser.add_argument(
+        "--check", action="store_true", help="only judge the requirements (merging is the "
+        "workflow's merge job)"
+    )  # fmt: skip
+    parser.add_argument("--requester", metavar="LOGIN", help="who asked for the execution")
+    parser.add_argument("--onto", metavar="BRANCH", help="the base branch (default: found)")
+    return parser
+
+
 def history_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
     parser = verbs.add_parser("history", parents=[common], help="list executions, newest first")
     parser.add_argument("--limit", type=_positive, metavar="N", help="show at most N")

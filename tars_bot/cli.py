@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from tars_bot.models import Execution, ExecutionPlan, Improvement
+    from tars_bot.stages.ci import CIReport
     from tars_bot.system import ExecutionSystem
 
 LOG_TAIL_LINES = 20
@@ -242,6 +243,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from tars_bot.system import ExecutionSystem
+    from tars_bot.ui import promotion
+
+    if not args.check:
+        raise TarsError("promote: only --check is available here; the merge job promotes")
+    system = ExecutionSystem(args.repo)
+    execution_id = system.execution_id(args.execution_id, args.improvement_id)
+    head = system.status(execution_id).head_commit
+    ci = _commit_ci(head) if head else None
+    findings = system.promotion_check(execution_id, requester=args.requester, ci=ci, onto=args.onto)
+    if args.format == "json":
+        print(json.dumps(promotion.as_json(execution_id, head, findings), indent=2))
+    else:
+        print(untrusted.for_terminal(promotion.as_text(findings)), end="")
+    return EXIT_OK if all(f.met for f in findings) else errors.EXIT_USAGE
+
+
+def _commit_ci(head: str) -> list[CIReport] | None:
+    """The CI on `head` when this runs with a GitHub repository and token; else None."""
+    if not (os.environ.get("GITHUB_TOKEN") and os.environ.get("GITHUB_REPOSITORY")):
+        return None
+    from tars_bot.github.client import GitHubClient
+
+    with GitHubClient.from_env(os.environ) as client:
+        return client.commit_ci(head)
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     from tars_bot.system import ExecutionSystem
     from tars_bot.ui import report
@@ -458,6 +487,7 @@ def _parser() -> argparse.ArgumentParser:
         (arguments.plan_parser, cmd_plan),
         (arguments.execute_parser, cmd_execute),
         (arguments.status_parser, cmd_status),
+        (arguments.promote_parser, cmd_promote),
         (arguments.history_parser, cmd_history),
         (arguments.stats_parser, cmd_stats),
         (arguments.rollback_parser, cmd_rollback),

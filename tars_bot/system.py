@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tars_bot.config import Config, config_at
+from tars_bot.errors import TarsError
 from tars_bot.execution import handoff, orchestrate
 from tars_bot.execution.orchestrate import ExecutionResult, Progress, Silent
 from tars_bot.execution.sandbox import SandboxInfo, open_sandbox
@@ -19,6 +20,10 @@ from tars_bot.models import CheckResult, Execution, ExecutionPlan, Improvement, 
 from tars_bot.planning import loader, planner
 from tars_bot.records import journal, learning, naming, sharing
 from tars_bot.rollback import lifecycle, undo
+from tars_bot.rollback.revert import default_tip
+from tars_bot.stages import promotion
+from tars_bot.stages.ci import CIReport
+from tars_bot.stages.requirements import Finding
 from tars_bot.validation import final_checks
 
 __all__ = ["ExecutionResult", "ExecutionSystem", "Progress", "Silent"]
@@ -226,6 +231,30 @@ class ExecutionSystem:
         lifecycle.mark_reverted(self.repo, execution_id, revert_id, remote, token)
 
     # -- for messages ----------------------------------------------------------------------------
+    # -- stages -----------------------------------------------------------------------------------
+    def promotion_check(
+        self,
+        execution_id: str,
+        *,
+        requester: str | None,
+        ci: list[CIReport] | None,
+        onto: str | None = None,
+    ) -> list[Finding]:
+        """What promoting the execution to prod requires, each judged against the default
+        branch (`onto`, or found) as it is now."""
+        tip = default_tip(self.repo, onto)
+        if tip is None:
+            raise TarsError("cannot tell the default branch to promote onto; name it with --onto")
+        requirements = self.config(tip).stages.prod.requirements()  # the base's, trusted
+        return promotion.check(
+            self.repo,
+            execution_id,
+            base_tip=tip,
+            requester=requester,
+            ci=ci,
+            requirements=requirements,
+        )
+
     def display_path(self, path: Path) -> str:
         """`path` relative to the repository root when it lies inside, for messages."""
         try:

@@ -7,6 +7,7 @@ the GitHub client, and merges made in git (by the fake's merge button, or by han
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,3 +451,43 @@ def test_a_file_the_base_also_changed_is_checked_against_a_three_way_merge(world
     bad = promotion.verify(world.repo, world.execution, world.base_tip())
     assert not bad.ok
     assert bad.why == f"merge {merged[:10]}: b.txt does not hold the approved change"
+
+
+# -- tars-bot promote --check ----------------------------------------------------------------------
+def test_promote_check_names_each_unmet_requirement_and_exits_2(world, cli):
+    result = cli("promote", "--repo", world.work, "--execution-id", "latest", "--check")
+    assert result.code == 2, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "✘ approved: no approval of the promotion is recorded in the journal"
+    assert lines[1] == (
+        f"✘ checks_green: the CI on {world.head[:10]} was not read (no connection to GitHub)"
+    )
+    base = world.execution.base_commit
+    assert lines[2] == f"✔ undiverged: the base has not moved since {base[:10]}"
+    assert [line[0] for line in lines] == ["✘", "✘", "✔", "✘", "✘"]
+
+
+def test_promote_check_reads_the_ci_from_github_and_passes(world, cli, fake_github, monkeypatch):
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/app")
+    monkeypatch.setenv("GITHUB_TOKEN", fake_github.token)
+    approve(world)
+    add_check_run(world.github, world.head, "tests")
+    result = cli(
+        "promote", "--repo", world.work, "--execution-id", world.execution_id, "--check",
+        "--requester", "alice", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    report = json.loads(result.out)
+    assert report["promotable"] is True
+    assert report["head_commit"] == world.head
+    assert [r["name"] for r in report["requirements"]] == [
+        "approved", "checks_green", "undiverged", "plan_digest", "not_self",
+    ]  # fmt: skip
+    assert all(r["met"] for r in report["requirements"])
+
+
+def test_promote_without_check_is_a_usage_error(world, cli):
+    result = cli("promote", "--repo", world.work, "--execution-id", "latest")
+    assert result.code == 2
+    assert "only --check is available here" in result.err

@@ -169,3 +169,18 @@ class _Expected:
             merged, _ = self._repo.undo(base, head, onto)
             self._merged = merged or ""
         return self._repo.blob_id(self._merged, path) if self._merged else "conflict"
+
+
+def check(
+    repo: Repo,
+    execution_id: str,
+    *,
+    base_tip: str,
+    requester: str | None,
+    ci: list[CIReport] | None,
+    requirements: Iterable[Requirement] = REQUIREMENTS,
+) -> list[Finding]:
+    """Every requirement judged for promoting the execution as journaled; reads only."""
+    execution = journal.load(repo, execution_id)
+    plan = journal.load_plan(repo, execution_id)
+    return evaluate(repo, Promotion(execution, plan, base_tip, requester, ci), requirements)
