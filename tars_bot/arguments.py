@@ -366,7 +366,7 @@ def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
 
 
 SCHEMA_KINDS = ("improvement", "plan", "execution", "history", "stats", "validate", "sandbox",
-                "check", "error")  # fmt: skip
+                "check", "promote", "error")  # fmt: skip
 
 
 def schema_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:

@@ -255,7 +255,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     ci = _commit_ci(head) if head else None
     findings = system.promotion_check(execution_id, requester=args.requester, ci=ci, onto=args.onto)
     if args.format == "json":
-        print(json.dumps(promotion.as_json(execution_id, head, findings), indent=2))
+        print(promotion.as_json(execution_id, head, findings).model_dump_json(indent=2))
     else:
         print(untrusted.for_terminal(promotion.as_text(findings)), end="")
     return EXIT_OK if all(f.met for f in findings) else errors.EXIT_USAGE

@@ -7,7 +7,6 @@ the GitHub client, and merges made in git (by the fake's merge button, or by han
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.fake_checks import add_check_run
 from tests.fake_github import FakeGitHub
 from tests.fake_github import Repo as GitHubRepo
 from tests.helpers import add_improvement, commit_files, git
+from tests.test_output import conforms
 
 B_TXT = "beta\n1\n2\n3\n4\n"
 FILES = {"a.txt": "alpha\n", "b.txt": B_TXT, "other.txt": "other\n"}
@@ -478,7 +478,8 @@ def test_promote_check_reads_the_ci_from_github_and_passes(world, cli, fake_gith
         "--requester", "alice", "--format", "json",
     )  # fmt: skip
     assert result.code == 0, result.out + result.err
-    report = json.loads(result.out)
+    report = conforms(result.out, "promote")
+    assert report["format"] == "tars-bot.promote/1"
     assert report["promotable"] is True
     assert report["head_commit"] == world.head
     assert [r["name"] for r in report["requirements"]] == [

@@ -17,6 +17,7 @@ STATS_FORMAT: Final = "tars-bot.stats/1"
 SANDBOX_FORMAT: Final = "tars-bot.sandbox/1"
 ERROR_FORMAT: Final = "tars-bot.error/1"
 CHECK_FORMAT: Final = "tars-bot.check/1"
+PROMOTE_FORMAT: Final = "tars-bot.promote/1"
 
 
 class Validated(Model):
@@ -124,3 +125,19 @@ class Error(Model):
 
     format: Literal["tars-bot.error/1"] = ERROR_FORMAT
     error: Problems
+
+
+class RequirementFinding(Model):
+    name: str = Field(description="approved, checks_green, undiverged, plan_digest or not_self.")
+    met: bool
+    why: str
+
+
+class PromotionCheck(Model):
+    """`tars-bot promote --check --format json`: each prod requirement, met or not, and why."""
+
+    format: Literal["tars-bot.promote/1"] = PROMOTE_FORMAT
+    execution: str
+    head_commit: str | None
+    promotable: bool = Field(description="Every requirement is met.")
+    requirements: list[RequirementFinding]

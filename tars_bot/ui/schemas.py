@@ -9,7 +9,14 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from tars_bot.models import Execution, ExecutionPlan, Improvement
-from tars_bot.models.output import Checked, Error, SandboxView, Stats, Validated
+from tars_bot.models.output import (
+    Checked,
+    Error,
+    PromotionCheck,
+    SandboxView,
+    Stats,
+    Validated,
+)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # kind -> what it describes: the improvement file (read), then each `--format json` output
@@ -22,6 +29,7 @@ MODELS: dict[str, Any] = {
     "validate": Validated,
     "sandbox": SandboxView,
     "check": Checked,
+    "promote": PromotionCheck,  # promote --check --format json
     "error": Error,  # any command with --format json that ends in an error
 }
 
