@@ -365,6 +365,22 @@ def test_a_merge_of_another_head_than_the_executions_is_refused(world, client, f
     assert fake_github.calls("PUT") == []
 
 
+def test_a_rolled_back_execution_is_not_promoted(world, client, cli, fake_github):
+    approve(world)
+    assert cli("rollback", "--repo", world.work, "--execution-id", world.execution_id).code == 0
+    with pytest.raises(promotion.PromotionRefused) as refused:
+        merge(world, client)
+    assert str(refused.value) == f"execution {world.execution_id} is rolled_back: not promotable"
+    assert fake_github.calls("PUT") == []
+
+
+def test_a_readers_approval_does_not_open_the_merge(world, client, fake_github):
+    approve(world, by="reader", permission="read")
+    with pytest.raises(promotion.PromotionRefused, match="reader approved with read permission"):
+        merge(world, client)
+    assert fake_github.calls("PUT") == []
+
+
 def test_github_refuses_a_head_that_moved_after_the_check(world, client, fake_github):
     approve(world)
     clone = world.origin.parent / "pusher"

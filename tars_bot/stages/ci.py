@@ -28,7 +28,9 @@ class CIReport:
 
 def status_outcome(state: str) -> Outcome:
     """A commit status's state: success, pending, failure or error."""
-    return {"success": "green", "pending": "pending"}.get(state, "red")  # type: ignore[return-value]
+    if state in ("success", "pending"):
+        return "green" if state == "success" else "pending"
+    return "red"
 
 
 def check_run_outcome(status: str, conclusion: str | None) -> Outcome:
