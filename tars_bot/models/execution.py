@@ -64,7 +64,9 @@ class Gate(Model):
     the plan digest. A moved branch, an edited plan or a re-executed step voids it."""
 
     id: str = Field(description="e.g. 'step-3'.")
-    kind: Literal["step"] = "step"
+    kind: Literal["step", "pause"] = Field(
+        "step", description="step: a gated step; pause: asked for by `tars-bot pause`."
+    )
     step: int
     commit: str
     tree: str
@@ -342,11 +344,26 @@ class Execution(Model):
     gates: list[Gate] = Field(
         default_factory=list, description="Every gate of the execution, in order."
     )
+    requested_by: str | None = Field(
+        None, description="Who started the execution: `not_self` refuses their approval."
+    )
+    step_by_step: bool = Field(False, description="Executed with --step-by-step: every step gated.")
+    resumed_at: str | None = Field(
+        None, description="When its process last resumed it after a gate (pid and host are its)."
+    )
+    approved_through: int | None = Field(
+        None, description="Gates up to this step are approved in advance (approve --through/--all)."
+    )
     checks_stale: str | None = Field(
         None,
         description="Set when the tip moved past the tree its checks ran on (a step rollback): "
         "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
     )
+
+    @property
+    def gate(self) -> Gate | None:
+        """The gate it is parked at (or was last parked at)."""
+        return self.gates[-1] if self.gates else None
 
     @property
     def in_flight(self) -> bool:
