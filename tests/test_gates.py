@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tars_bot.models import StepResult
+from tars_bot.system import ExecutionSystem, Silent
 from tests.helpers import add_improvement, commit_files, git, run_tars
 
 NOXFILE = """\
@@ -15,8 +17,6 @@ import nox
 
 @nox.session(venv_backend="none")
 def tests(session):
-    with open("../final-runs.txt" if False else "final.txt", "w") as f:
-        f.write("ran")
     session.run("python", "-c", "import pathlib, sys; sys.exit('BAD' in ''.join(p.read_text() for p in pathlib.Path('src').glob('*.txt')))")
 """
 
@@ -239,3 +239,45 @@ def test_recover_never_rolls_back_a_parked_execution(make_repo, cli):
     after = status(cli, repo)
     assert after["state"] == "parked" and after["head_commit"] == before["head_commit"]
     assert git(repo, "rev-parse", "tars-bot/gated") == before["head_commit"]
+
+
+class PauseAfterFirstStep(Silent):
+    """A live display whose user asks for a pause while step 1 runs."""
+
+    def __init__(self, system: ExecutionSystem) -> None:
+        self.system = system
+
+    def step_finished(self, result: StepResult) -> None:
+        if result.number == 1:
+            self.system.pause(self.system.execution_id("latest"))
+
+
+def test_pause_parks_before_the_next_step_and_resume_continues(make_repo, cli):
+    repo = make(make_repo, improvement=steps(3))
+    system = ExecutionSystem(repo)
+    plan = system.plan(system.load_improvement(system.improvement_file("gated")))
+    result = system.execute(plan, progress=PauseAfterFirstStep(system))
+    assert result.state == "parked"
+    execution = status(cli, repo)
+    assert execution["gates"][0]["kind"] == "pause" and execution["gates"][0]["step"] == 1
+    assert git(repo, "for-each-ref", "refs/tars-bot/pause") == ""  # the request is used up
+    text = cli("status", "--repo", repo, "--execution-id", "latest")
+    assert "step 1/3 ⏸ paused" in text.out and "tars-bot resume --execution-id" in text.out
+    refused = cli("approve", "--repo", repo, "--execution-id", "latest", "--step", "2")
+    assert refused.code == 2 and "--step 2 is not the pending gate" in refused.err
+    resumed = cli("resume", "--repo", repo, "--execution-id", "latest")
+    assert resumed.code == 0, resumed.out + resumed.err
+    done = status(cli, repo)
+    assert done["state"] == "succeeded" and len(step_commits(repo)) == 3
+    assert done["gates"][0]["decision"]["verdict"] == "approve"
+    again = cli("resume", "--repo", repo, "--execution-id", "latest")
+    assert again.code == 2 and "already resumed" in again.err
+    idle = cli("pause", "--repo", repo, "--execution-id", "latest")
+    assert idle.code == 2 and "not running: nothing to pause" in idle.err
+
+
+def test_resume_of_a_step_gate_names_the_approve_command(make_repo, cli):
+    repo = make(make_repo)
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    result = cli("resume", "--repo", repo, "--execution-id", "latest")
+    assert result.code == 2 and "waits for approval of step 1: `tars-bot approve" in result.err
