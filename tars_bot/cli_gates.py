@@ -91,7 +91,7 @@ def outcome(system: ExecutionSystem, result: ExecutionResult, console: Console) 
     if execution.state == "parked":
         command, gate = wording.approve_command(execution), execution.gate
         assert gate is not None
-        console.print(f"{wording.gate_line(execution)}: no process waits for it")
+        console.print(f"{wording.gate_line(execution)}: no process waits for it", soft_wrap=True)
         console.print(f"to continue: {command}", markup=False, soft_wrap=True)
         console.print(f"to stop: tars-bot reject --execution-id {execution.id}", soft_wrap=True)
         return EXIT_OK

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tars_bot.execution import gates
 from tars_bot.models import StepResult
 from tars_bot.system import ExecutionSystem, Silent
 from tests.helpers import add_improvement, commit_files, git, run_tars
@@ -281,3 +282,18 @@ def test_resume_of_a_step_gate_names_the_approve_command(make_repo, cli):
     cli("execute", "--repo", repo, "--improvement-id", "gated")
     result = cli("resume", "--repo", repo, "--execution-id", "latest")
     assert result.code == 2 and "waits for approval of step 1: `tars-bot approve" in result.err
+
+
+def test_a_comment_is_acted_on_once(make_repo, cli):
+    repo = make(make_repo)
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    system = ExecutionSystem(repo)
+    execution_id = system.execution_id("latest")
+    ask = gates.Ask("approve", "writer", via="comment", step=1, comment_id=42, permission="write")
+    assert system.approve(execution_id, ask).state == "parked"  # at step 2 now
+    again = gates.Ask("approve", "writer", via="comment", comment_id=42, permission="write")
+    with pytest.raises(gates.AlreadyDecided, match="comment 42 was acted on already"):
+        system.approve(execution_id, again)
+    decision = system.status(execution_id).gates[0].decision
+    assert decision is not None and (decision.via, decision.comment_id) == ("comment", 42)
+    assert len(step_commits(repo)) == 2
