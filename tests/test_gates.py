@@ -212,6 +212,8 @@ def test_expiry(make_repo, cli, monkeypatch, on_expire):
     assert kept == (on_expire == "keep")
     late = cli(*approve_args(repo, execution))
     assert late.code == 2 and "expired" in late.err
+    again = cli("execute", "--repo", repo, "--improvement-id", "gated")  # takes the branch over
+    assert again.code == 0 and "--step 1 --sha" in again.out, again.out + again.err
 
 
 def test_pending_lists_parked_executions_with_the_command(make_repo, cli):
@@ -297,3 +299,23 @@ def test_a_comment_is_acted_on_once(make_repo, cli):
     decision = system.status(execution_id).gates[0].decision
     assert decision is not None and (decision.via, decision.comment_id) == ("comment", 42)
     assert len(step_commits(repo)) == 2
+
+
+class Watching(Silent):
+    """A live display that looks at history and pending while the resumed steps run."""
+
+    def __init__(self, system: ExecutionSystem) -> None:
+        self.system, self.seen = system, []
+
+    def step_started(self, step) -> None:
+        self.seen.append((self.system.history()[0].state, self.system.pending()))
+
+
+def test_a_resumed_execution_is_running_not_parked_while_it_runs(make_repo, cli):
+    repo = make(make_repo, improvement=steps(2, "approval: each_step\n"))
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    system = ExecutionSystem(repo)
+    watching = Watching(system)
+    ask = gates.Ask("approve", "writer", step=1)
+    assert system.approve(system.execution_id("latest"), ask, watching).state == "parked"
+    assert watching.seen == [("running", [])]

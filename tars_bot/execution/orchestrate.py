@@ -250,7 +250,7 @@ def run_steps(
     execution = record.execution
     config = config_at(repo, plan.base.commit)
     limits = config.limits_for(plan.improvement)
-    head = execution.head_commit or plan.base.commit if resuming else plan.base.commit
+    head = (execution.head_commit or plan.base.commit) if resuming else plan.base.commit
     with workspace.Workspace(
         repo, execution.id, head, execution.branch, config.worktree_pool, existing=resuming
     ) as space:

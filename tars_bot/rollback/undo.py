@@ -108,7 +108,10 @@ def supersede(repo: Repo, branch: str, new_execution_id: str) -> str | None:
         (e for e in journal.history(repo) if e.branch == branch and e.head_commit == tip),
         None,
     )
-    if tip is None or previous is None or previous.state != "succeeded" or previous.dry_run:
+    # an expired one kept its branch for the user, as a succeeded one does: superseded too
+    if tip is None or previous is None or previous.dry_run:
+        return None
+    if previous.state not in ("succeeded", "expired"):
         return None
     _refuse_if_checked_out(repo, previous)
     record = journal.Record.resume(repo, previous.id)
