@@ -342,3 +342,15 @@ def test_two_concurrent_resumes_continue_once(gated_repo):
     assert execution["state"] == "parked" and execution["gates"][-1]["step"] == 2
     _drive_to_the_end(gated_repo)
     _each_step_once(gated_repo)
+
+
+def test_recover_clears_the_lock_a_killed_index_update_left(gated_repo):
+    """Killed while it moved the outcome index (found by the random kills above), a process
+    leaves refs/tars-bot/stats.lock; recover must not stop at it."""
+    assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+    lock = gated_repo / ".git" / "refs" / "tars-bot" / "stats.lock"
+    lock.write_text("0" * 40 + "\n")
+    recover = run_tars(gated_repo, "recover")
+    assert recover.returncode == 0, recover.stderr
+    assert "removed the stale lock of the outcome index" in recover.stdout
+    assert not lock.exists() and _latest(gated_repo)["state"] == "parked"

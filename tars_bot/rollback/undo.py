@@ -278,6 +278,10 @@ def drop_failed_step(
 def recover(repo: Repo) -> list[str]:
     """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
     done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
+    # a process killed while it moved the outcome index left its lock file; with no execution
+    # holding a lock, no live process is writing it (recover assumes none is starting)
+    if not repo.refs(journal.LOCKS) and repo.clear_stale_ref_lock(outcomes.STATS):
+        done.append("removed the stale lock of the outcome index")
     # a process killed between its journal and the index left the index behind
     done += [f"indexed execution {i}" for i in outcomes.reconcile(repo, journal.heads(repo))]
     done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
