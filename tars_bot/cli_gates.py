@@ -9,7 +9,6 @@ from rich.console import Console
 from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.execution import gates
 from tars_bot.execution.orchestrate import ExecutionResult
-from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
 from tars_bot.ui import report, wording
 
@@ -30,11 +29,11 @@ def cmd_reject(args: argparse.Namespace) -> int:
     ask = gates.Ask("reject", gates.local_user(), step=args.step, sha=args.sha, reason=args.reason)
     console = Console(highlight=False)
     with report.LiveProgress(console, args.verbose) as progress:
-        done = system.reject(execution_id, ask, progress)
-    if isinstance(done, Execution):
-        console.print(f"rejected: execution {done.id} rolled back, branch {done.branch} deleted")
+        result = system.reject(execution_id, ask, progress)
+    if result.state == "rolled_back":
+        console.print(f"rejected: execution {result.execution_id} rolled back, its branch deleted")
         return EXIT_FAILED
-    return outcome(system, done, console)
+    return outcome(system, result, console)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

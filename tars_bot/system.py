@@ -98,7 +98,7 @@ class ExecutionSystem:
 
     def reject(
         self, execution_id: str, ask: gates.Ask, progress: Progress | None = None
-    ) -> ExecutionResult | Execution:
+    ) -> ExecutionResult:
         """Reject the pending gate; `on_reject` rolls back, or reverts the step and goes on."""
         return resuming.reject(self.repo, execution_id, ask, progress)
 

@@ -80,6 +80,9 @@ def test_each_step_parks_five_times_and_each_approval_resumes_once(make_repo, cl
         gate = execution["gates"][-1]
         assert (gate["step"], gate["status"]) == (n, "pending")
         assert execution["checks"] == []  # no final validation before the last approval
+        assert execution["continue_with"] == " ".join(
+            ["tars-bot", *approve_args(repo, execution)]
+        ).replace(f" --repo {repo}", "")
         assert len(step_commits(repo)) == n
         result = cli(*approve_args(repo, execution))
         assert result.code == 0, result.out + result.err
@@ -319,3 +322,17 @@ def test_a_resumed_execution_is_running_not_parked_while_it_runs(make_repo, cli)
     ask = gates.Ask("approve", "writer", step=1)
     assert system.approve(system.execution_id("latest"), ask, watching).state == "parked"
     assert watching.seen == [("running", [])]
+
+
+def test_a_rejection_killed_before_its_rollback_is_acted_on_by_resume(make_repo, cli):
+    repo = make(make_repo)
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    killed = run_tars(repo, "reject", "--execution-id", "latest", fault="after-decision")
+    assert killed.returncode == -9
+    assert cli("recover", "--repo", repo).code == 0
+    execution = status(cli, repo)
+    assert execution["state"] == "parked" and execution["gates"][0]["status"] == "rejected"
+    assert execution["continue_with"] == f"tars-bot resume --execution-id {execution['id']}"
+    result = cli("resume", "--repo", repo, "--execution-id", "latest")
+    assert result.code == 1 and "rolled back" in result.out
+    assert status(cli, repo)["state"] == "rolled_back"

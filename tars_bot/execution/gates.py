@@ -19,9 +19,10 @@ from tars_bot.config import config_at
 from tars_bot.errors import TarsError
 from tars_bot.git import RefConflict, Repo
 from tars_bot.models import Decision, Execution, ExecutionPlan, Gate, PlannedStep
+from tars_bot.models.execution import SHA_SHOWN
 from tars_bot.records import journal
 from tars_bot.rollback import undo
-from tars_bot.ui.wording import SHA_SHOWN, approve_command
+from tars_bot.ui.wording import approve_command
 
 NOW_ENV = "TARS_BOT_NOW"  # an ISO time that stands for now: expiry is tested without waiting
 USER_ENV = "TARS_BOT_USER"  # who decides at the command line (default: the login name)

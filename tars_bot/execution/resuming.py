@@ -34,20 +34,15 @@ def approve(
 
 def reject(
     repo: Repo, execution_id: str, ask: gates.Ask, progress: Progress | None = None
-) -> ExecutionResult | Execution:
-    """Journal the rejection; then `on_reject`: roll the execution back, or revert the step and
-    continue with the next ones."""
-    execution = gates.decide(repo, execution_id, ask)
-    if config_at(repo, execution.base_commit).on_reject == "rollback":
-        gate = execution.gate
-        assert gate is not None  # just decided
-        reason = f"gate {gate.id} rejected by {ask.by}" + (f": {ask.reason}" if ask.reason else "")
-        return undo.rollback_execution(repo, execution_id, reason=reason)
+) -> ExecutionResult:
+    """Journal the rejection, then act on it as `resume` does."""
+    gates.decide(repo, execution_id, ask)
     return resume(repo, execution_id, progress)
 
 
 def resume(repo: Repo, execution_id: str, progress: Progress | None = None) -> ExecutionResult:
-    """Continue a parked execution whose gate is decided (or paused: resuming decides it)."""
+    """Continue a parked execution whose gate is decided (or paused: resuming decides it). A
+    rejected gate: `on_reject` rolls the execution back, or reverts the step and goes on."""
     execution = gates.expire_if_due(repo, execution_id)
     gate = execution.gate
     if execution.state == "parked" and gate is not None and gate.status == "pending":
@@ -57,11 +52,26 @@ def resume(repo: Repo, execution_id: str, progress: Progress | None = None) -> E
                 f"`{approve_command(execution)}`"
             )
         gates.decide(repo, execution_id, gates.Ask("approve", gates.local_user()))
+    if (reason := _rejected_to_roll_back(repo, execution)) is not None:
+        return orchestrate.result_of(
+            undo.rollback_execution(repo, execution_id, reason=reason), None
+        )
     try:
         with journal.lock(repo, execution.improvement, execution_id):
             return _resume_locked(repo, execution_id, progress or Silent())
     except journal.LockHeld:
         raise TarsError(f"execution {execution_id}: already resumed (its lock is held)") from None
+
+
+def _rejected_to_roll_back(repo: Repo, execution: Execution) -> str | None:
+    """Why the execution is rolled back, when its gate was rejected and on_reject says so."""
+    gate = execution.gate
+    if execution.state != "parked" or gate is None or gate.decision is None:
+        return None
+    if gate.status != "rejected" or config_at(repo, execution.base_commit).on_reject != "rollback":
+        return None
+    said = f": {gate.decision.reason}" if gate.decision.reason else ""
+    return f"gate {gate.id} rejected by {gate.decision.by}{said}"
 
 
 def _resume_locked(repo: Repo, execution_id: str, progress: Progress) -> ExecutionResult:

@@ -44,6 +44,7 @@ StepState = Literal["pending", "running", "applied", "failed", "reverted", "skip
 
 
 GateStatus = Literal["pending", "approved", "rejected", "expired"]
+SHA_SHOWN = 10  # hex digits of a gate's commit in the command that approves it
 
 
 class Decision(Model):
@@ -359,6 +360,29 @@ class Execution(Model):
         description="Set when the tip moved past the tree its checks ran on (a step rollback): "
         "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields(cls, data: Any) -> Any:
+        """`continue_with` is written for readers of the JSON, and derived again when read."""
+        if isinstance(data, dict) and "continue_with" in data:
+            data = {k: v for k, v in data.items() if k != "continue_with"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
+    @property
+    def continue_with(self) -> str | None:
+        """The exact command that continues it while parked: approve the pending gate (with
+        its step and commit), or resume a paused or already decided one."""
+        gate = self.gate
+        if self.state != "parked" or gate is None:
+            return None
+        if gate.status != "pending" or gate.kind == "pause":
+            return f"tars-bot resume --execution-id {self.id}"
+        return (
+            f"tars-bot approve --execution-id {self.id} --step {gate.step} "
+            f"--sha {gate.commit[:SHA_SHOWN]}"
+        )
 
     @property
     def gate(self) -> Gate | None:

@@ -18,22 +18,11 @@ _WORDS = {
 
 
 GATE_MARK = "\u23f8"  # ⏸: parks for a person's approval
-SHA_SHOWN = 10  # hex digits of a gate's commit in the approve command
 
 
 def approve_command(execution: Execution) -> str | None:
     """The exact command that continues a parked execution, or None if it is not parked."""
-    gate = execution.gate
-    if execution.state != "parked" or gate is None:
-        return None
-    if gate.status != "pending":  # decided already (a resume was killed): continue it
-        return f"tars-bot resume --execution-id {execution.id}"
-    if gate.kind == "pause":
-        return f"tars-bot resume --execution-id {execution.id}"
-    return (
-        f"tars-bot approve --execution-id {execution.id} --step {gate.step} "
-        f"--sha {gate.commit[:SHA_SHOWN]}"
-    )
+    return execution.continue_with
 
 
 def gate_line(execution: Execution) -> str | None:
