@@ -119,7 +119,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
     if result.state == "parked":
         from tars_bot import cli_gates
 
-        return cli_gates.outcome(system, result, console)
+        return cli_gates.at_terminal(system, result, console, args.verbose)
     execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(

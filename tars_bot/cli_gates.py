@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 
@@ -10,7 +11,7 @@ from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
 from tars_bot.execution import gates
 from tars_bot.execution.orchestrate import ExecutionResult
 from tars_bot.system import ExecutionSystem
-from tars_bot.ui import report, wording
+from tars_bot.ui import gate_prompt, report, terminal, wording
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -81,6 +82,30 @@ def cmd_pending(args: argparse.Namespace) -> int:
         print(f"{p.id} {p.improvement} {p.gate} at {p.commit[:10]}, expires {p.expires_at}")
         print(f"  {p.command}")
     return EXIT_OK
+
+
+def at_terminal(
+    system: ExecutionSystem, result: ExecutionResult, console: Console, verbose: bool
+) -> int:
+    """The end of an execute: at a terminal, each gate it parks at asks what to do (approve,
+    reject, diff, or quit, leaving it parked); elsewhere it stays parked (`outcome`)."""
+    while sys.stdin.isatty() and sys.stdout.isatty():
+        execution = system.status(result.execution_id)
+        gate = execution.gate
+        if execution.state != "parked" or gate is None or gate.status != "pending":
+            break
+        console.print(wording.gate_line(execution), soft_wrap=True)
+        choice = gate_prompt.ask(console)
+        if choice == "quit":
+            break
+        if choice == "diff":
+            console.print(terminal.diff_text(system.gate_diff(execution.id)), end="")
+            continue
+        ask = gates.Ask(choice, gates.local_user(), step=gate.step, sha=gate.commit)
+        decide = system.approve if choice == "approve" else system.reject
+        with report.LiveProgress(console, verbose) as progress:
+            result = decide(execution.id, ask, progress)
+    return outcome(system, result, console)
 
 
 def outcome(system: ExecutionSystem, result: ExecutionResult, console: Console) -> int:

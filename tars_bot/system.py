@@ -106,6 +106,10 @@ class ExecutionSystem:
         """Continue a paused execution, or one whose decided gate a killed resume left."""
         return resuming.resume(self.repo, execution_id, progress)
 
+    def gate_diff(self, execution_id: str) -> str:
+        """What the step its pending gate is after changed: the diff a person approves."""
+        return gates.diff_of(self.repo, journal.load(self.repo, execution_id))
+
     def pause(self, execution_id: str) -> Execution:
         """Ask a running execution to park before its next step."""
         return gates.ask_pause(self.repo, execution_id)

@@ -4,6 +4,10 @@ the gate's content and journaled before a resume continues it, exactly once."""
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -336,3 +340,46 @@ def test_a_rejection_killed_before_its_rollback_is_acted_on_by_resume(make_repo,
     result = cli("resume", "--repo", repo, "--execution-id", "latest")
     assert result.code == 1 and "rolled back" in result.out
     assert status(cli, repo)["state"] == "rolled_back"
+
+
+QUESTION = "[a]pprove, [r]eject, [d]iff, [q]uit"
+
+
+def _pty_session(repo: Path, answers: list[str]) -> tuple[int, str]:
+    """`tars-bot execute` on a pseudo-terminal, answering each question it asks in turn: its
+    exit code and everything it printed."""
+    main, child = os.openpty()
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env.pop("TARS_BOT_FAULT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tars_bot", "execute", "--improvement-id", "gated"],
+        cwd=repo, env=env, stdin=child, stdout=child, stderr=child, close_fds=True,
+    )  # fmt: skip
+    os.close(child)
+    seen, asked = b"", 0
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        assert ready, seen.decode(errors="replace")  # neither a question nor the end came
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal's other end closed: the process exited
+            break
+        if not chunk:
+            break
+        seen += chunk
+        while asked < len(answers) and seen.decode(errors="replace").count(QUESTION) > asked:
+            os.write(main, answers[asked].encode() + b"\n")
+            asked += 1
+    os.close(main)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_at_a_terminal_execute_asks_at_each_gate(make_repo, cli):
+    repo = make(make_repo, improvement=steps(3, "approval: each_step\n"))
+    code, said = _pty_session(repo, ["d", "a", "q"])
+    assert code == 0, said
+    assert "+ok1" in said  # the diff of step 1
+    assert "step 2/3 ⏸ waiting for approval" in said and "to continue: tars-bot approve" in said
+    execution = status(cli, repo)
+    assert execution["state"] == "parked" and execution["gates"][-1]["step"] == 2
+    assert execution["gates"][0]["decision"]["via"] == "cli"

@@ -93,6 +93,16 @@ def park(record: journal.Record, gate: Gate) -> bool:
     return parks
 
 
+def diff_of(repo: Repo, execution: Execution) -> str:
+    """The change of the step the execution's gate is after (its heal commit included)."""
+    gate = execution.gate
+    if gate is None:
+        raise TarsError(f"execution {execution.id} has no gate")
+    step = next((s for s in execution.steps if s.number == gate.step), None)
+    parents = repo.parents(step.commit) if step is not None and step.commit else []
+    return repo.diff(parents[0] if parents else gate.commit, gate.commit)
+
+
 def pause_asked(repo: Repo, execution_id: str) -> bool:
     return repo.ref(PAUSES + execution_id) is not None
 
