@@ -383,3 +383,14 @@ def test_at_a_terminal_execute_asks_at_each_gate(make_repo, cli):
     execution = status(cli, repo)
     assert execution["state"] == "parked" and execution["gates"][-1]["step"] == 2
     assert execution["gates"][0]["decision"]["via"] == "cli"
+
+
+def test_recover_expires_a_gate_that_waited_too_long(make_repo, cli, monkeypatch):
+    repo = make(make_repo, config="approval_timeout = 60\n")
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    assert cli("recover", "--repo", repo).out.strip() == "nothing to recover"  # still parked
+    monkeypatch.setenv("TARS_BOT_NOW", "2999-01-01T00:00:00+00:00")
+    execution_id = ExecutionSystem(repo).execution_id("latest")
+    assert f"expired execution {execution_id}" in cli("recover", "--repo", repo).out
+    assert status(cli, repo)["state"] == "expired"
+    assert git(repo, "branch", "--list", "tars-bot/gated") != ""  # on_expire = keep

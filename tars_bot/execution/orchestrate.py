@@ -444,7 +444,9 @@ def finish(repo: Repo, record: journal.Record, state: str, reason: str | None) -
     execution = record.execution
     if state not in KEPT and execution.branch:
         undo.delete_branch(repo, execution)
-    return record.update(state=state, failure_reason=reason, finished_at=journal.now())
+    done = record.update(state=state, failure_reason=reason, finished_at=journal.now())
+    gates.clear_pause(repo, execution.id)  # asked for after its last step: nothing to park before
+    return done
 
 
 def needs_validation(plan: ExecutionPlan) -> bool:
