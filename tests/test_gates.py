@@ -14,6 +14,7 @@ import pytest
 
 from tars_bot.execution import gates
 from tars_bot.models import StepResult
+from tars_bot.records import journal
 from tars_bot.system import ExecutionSystem, Silent
 from tests.helpers import add_improvement, commit_files, git, run_tars
 
@@ -394,3 +395,20 @@ def test_recover_expires_a_gate_that_waited_too_long(make_repo, cli, monkeypatch
     assert f"expired execution {execution_id}" in cli("recover", "--repo", repo).out
     assert status(cli, repo)["state"] == "expired"
     assert git(repo, "branch", "--list", "tars-bot/gated") != ""  # on_expire = keep
+
+
+def test_a_plan_changed_since_the_gate_voids_the_approval(make_repo, cli):
+    repo = make(make_repo)
+    cli("execute", "--repo", repo, "--improvement-id", "gated")
+    system = ExecutionSystem(repo)
+    execution_id = system.execution_id("latest")
+    plan = system.plan_of(execution_id)
+    edited = plan.model_copy(update={"warnings": ["edited"]}).sealed()
+    record = journal.Record.resume(system.repo, execution_id)
+    record.save(record.execution, {"plan.json": edited.model_dump_json().encode()})
+    result = cli("approve", "--repo", repo, "--execution-id", "latest", "--step", "1")
+    assert (
+        result.code == 2
+        and f"the plan of execution {execution_id} changed since gate step-1" in result.err
+    )
+    assert status(cli, repo)["gates"][0]["status"] == "pending"
