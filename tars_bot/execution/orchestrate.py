@@ -378,7 +378,7 @@ def apply_steps(
         progress.step_finished(result)
         if result.state == "failed":
             return f'step {step.number} "{step.name}": {result.reason}'
-        if park_after(ctx, space, record, step):
+        if park_after(space, record, step):
             return None
     return None
 
@@ -387,9 +387,7 @@ def _skipped_for_dropped(step: StepResult) -> bool:
     return step.state == "skipped" and (step.reason or "").startswith("depends on dropped")
 
 
-def park_after(
-    ctx: executor.StepContext, space: workspace.Workspace, record: journal.Record, step: PlannedStep
-) -> bool:
+def park_after(space: workspace.Workspace, record: journal.Record, step: PlannedStep) -> bool:
     """Park after `step` when it is gated (unless approved in advance) or a pause was asked
     for: the gate and `parked` journaled first, then the pause request cleared."""
     repo, execution = space.repo, record.execution
