@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from tars_bot.errors import EXIT_FAILED, EXIT_OK, TarsError
+from tars_bot.errors import EXIT_FAILED, EXIT_OK
 from tars_bot.execution import gates
 from tars_bot.execution.orchestrate import ExecutionResult
 from tars_bot.system import ExecutionSystem
@@ -127,6 +127,4 @@ def outcome(system: ExecutionSystem, result: ExecutionResult, console: Console) 
 
 def _named(args: argparse.Namespace) -> tuple[ExecutionSystem, str]:
     system = ExecutionSystem(args.repo)
-    if getattr(args, "step", None) is None and getattr(args, "sha", None) is not None:
-        raise TarsError("--sha goes with --step N")
     return system, system.execution_id(args.execution_id, args.improvement_id)

@@ -113,7 +113,7 @@ def test_refusals_name_what_is_wrong(make_repo, cli, monkeypatch):
     wrong_step = cli(*base[:-4], "--step", "2", "--sha", gate["commit"][:10])
     assert wrong_step.code == 2 and "--step 2 is not the pending gate" in wrong_step.err
     assert "--step 1 --sha" in wrong_step.err
-    stale = cli(*base[:-2], "--sha", "0000000")
+    stale = cli(*base[:-4], "--sha", "0000000")
     assert stale.code == 2 and "--sha 0000000 is not the commit of the pending gate" in stale.err
     own = cli(*base)
     assert own.code == 2 and "may not approve it (the gate requires not_self)" in own.err
