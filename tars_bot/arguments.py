@@ -151,6 +151,73 @@ def execute_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
         action="store_true",
         help="with --plan-file: plan its improvement again where its base ref is now",
     )
+    parser.add_argument(
+        "--step-by-step",
+        action="store_true",
+        help="park after every step for approval (`tars-bot approve`); the process exits",
+    )
+    return parser
+
+
+def _add_gate(parser: ArgumentParser) -> None:
+    """--step and --sha: what the person saw; they must name the pending gate."""
+    parser.add_argument("--step", type=_positive, metavar="N", help="the step the gate is after")
+    parser.add_argument("--sha", metavar="PREFIX", help="the gate's commit (a prefix of it)")
+
+
+def approve_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "approve",
+        parents=[common],
+        help="approve a parked execution's gate, and continue it",
+        description="Approve the pending gate of a parked execution (journaled first), then "
+        "run its next steps; it may park again at the next gate.",
+    )
+    _add_execution_id(parser)
+    _add_gate(parser)
+    ahead = parser.add_mutually_exclusive_group()
+    ahead.add_argument(
+        "--through", type=_positive, metavar="N", help="approve the gates up to step N too"
+    )
+    ahead.add_argument("--all", action="store_true", help="approve every remaining gate")
+    return parser
+
+
+def reject_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "reject",
+        parents=[common],
+        help="reject a parked execution's gate (on_reject: roll back, or revert the step)",
+    )
+    _add_execution_id(parser)
+    _add_gate(parser)
+    parser.add_argument("--reason", default="", metavar="TEXT", help="why, for the journal")
+    return parser
+
+
+def pause_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "pause", parents=[common], help="park a running execution before its next step"
+    )
+    _add_execution_id(parser)
+    return parser
+
+
+def resume_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "resume",
+        parents=[common],
+        help="continue a paused execution (or one whose resume was killed)",
+    )
+    _add_execution_id(parser)
+    return parser
+
+
+def pending_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
+    parser = verbs.add_parser(
+        "pending", parents=[common], help="list parked executions waiting for a decision"
+    )
+    _add_format(parser)
     return parser
 
 
@@ -366,7 +433,7 @@ def check_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:
 
 
 SCHEMA_KINDS = ("improvement", "plan", "execution", "history", "stats", "validate", "sandbox",
-                "check", "promote", "error")  # fmt: skip
+                "check", "promote", "pending", "error")  # fmt: skip
 
 
 def schema_parser(verbs: Verbs, common: ArgumentParser) -> ArgumentParser:

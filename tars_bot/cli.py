@@ -9,7 +9,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,9 +108,19 @@ def cmd_execute(args: argparse.Namespace) -> int:
         warning = 'NOT SANDBOXED (sandbox = "off" in [tool.tars-bot])'
         console.print(warning, style="bold yellow", markup=False)
     with report.LiveProgress(console, args.verbose) as progress:
-        result = system.execute(plan, dry_run=args.dry_run, progress=progress, fresh=args.fresh)
+        result = system.execute(
+            plan,
+            dry_run=args.dry_run,
+            progress=progress,
+            fresh=args.fresh,
+            step_by_step=args.step_by_step,
+        )
     if result.diff is not None:
         _write_diff(result.diff)
+    if result.state == "parked":
+        from tars_bot import cli_gates
+
+        return cli_gates.at_terminal(system, result, console, args.verbose)
     execution = _print_outcome(system, result.execution_id, console, args.verbose)
     if execution.state == "unvalidated":
         console.print(
@@ -501,9 +511,26 @@ def _parser() -> argparse.ArgumentParser:
         (arguments.schema_parser, cmd_schema),
         (arguments.sandbox_parser, cmd_sandbox),
         (arguments.demo_parser, cmd_demo),
+        (arguments.approve_parser, _gates("approve")),
+        (arguments.reject_parser, _gates("reject")),
+        (arguments.pause_parser, _gates("pause")),
+        (arguments.resume_parser, _gates("resume")),
+        (arguments.pending_parser, _gates("pending")),
     ):
         verb_parser(verbs, common).set_defaults(func=command)
     return parser
+
+
+def _gates(verb: str) -> Callable[[argparse.Namespace], int]:
+    """A gate verb's command, imported when it runs (`cli_gates` needs rich and pydantic)."""
+
+    def command(args: argparse.Namespace) -> int:
+        from tars_bot import cli_gates
+
+        run: Callable[[argparse.Namespace], int] = getattr(cli_gates, f"cmd_{verb}")
+        return run(args)
+
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:

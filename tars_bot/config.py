@@ -107,6 +107,11 @@ class Config(Model):
     on_reject: Literal["step", "rollback"] = Field(
         "rollback", description="What a rejection undoes: the rejected step, or everything."
     )
+    approval_require: list[Literal["not_self"]] = Field(
+        default_factory=list,
+        description="What a step gate requires besides a decision: not_self (the person who "
+        "started the execution may not approve it).",
+    )
     protected: list[NonEmpty] = Field(
         default_factory=lambda: [".github/workflows/**"],
         description="Globs no step may change.",

@@ -11,6 +11,10 @@ Points, in the order an execution meets them:
   before-ref-update       a compare-and-swap ref update is about to happen
   after-ref-update        it happened
   mid-rollback            the branch is deleted, the journal not yet updated
+  after-parked            a gate and `parked` are journaled, the worktree and lock still held
+  after-decision          an approval (or rejection) is journaled, nothing acted on it yet
+  after-resume-start      a resume journaled `running`, before any worktree or step
+  after-resumed-step-commit  the first step after the gate is committed, not yet journaled
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 from tars_bot.config import Config, config_at
 from tars_bot.errors import TarsError
-from tars_bot.execution import handoff, orchestrate
+from tars_bot.execution import gates, handoff, orchestrate, resuming
 from tars_bot.execution.orchestrate import ExecutionResult, Progress, Silent
 from tars_bot.execution.sandbox import SandboxInfo, open_sandbox
 from tars_bot.execution.view import View
@@ -80,11 +80,49 @@ class ExecutionSystem:
         fresh: bool = False,
         *,
         reverts: tuple[str, int | None] | None = None,
+        step_by_step: bool = False,
     ) -> ExecutionResult:
-        """Execute the plan: each step a commit on its branch (`orchestrate.execute`)."""
+        """Execute the plan: each step a commit on its branch (`orchestrate.execute`); it parks
+        after a gated step (after every step with `step_by_step`) and returns."""
         return orchestrate.execute(
-            self.repo, plan, dry_run=dry_run, progress=progress, fresh=fresh, reverts=reverts
+            self.repo,
+            plan,
+            dry_run=dry_run,
+            progress=progress,
+            fresh=fresh,
+            reverts=reverts,
+            step_by_step=step_by_step,
         )
+
+    # -- gates -----------------------------------------------------------------------------------
+    def approve(
+        self, execution_id: str, ask: gates.Ask, progress: Progress | None = None
+    ) -> ExecutionResult:
+        """Approve the pending gate (journaled first), then continue the execution."""
+        return resuming.approve(self.repo, execution_id, ask, progress)
+
+    def reject(
+        self, execution_id: str, ask: gates.Ask, progress: Progress | None = None
+    ) -> ExecutionResult:
+        """Reject the pending gate; `on_reject` rolls back, or reverts the step and goes on."""
+        return resuming.reject(self.repo, execution_id, ask, progress)
+
+    def resume(self, execution_id: str, progress: Progress | None = None) -> ExecutionResult:
+        """Continue a paused execution, or one whose decided gate a killed resume left."""
+        return resuming.resume(self.repo, execution_id, progress)
+
+    def gate_diff(self, execution_id: str) -> str:
+        """What the step its pending gate is after changed: the diff a person approves."""
+        return gates.diff_of(self.repo, journal.load(self.repo, execution_id))
+
+    def pause(self, execution_id: str) -> Execution:
+        """Ask a running execution to park before its next step."""
+        return gates.ask_pause(self.repo, execution_id)
+
+    def pending(self) -> list[Execution]:
+        """Parked executions, newest first (expired gates expire first)."""
+        gates.expire_due(self.repo)
+        return [e for e in journal.history(self.repo) if e.state == "parked"]
 
     def validate(
         self, execution_id: str, checks: list[str] | None = None, fresh: bool = False
@@ -108,7 +146,8 @@ class ExecutionSystem:
         """Finish or undo what killed processes left behind; returns what was done. With
         `set_aside`, unreadable journal refs are moved under refs/tars-bot/broken/ first."""
         done = journal.set_aside(self.repo) if set_aside else []
-        return done + undo.recover(self.repo)
+        done += undo.recover(self.repo)
+        return done + [f"expired execution {e.id}" for e in gates.expire_due(self.repo)]
 
     # -- sharing ---------------------------------------------------------------------------------
     def push(
@@ -152,7 +191,9 @@ class ExecutionSystem:
 
     def status(self, execution_id: str, onto: str | None = None) -> Execution:
         """The execution as journaled, its state carried on past `succeeded` (merged, reverted)
-        by what the default branch (`onto`, or found) holds now."""
+        by what the default branch (`onto`, or found) holds now. A parked execution whose gate
+        waited too long expires first."""
+        gates.expire_if_due(self.repo, execution_id)
         return lifecycle.status(self.repo, execution_id, onto)
 
     def history(self, limit: int | None = None, onto: str | None = None) -> list[Execution]:

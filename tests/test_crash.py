@@ -198,3 +198,159 @@ def test_recover_removes_the_environments_a_killed_execution_built(make_repo):
     assert "removed the environments a killed execution built (own-" in recover.stdout
     assert not list(envs.glob("own-*"))
     assert "environments" not in run_tars(repo, "recover").stdout  # nothing left the second time
+
+
+# Gates: a parked execution has no process, and recover must never roll it back; a resume
+# killed anywhere keeps its approval, and the next resume continues exactly once.
+
+GATED = """\
+title: gated crash
+target_components: [core]
+approval: each_step
+steps:
+  - {name: edit, edit: {path: src/app.py, search: "return 1", replace: "return 2"}}
+  - {name: generate, run: "echo 'Y = 2' > src/gen.py"}
+  - {name: write, write: {path: src/new.py, content: "Z = 3\\n"}}
+"""
+
+
+@pytest.fixture
+def gated_repo(crash_repo) -> Path:
+    add_improvement(crash_repo, GATED, "gated.yaml")
+    git(crash_repo, "add", ".tars/improvements/gated.yaml")
+    git(crash_repo, "commit", "-qm", "gated improvement")
+    return crash_repo
+
+
+def _latest(repo: Path) -> dict:
+    return json.loads(
+        run_tars(repo, "status", "--execution-id", "latest", "--format", "json").stdout
+    )
+
+
+def _decisions(execution: dict) -> set[tuple[str, str]]:
+    # killed before its journal began: no execution, nothing decided
+    return {(g["id"], g["decision"]["at"]) for g in execution.get("gates", []) if g["decision"]}
+
+
+def _recover_keeping_gates(repo: Path) -> dict:
+    """recover, checking that a parked execution stays parked and no decision is lost."""
+    before = _latest(repo)
+    recover = run_tars(repo, "recover")
+    assert recover.returncode == 0, recover.stderr
+    after = _latest(repo)
+    assert _decisions(before) <= _decisions(after), "an approval was lost"
+    if before.get("state") == "parked" or _decisions(before):
+        assert after["state"] == "parked", f"{before['state']} -> {after['state']}"
+    assert git(repo, "for-each-ref", "refs/tars-bot/locks", "refs/tars-bot/pool") == ""
+    assert leftover_worktrees(repo) == []
+    return after
+
+
+def _drive_to_the_end(repo: Path) -> dict:
+    """Approve (or resume) until the execution ends; it must succeed."""
+    for _ in range(10):
+        execution = _latest(repo)
+        if execution["state"] != "parked":
+            break
+        gate = execution["gates"][-1]
+        if gate["status"] == "pending":
+            args = ["approve", "--execution-id", execution["id"], "--step", str(gate["step"])]
+        else:
+            args = ["resume", "--execution-id", execution["id"]]
+        result = run_tars(repo, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert execution["state"] == "succeeded", execution
+    return execution
+
+
+def _each_step_once(repo: Path) -> None:
+    steps = git(repo, "log", "--format=%(trailers:key=Tars-Step,valueonly)", "main..tars-bot/gated")
+    assert sorted(s for s in steps.split() if s) == ["1/3", "2/3", "3/3"]
+
+
+GATE_FAULTS = [
+    ("execute", "after-parked:1"),
+    ("approve", "after-decision:1"),
+    ("approve", "after-resume-start:1"),
+    ("approve", "after-resumed-step-commit:1"),
+    ("approve", "after-parked:1"),
+]
+
+
+@pytest.mark.parametrize(("verb", "fault"), GATE_FAULTS)
+def test_killed_at_a_gate_fault_point(gated_repo, verb, fault):
+    before = user_state(gated_repo)
+    if verb == "approve":
+        assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+        args = ["approve", "--execution-id", "latest", "--step", "1"]
+    else:
+        args = ["execute", "--improvement-id", "gated"]
+    proc = run_tars(gated_repo, *args, fault=fault)
+    assert proc.returncode == -signal.SIGKILL, f"{fault} not reached: {proc.stdout}{proc.stderr}"
+    after = _recover_keeping_gates(gated_repo)
+    if fault != "after-parked:1" or verb == "approve":
+        assert after["gates"][0]["status"] == "approved"
+    _drive_to_the_end(gated_repo)
+    _each_step_once(gated_repo)
+    assert user_state(gated_repo) == before
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_killed_at_a_random_moment_of_park_and_resume(gated_repo, seed):
+    before = user_state(gated_repo)
+    rng = random.Random(seed)
+    if seed % 4 == 0:  # killed while executing up to its first gate
+        proc = start_tars(gated_repo, "execute", "--improvement-id", "gated")
+        time.sleep(rng.uniform(0.1, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if _recover_keeping_gates(gated_repo).get("state") != "parked":
+            assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+    else:
+        assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+    for _ in range(2):  # killed while deciding or resuming, twice
+        execution = _latest(gated_repo)
+        if execution["state"] != "parked":
+            break
+        gate = execution["gates"][-1]
+        verb = (
+            ["approve", "--step", str(gate["step"])] if gate["status"] == "pending" else ["resume"]
+        )
+        proc = start_tars(gated_repo, verb[0], "--execution-id", execution["id"], *verb[1:])
+        time.sleep(rng.uniform(0.05, 0.7))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        _recover_keeping_gates(gated_repo)
+    _drive_to_the_end(gated_repo)
+    _each_step_once(gated_repo)
+    assert user_state(gated_repo) == before
+
+
+def test_two_concurrent_resumes_continue_once(gated_repo):
+    assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+    assert run_tars(gated_repo, "approve", "--execution-id", "latest", "--step", "1",
+                    fault="after-decision:1").returncode == -signal.SIGKILL  # fmt: skip
+    procs = [start_tars(gated_repo, "resume", "--execution-id", "latest") for _ in range(2)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2)
+    # raced at the lock ("already resumed"), or came after the winner parked at the next gate
+    assert "already resumed" in loser or "waits for approval of step 2" in loser
+    execution = _latest(gated_repo)
+    assert execution["state"] == "parked" and execution["gates"][-1]["step"] == 2
+    _drive_to_the_end(gated_repo)
+    _each_step_once(gated_repo)
+
+
+def test_recover_clears_the_lock_a_killed_index_update_left(gated_repo):
+    """Killed while it moved the outcome index (found by the random kills above), a process
+    leaves refs/tars-bot/stats.lock; recover must not stop at it."""
+    assert run_tars(gated_repo, "execute", "--improvement-id", "gated").returncode == 0
+    lock = gated_repo / ".git" / "refs" / "tars-bot" / "stats.lock"
+    lock.write_text("0" * 40 + "\n")
+    recover = run_tars(gated_repo, "recover")
+    assert recover.returncode == 0, recover.stderr
+    assert "removed the stale lock of the outcome index" in recover.stdout
+    assert not lock.exists() and _latest(gated_repo)["state"] == "parked"

@@ -145,7 +145,7 @@ def test_an_interrupted_execution_says_so_in_words(cli, make_repo):
 SCHEMAS = Path(__file__).parent.parent / "docs" / "schemas"
 KINDS = (
     "improvement", "plan", "execution", "history", "stats", "validate", "sandbox", "check",
-    "promote", "error",
+    "promote", "pending", "error",
 )  # fmt: skip
 
 

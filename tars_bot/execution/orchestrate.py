@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tars_bot import faults
 from tars_bot.config import Config, config_at
 from tars_bot.errors import TarsError, Terminated
-from tars_bot.execution import executor, workspace
+from tars_bot.execution import executor, gates, workspace
 from tars_bot.execution.sandbox import Sandbox, SandboxInfo, open_sandbox
 from tars_bot.execution.view import View
 from tars_bot.git import Repo
@@ -35,6 +36,7 @@ from tars_bot.models import (
 from tars_bot.planning import planner
 from tars_bot.records import journal, learning, outcomes
 from tars_bot.rollback import cascading, landing, revert, undo
+from tars_bot.ui import wording
 from tars_bot.validation import final_checks, healing
 from tars_bot.validation.validator import Validator
 
@@ -103,23 +105,40 @@ def execute(
     progress: Progress | None = None,
     fresh: bool = False,
     reverts: tuple[str, int | None] | None = None,
+    step_by_step: bool = False,
 ) -> ExecutionResult:
     """Run the plan's steps as commits on a new branch in a worktree of their own; with
     `fresh`, checks run even where a result for the tree is cached. `reverts`: the merged
-    execution (and step) the plan reverts, recorded on both."""
+    execution (and step) the plan reverts, recorded on both. A gated step (every step, with
+    `step_by_step`) parks the execution once applied and checked: this returns, parked."""
     progress = progress or Silent()
     check_plan(repo, plan)
     config = config_at(repo, plan.base.commit)
     sandbox = open_sandbox(config, repo)  # fail closed
     execution_id = journal.new_execution_id()
+    if not dry_run:
+        refuse_if_parked(repo, plan.improvement.id or "")
     with journal.lock(repo, plan.improvement.id or "", execution_id):
         if not dry_run:
             take_over_branch(repo, plan, execution_id)
         execution = new_execution(plan, execution_id, dry_run, sandbox, config, reverts)
+        update = {"requested_by": gates.local_user(), "step_by_step": step_by_step}
+        execution = execution.model_copy(update=update)
         record = journal.Record.start(repo, execution, plan)
-        with _finished_when_raising(repo, record):
+        with finished_when_raising(repo, record):
             execution, diff = run_steps(repo, plan, record, progress, sandbox, fresh=fresh)
-    return _result(execution, diff)
+    return result_of(execution, diff)
+
+
+def refuse_if_parked(repo: Repo, improvement: str) -> None:
+    """A parked execution holds its branch until it is decided on or expires."""
+    parked = gates.parked_of(repo, improvement)
+    if parked is not None:
+        raise TarsError(
+            f"improvement {improvement!r} has a parked execution, {parked.id}, waiting for "
+            f"approval: `{wording.approve_command(parked)}`, or reject it "
+            f"(`tars-bot reject --execution-id {parked.id}`)"
+        )
 
 
 def check_plan(repo: Repo, plan: ExecutionPlan) -> None:
@@ -204,7 +223,7 @@ def new_execution(
 
 
 @contextlib.contextmanager
-def _finished_when_raising(repo: Repo, record: journal.Record) -> Iterator[None]:
+def finished_when_raising(repo: Repo, record: journal.Record) -> Iterator[None]:
     """An exception (Ctrl-C, a termination, a bug) ends the execution, and goes on."""
     try:
         yield
@@ -223,14 +242,17 @@ def run_steps(
     sandbox: Sandbox,
     *,
     fresh: bool,
+    resuming: bool = False,
 ) -> tuple[Execution, str | None]:
-    """Steps, then final checks and benefits; every result journaled as it comes. The
-    execution finished, and the combined change of a dry run."""
+    """Steps (those still pending), then final checks and benefits; every result journaled as
+    it comes. The execution finished (or parked), and the combined change of a dry run.
+    `resuming`: the branch exists at the journaled head, where a gate left it."""
     execution = record.execution
     config = config_at(repo, plan.base.commit)
     limits = config.limits_for(plan.improvement)
+    head = (execution.head_commit or plan.base.commit) if resuming else plan.base.commit
     with workspace.Workspace(
-        repo, execution.id, plan.base.commit, execution.branch, config.worktree_pool
+        repo, execution.id, head, execution.branch, config.worktree_pool, existing=resuming
     ) as space:
         probes = final_checks.ProbeLog(record, progress)
         validator = _validator(repo, config, limits, space, plan, probes, fresh=fresh)
@@ -244,6 +266,8 @@ def run_steps(
                 on_output=progress.output,
             )
             failure = apply_steps(ctx, space, record, progress)
+            if record.execution.state == "parked":
+                return record.execution, None  # no process waits: the worktree goes, then the lock
             if failure is None:
                 outcome = validate(ctx, plan, record, space, probes, limits)
             else:
@@ -317,10 +341,15 @@ def apply_steps(
     record: journal.Record,
     progress: Progress,
 ) -> str | None:
-    """Apply the steps in order; the reason the first failing one failed, or None."""
+    """Apply the steps still pending, in order; the reason the first failing one failed, or
+    None. A gated step (or a pause asked for) parks the execution after it: it is `parked`."""
     declared = cascading.Steps(ctx.plan, {})
-    dropped: set[int] = set()
+    done = {s.number: s for s in record.execution.steps if s.state != "pending"}
+    dropped = {n for n, s in done.items() if s.state == "reverted" or _skipped_for_dropped(s)}
+    resumed = bool(done)
     for step in ctx.plan.steps:
+        if step.number in done:
+            continue  # applied before the gate the execution resumes from
         progress.step_started(step)
         if needs := sorted(declared.declared(step.number) & dropped):
             # it says it builds on a dropped step: not applied without it
@@ -333,6 +362,9 @@ def apply_steps(
         running = StepResult(number=step.number, name=step.name, state="running")
         record.save(with_step(record.execution, running))  # the intent, before any change
         result, log = executor.apply_step(ctx, space, step)
+        if resumed:
+            faults.point("after-resumed-step-commit")
+            resumed = False
         if healing.wanted(ctx, space, result):
             result, heal_log = healing.heal(
                 ctx, space, step, result, lambda intent: save_step(record, intent, space.head)
@@ -346,7 +378,34 @@ def apply_steps(
         progress.step_finished(result)
         if result.state == "failed":
             return f'step {step.number} "{step.name}": {result.reason}'
+        if park_after(space, record, step):
+            return None
     return None
+
+
+def _skipped_for_dropped(step: StepResult) -> bool:
+    return step.state == "skipped" and (step.reason or "").startswith("depends on dropped")
+
+
+def park_after(space: workspace.Workspace, record: journal.Record, step: PlannedStep) -> bool:
+    """Park after `step` when it is gated (unless approved in advance) or a pause was asked
+    for: the gate and `parked` journaled first, then the pause request cleared."""
+    repo, execution = space.repo, record.execution
+    gated = gates.parks_after(step, execution)
+    paused = not execution.dry_run and gates.pause_asked(repo, execution.id)
+    if not (gated or paused):
+        return False
+    sealed = journal.load_plan(repo, execution.id)
+    parked = False
+    if gated:
+        gate = gates.new_gate(repo, record.execution, sealed, step.number, space.head)
+        parked = gates.park(record, gate)
+    if paused and not parked:
+        gate = gates.new_gate(repo, record.execution, sealed, step.number, space.head, "pause")
+        parked = gates.park(record, gate)
+    if paused:
+        gates.clear_pause(repo, execution.id)
+    return parked
 
 
 def droppable(ctx: executor.StepContext, result: StepResult) -> bool:
@@ -383,7 +442,9 @@ def finish(repo: Repo, record: journal.Record, state: str, reason: str | None) -
     execution = record.execution
     if state not in KEPT and execution.branch:
         undo.delete_branch(repo, execution)
-    return record.update(state=state, failure_reason=reason, finished_at=journal.now())
+    done = record.update(state=state, failure_reason=reason, finished_at=journal.now())
+    gates.clear_pause(repo, execution.id)  # asked for after its last step: nothing to park before
+    return done
 
 
 def needs_validation(plan: ExecutionPlan) -> bool:
@@ -401,7 +462,7 @@ def with_step(execution: Execution, result: StepResult) -> Execution:
     return execution.model_copy(update={"steps": steps})
 
 
-def _result(execution: Execution, diff: str | None) -> ExecutionResult:
+def result_of(execution: Execution, diff: str | None) -> ExecutionResult:
     return ExecutionResult(
         success=execution.state == "succeeded",
         state=execution.state,

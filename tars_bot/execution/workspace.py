@@ -42,15 +42,29 @@ class Workspace:
     """
 
     def __init__(
-        self, repo: Repo, execution_id: str, base: str, branch: str | None, pool_size: int = 2
+        self,
+        repo: Repo,
+        execution_id: str,
+        base: str,
+        branch: str | None,
+        pool_size: int = 2,
+        *,
+        existing: bool = False,
     ) -> None:
         self.repo, self.execution_id, self.head = repo, execution_id, base
         self.branch_ref = f"refs/heads/{branch}" if branch else None
-        self.pool_size = pool_size
+        self.pool_size, self.existing = pool_size, existing
         self.worktree: Worktree | None = None
         self._held: list[_Held] = []
 
     def __enter__(self) -> Workspace:
+        if self.existing:  # a resumed execution: its branch must be where its journal left it
+            tip = self.repo.ref(self.branch_ref) if self.branch_ref else None
+            if self.branch_ref and tip != self.head:
+                name = self.branch_ref.removeprefix("refs/heads/")
+                moved = f"{self.head[:10]} → {(tip or 'gone')[:10]}"
+                raise TarsError(f"the branch moved: {moved} ({name})")
+            return self
         if self.branch_ref and not self.repo.create_ref(self.branch_ref, self.head):
             raise TarsError(f"branch {self.branch_ref.removeprefix('refs/heads/')} already exists")
         return self

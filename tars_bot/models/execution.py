@@ -44,6 +44,7 @@ StepState = Literal["pending", "running", "applied", "failed", "reverted", "skip
 
 
 GateStatus = Literal["pending", "approved", "rejected", "expired"]
+SHA_SHOWN = 10  # hex digits of a gate's commit in the command that approves it
 
 
 class Decision(Model):
@@ -64,7 +65,10 @@ class Gate(Model):
     the plan digest. A moved branch, an edited plan or a re-executed step voids it."""
 
     id: str = Field(description="e.g. 'step-3', or 'promotion'.")
-    kind: Literal["step", "promotion"] = "step"
+    kind: Literal["step", "pause", "promotion"] = Field(
+        "step",
+        description="step: a gated step; pause: asked for by `tars-bot pause`; promotion: to prod.",
+    )
     step: int = Field(description="The step it follows: for a promotion, the last one.")
     commit: str
     tree: str
@@ -342,11 +346,49 @@ class Execution(Model):
     gates: list[Gate] = Field(
         default_factory=list, description="Every gate of the execution, in order."
     )
+    requested_by: str | None = Field(
+        None, description="Who started the execution: `not_self` refuses their approval."
+    )
+    step_by_step: bool = Field(False, description="Executed with --step-by-step: every step gated.")
+    resumed_at: str | None = Field(
+        None, description="When its process last resumed it after a gate (pid and host are its)."
+    )
+    approved_through: int | None = Field(
+        None, description="Gates up to this step are approved in advance (approve --through/--all)."
+    )
     checks_stale: str | None = Field(
         None,
         description="Set when the tip moved past the tree its checks ran on (a step rollback): "
         "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields(cls, data: Any) -> Any:
+        """`continue_with` is written for readers of the JSON, and derived again when read."""
+        if isinstance(data, dict) and "continue_with" in data:
+            data = {k: v for k, v in data.items() if k != "continue_with"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
+    @property
+    def continue_with(self) -> str | None:
+        """The exact command that continues it while parked: approve the pending gate (with
+        its step and commit), or resume a paused or already decided one."""
+        gate = self.gate
+        if self.state != "parked" or gate is None:
+            return None
+        if gate.status != "pending" or gate.kind == "pause":
+            return f"tars-bot resume --execution-id {self.id}"
+        return (
+            f"tars-bot approve --execution-id {self.id} --step {gate.step} "
+            f"--sha {gate.commit[:SHA_SHOWN]}"
+        )
+
+    @property
+    def gate(self) -> Gate | None:
+        """The gate it is parked at (or was last parked at)."""
+        return self.gates[-1] if self.gates else None
 
     @property
     def in_flight(self) -> bool:

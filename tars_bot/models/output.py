@@ -141,3 +141,26 @@ class PromotionCheck(Model):
     head_commit: str | None
     promotable: bool = Field(description="Every requirement is met.")
     requirements: list[RequirementFinding]
+
+
+PENDING_FORMAT: Final = "tars-bot.pending/1"
+
+
+class ParkedExecution(Model):
+    """One parked execution: the gate it waits at and the command that continues it."""
+
+    id: str
+    improvement: str
+    gate: str = Field(description="e.g. 'step-3'.")
+    step: int
+    commit: str = Field(description="The gate's commit: what an approval approves.")
+    status: str = Field(description="pending; approved or rejected: decided, not yet resumed.")
+    expires_at: str
+    command: str = Field(description="The exact command that continues it.")
+
+
+class Pending(Model):
+    """`tars-bot pending --format json`: parked executions, newest first."""
+
+    format: Literal["tars-bot.pending/1"] = PENDING_FORMAT
+    parked: list[ParkedExecution]

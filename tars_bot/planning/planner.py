@@ -18,6 +18,8 @@ from tars_bot.config import Config, parse_config
 from tars_bot.errors import PlanError, TarsError
 from tars_bot.git import Repo, is_valid_branch_name
 from tars_bot.models import (
+    APPROVALS,
+    Approval,
     Base,
     ExecutionPlan,
     Improvement,
@@ -71,6 +73,7 @@ def plan(
         raise PlanError(*ctx.problems)
     improvement, validation, config = ctx.improvement, ctx.validation, ctx.config
     number = {index: n for n, index in enumerate(order, 1)}
+    approval = effective_approval(config, improvement, ctx.warnings)
     steps = [
         PlannedStep(
             number=number[i],
@@ -81,6 +84,7 @@ def plan(
             files=files[i],
             checks=list(validation.per_step),
             limits=config.limits_for(improvement, improvement.steps[i].timeout),
+            gated=gated(approval, improvement.steps[i]),
         )
         for i in order
     ]
@@ -93,6 +97,25 @@ def plan(
         warnings=ctx.warnings,
     )
     return seal(planned)
+
+
+def effective_approval(config: Config, improvement: Improvement, warnings: list[str]) -> Approval:
+    """The stricter of the repository's and the improvement's: an improvement may tighten the
+    approval policy, never loosen it (one asking for less is warned, and gets the config's)."""
+    asked = improvement.approval or "none"
+    if APPROVALS.index(asked) < APPROVALS.index(config.approval):
+        warnings.append(
+            f"approval: the improvement asks for {asked}, less than the repository's "
+            f"{config.approval}, which applies (an improvement may only tighten it)"
+        )
+        return config.approval
+    return asked
+
+
+def gated(approval: Approval, step: Step) -> bool:
+    """Whether the step parks for approval once applied and checked."""
+    run = isinstance(step.action, RunAction)
+    return step.approve or approval == "each_step" or (approval == "run_steps" and run)
 
 
 @dataclass(frozen=True)

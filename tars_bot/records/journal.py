@@ -88,8 +88,9 @@ class Record:
         faults.point("before-journal-update")
         self._repo.update_ref(EXECUTIONS + execution.id, commit, self._head)
         faults.point("after-journal-update")
-        if self._head is None or not execution.in_flight:
-            outcomes.note(self._repo, execution.id, commit)  # its start; each lasting state
+        # its start, each lasting state, and a start again from one (a parked execution resumed)
+        if self._head is None or not execution.in_flight or not self.execution.in_flight:
+            outcomes.note(self._repo, execution.id, commit)
         self._head = commit
         self.execution = execution
 

@@ -108,7 +108,10 @@ def supersede(repo: Repo, branch: str, new_execution_id: str) -> str | None:
         (e for e in journal.history(repo) if e.branch == branch and e.head_commit == tip),
         None,
     )
-    if tip is None or previous is None or previous.state != "succeeded" or previous.dry_run:
+    # an expired one kept its branch for the user, as a succeeded one does: superseded too
+    if tip is None or previous is None or previous.dry_run:
+        return None
+    if previous.state not in ("succeeded", "expired"):
         return None
     _refuse_if_checked_out(repo, previous)
     record = journal.Record.resume(repo, previous.id)
@@ -275,13 +278,18 @@ def drop_failed_step(
 def recover(repo: Repo) -> list[str]:
     """Finish or undo what dead processes left; remove orphan worktrees and stale locks."""
     done = [f"released stale lock {name}" for name in journal.release_stale_locks(repo)]
+    # a process killed while it moved the outcome index left its lock file; with no execution
+    # holding a lock, no live process is writing it (recover assumes none is starting)
+    if not repo.refs(journal.LOCKS) and repo.clear_stale_ref_lock(outcomes.STATS):
+        done.append("removed the stale lock of the outcome index")
     # a process killed between its journal and the index left the index behind
     done += [f"indexed execution {i}" for i in outcomes.reconcile(repo, journal.heads(repo))]
     done += [f"removed idle pooled worktree {name}" for name in workspace.clear_pool(repo)]
     running, owners = set(), set()
     unfinished = [e for e in journal.history(repo) if e.in_flight or e.pending]
     for execution in unfinished:
-        if journal.process_alive(execution.pid, execution.host, execution.started_at):
+        since = execution.resumed_at or execution.started_at
+        if journal.process_alive(execution.pid, execution.host, since):
             running.add(execution.id)
             owners.add(execution.pid or 0)
     # before their worktrees go: a step may still run where its tars-bot was killed
@@ -331,8 +339,33 @@ def _recover_execution(repo: Repo, execution: Execution) -> str:
             record.save(execution.model_copy(update={"pending": None}))
             done.append(f"abandoned the unfinished step rollback of {execution.id}")
         execution = record.execution
-    if execution.in_flight:  # its process died before it finished
+    if execution.in_flight and any(g.decision for g in execution.gates):
+        # a resume died: the approval stands, and a new resume continues from the journal
+        done.append(park_again(repo, execution))
+    elif execution.in_flight:  # its process died before it finished
         reason = f"interrupted: process {execution.pid} on {execution.host} died"
         rollback_execution(repo, execution.id, recovering=True, reason=f"{reason}; rolled back")
         done.append(f"rolled back interrupted execution {execution.id} ({execution.improvement})")
     return "; ".join(done)
+
+
+def park_again(repo: Repo, execution: Execution) -> str:
+    """A resumed execution whose process died goes back to `parked` with its decision kept, at
+    the head its journal records: a step it left half done (or committed unjournaled) runs
+    again on `tars-bot resume`. Never rolled back: it was approved."""
+    branch = f"refs/heads/{execution.branch}"
+    tip, head = repo.ref(branch), execution.head_commit or execution.base_commit
+    if tip is not None and tip != head:
+        if not journal.made_by_tars(repo, tip, execution=execution.id):
+            raise TarsError(f"branch {execution.branch} moved to {tip[:10]}, not tars-bot's commit")
+        repo.update_ref(branch, head, tip)  # back to what the journal says
+    steps = [
+        s.model_copy(update={"state": "pending", "commit": None}) if s.state == "running" else s
+        for s in execution.steps
+    ]
+    record = journal.Record.resume(repo, execution.id)
+    record.save(execution.model_copy(update={"state": "parked", "steps": steps}))
+    return (
+        f"parked again execution {execution.id} ({execution.improvement}), whose resume died; "
+        f"its approval stands: continue with `tars-bot resume --execution-id {execution.id}`"
+    )

@@ -15,6 +15,7 @@ from tars_bot.ui.progress import LiveProgress as LiveProgress  # the CLI's live 
 from tars_bot.ui.stats import stats_renderable as stats_renderable  # `tars-bot stats`
 from tars_bot.ui.terminal import STATE_STYLE, plain
 from tars_bot.ui.terminal import shown as shown  # the CLI shows untrusted text with it
+from tars_bot.ui.wording import GATE_MARK
 from tars_bot.ui.wording import verdict as verdict  # the CLI's one-line outcome
 
 
@@ -47,6 +48,9 @@ def plan_renderable(
     risk_of = {r.step: r for r in risks or []}
     if risk_of:
         table.add_column("risk", justify="right")
+    gates = any(step.gated for step in plan.steps)
+    if gates:
+        table.add_column(GATE_MARK)  # parks for approval after this step
     for step in plan.steps:
         row = [
             str(step.number),
@@ -58,6 +62,7 @@ def plan_renderable(
         row += [shown(", ".join(step.scope))] if per_step_scope else []
         row += [shown(", ".join(step.checks)) or "-"] if with_checks else []
         row += [f"{risk_of[step.number].probability:.0%}"] if risk_of else []
+        row += [GATE_MARK if step.gated else ""] if gates else []
         table.add_row(*row)
     parts: list[Text | Table] = [header, table]
     if not per_step_scope and scopes:
@@ -65,6 +70,9 @@ def plan_renderable(
     final = plain(", ".join(plan.validation.final))
     strategy = f" ({plan.validation.strategy})" if final else ""
     parts.append(Text.assemble(("final checks ", "dim"), (final or "none") + strategy))
+    if gates:
+        parked = ", ".join(str(s.number) for s in plan.steps if s.gated)
+        parts.append(Text.assemble((f"{GATE_MARK} ", "dim"), f"parks for approval after {parked}"))
     if explain:
         parts += [_risk_line(risk_of.get(step.number), step) for step in plan.steps]
     if verbose:
@@ -134,6 +142,10 @@ def _detail_lines(execution: Execution) -> list[Text]:
     ]
     if execution.sandbox is not None:
         details.append(("sandbox", wording.sandbox_line(execution.sandbox)))
+    if gate := wording.gate_line(execution):
+        details.append(("stage", gate))
+    if command := wording.approve_command(execution):
+        details.append(("continue", command))
     if execution.pushed_to:
         details.append(("pushed to", execution.pushed_to))
     if execution.pull_request:

@@ -12,6 +12,7 @@ from tars_bot.models import Execution, ExecutionPlan, Improvement
 from tars_bot.models.output import (
     Checked,
     Error,
+    Pending,
     PromotionCheck,
     SandboxView,
     Stats,
@@ -30,6 +31,7 @@ MODELS: dict[str, Any] = {
     "sandbox": SandboxView,
     "check": Checked,
     "promote": PromotionCheck,  # promote --check --format json
+    "pending": Pending,  # pending --format json: parked executions
     "error": Error,  # any command with --format json that ends in an error
 }
 

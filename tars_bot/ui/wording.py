@@ -17,6 +17,28 @@ _WORDS = {
 }
 
 
+GATE_MARK = "\u23f8"  # ⏸: parks for a person's approval
+
+
+def approve_command(execution: Execution) -> str | None:
+    """The exact command that continues a parked execution, or None if it is not parked."""
+    return execution.continue_with
+
+
+def gate_line(execution: Execution) -> str | None:
+    """ "step 3/5 ⏸ waiting for approval (expires 2026-12-22T08:30:12+00:00)", or None."""
+    gate = execution.gate
+    if execution.state not in ("parked", "expired") or gate is None:
+        return None
+    total = len(execution.steps)
+    if execution.state == "expired":
+        return f"step {gate.step}/{total} {GATE_MARK} approval expired at {gate.expires_at}"
+    what = "paused" if gate.kind == "pause" else words("parked")
+    if gate.status != "pending":
+        what = f"{gate.status}, not yet resumed"
+    return f"step {gate.step}/{total} {GATE_MARK} {what} (expires {gate.expires_at})"
+
+
 def words(state: str) -> str:
     """An execution's or step's state (or an exception that ended it) for people."""
     return _WORDS.get(state, state)
