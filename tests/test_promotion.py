@@ -200,9 +200,22 @@ def test_not_self_is_unmet_when_the_requester_approves(world):
     assert str(finding) == "not_self: writer asked for this execution and cannot approve it too"
 
 
+def test_not_self_reads_the_requester_from_the_journal(world):
+    """`execute` records who started it (TARS_BOT_USER, or the login name)."""
+    requested_by = world.execution.requested_by
+    assert requested_by
+    approve(world, by=requested_by)
+    finding = judged(world, "not_self", requester=None)
+    assert not finding.met
+    assert f"{requested_by} asked for this execution" in finding.why
+
+
 def test_not_self_is_unmet_when_the_requester_is_unknown(world):
     approve(world)
-    finding = judged(world, "not_self", requester=None)
+    old_record = world.execution.model_copy(update={"requested_by": None})  # before it was kept
+    plan = journal.load_plan(world.repo, world.execution_id)
+    promotion_ = Promotion(old_record, plan, world.base_tip(), None, GREEN)
+    [finding] = evaluate(world.repo, promotion_, ["not_self"])
     assert not finding.met
     assert "requester is not known" in finding.why
 

@@ -32,7 +32,13 @@ class Promotion:
     execution: Execution
     plan: ExecutionPlan  # as journaled
     base_tip: str  # the base branch's commit now
-    requester: str | None  # who asked for the execution; None: not known
+    given_requester: str | None  # who asked for the execution, when the caller knows better
+
+    @property
+    def requester(self) -> str | None:
+        """Who asked for the execution: as given, else as its journal recorded it."""
+        return self.given_requester or self.execution.requested_by
+
     ci: list[CIReport] | None  # the CI on the head commit; None: not read (no GitHub)
 
     @property
