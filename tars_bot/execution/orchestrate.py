@@ -33,7 +33,7 @@ from tars_bot.models import (
     SandboxReport,
     StepResult,
 )
-from tars_bot.planning import planner
+from tars_bot.planning import provenance, sealing
 from tars_bot.records import journal, learning, outcomes
 from tars_bot.rollback import cascading, landing, revert, undo
 from tars_bot.ui import wording
@@ -157,12 +157,12 @@ def check_integrity(repo: Repo, plan: ExecutionPlan) -> None:
     exactly what its improvement, committed on the default branch, plans to here."""
     if not plan.is_sealed:
         raise TarsError("plan: its digest does not match its content (edited?); plan again")
-    if planner.sealed_here(plan):
+    if sealing.sealed_here(plan):
         return
-    if problem := planner.difference_from_here(repo, plan, revert.default_tip(repo)):
+    if problem := provenance.difference_from_here(repo, plan, revert.default_tip(repo)):
         raise TarsError(
             f"plan: not sealed with the plan key here, and {problem}; edited? "
-            f"plan again here (plans made elsewhere: the same {planner.KEY_ENV} on both)"
+            f"plan again here (plans made elsewhere: the same {sealing.KEY_ENV} on both)"
         )
 
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import heapq
-import hmac
-import os
-import secrets
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from tars_bot.config import Config, parse_config
-from tars_bot.errors import PlanError, TarsError
+from tars_bot.errors import PlanError
 from tars_bot.git import Repo, is_valid_branch_name
 from tars_bot.models import (
     APPROVALS,
@@ -30,15 +23,15 @@ from tars_bot.models import (
     Validation,
 )
 from tars_bot.paths import PathProblem, Scope, is_glob, normalize
-from tars_bot.planning import actions, loader
+from tars_bot.planning import actions
 from tars_bot.planning.noxfile import NOXFILE, StaticSessions
+from tars_bot.planning.sealing import seal
 
 if TYPE_CHECKING:
     from tars_bot.validation.validator import NoxSessions
 
 WHOLE_REPO = ["**"]
 LARGE_PATCH_LINES = 1000
-KEY_ENV = "TARS_BOT_PLAN_KEY"
 
 
 @dataclass
@@ -453,99 +446,3 @@ def _listed_lightly(ctx: _Context) -> tuple[Sessions | None, str]:
         raise _Unchecked(
             f"noxfile.py makes its sessions in a way only running it tells, and {e}"
         ) from None
-
-
-def seal(given: ExecutionPlan) -> ExecutionPlan:
-    """`given` with its digest, and the digest sealed with the plan key."""
-    sealed = given.sealed()
-    return sealed.model_copy(update={"seal": _hmac(sealed.digest)})
-
-
-def sealed_here(given: ExecutionPlan) -> bool:
-    """Whether `given` is, unchanged, a plan made with the plan key here."""
-    return given.is_sealed and hmac.compare_digest(given.seal, _hmac(given.digest))
-
-
-def _hmac(digest: str) -> str:
-    mac = hmac.new(plan_key(), digest.encode(), hashlib.sha256)
-    return "hmac-sha256:" + mac.hexdigest()
-
-
-def plan_key() -> bytes:
-    """TARS_BOT_PLAN_KEY where set (machines that share plans set the same), else the user's,
-    made on first use beside tars-bot's log: never in a repository (sandboxed processes see its
-    git dir), and under HOME, which they never see (XDG_CACHE_HOME may lie elsewhere). Lost, it
-    is made again: plans sealed before are then believed only as plans made elsewhere are."""
-    if shared := os.environ.get(KEY_ENV):
-        return shared.encode()
-    path = Path.home() / ".cache" / "tars-bot" / "plan-key"
-    try:
-        if not path.exists():
-            _create_key(path)
-        key = path.read_bytes()
-    except OSError as e:
-        raise TarsError(f"{path}: cannot keep the plan key ({e.strerror}); set {KEY_ENV}") from None
-    if len(key) < 32:
-        raise TarsError(f"{path}: holds no plan key; delete it, then plan again")
-    return key
-
-
-def _create_key(path: Path) -> None:
-    """Written aside (mode 0600), then linked into place: whoever reads it reads a whole key."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".plan-key-")
-    aside = Path(name)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        with contextlib.suppress(FileExistsError):  # another tars-bot made it meanwhile
-            path.hardlink_to(aside)
-    finally:
-        aside.unlink()
-
-
-def difference_from_here(repo: Repo, given: ExecutionPlan, trusted: str | None) -> str | None:
-    """Where `given` differs from what this repository plans of its improvement as committed at
-    its base, which must be on `trusted` (the default branch); None: nowhere. A plan sealed
-    with another key is believed only this way."""
-    base = given.base.commit
-    if trusted is None or not repo.has_object(base) or not repo.is_ancestor(base, trusted):
-        return f"its base {base[:10]} is not on the default branch"
-    improvement_id = given.improvement.id or ""
-    committed = committed_improvement(repo, base, improvement_id)
-    if committed is None or not committed.steps:
-        return f"improvement {improvement_id} with steps is not committed at its base {base[:10]}"
-    ours = plan(repo, committed, base_ref=base).model_dump(mode="json", exclude={"digest", "seal"})
-    theirs = given.model_dump(mode="json", exclude={"digest", "seal"})
-    theirs["base"]["ref"] = base  # whatever the base was called where it was planned
-    where = _first_difference(theirs, ours)
-    if where is None:
-        return None
-    return f"its {where} is not what improvement {improvement_id} at {base[:10]} plans to"
-
-
-def committed_improvement(repo: Repo, commit: str, improvement_id: str) -> Improvement | None:
-    """The improvement file of `improvement_id` as committed at `commit`, if there is one."""
-    _, tree = repo.resolve(commit)
-    config = parse_config(repo.read(tree, "pyproject.toml"), f"pyproject.toml at {commit[:10]}")
-    for suffix in loader.SUFFIXES:
-        path = (PurePosixPath(config.improvements_dir) / f"{improvement_id}{suffix}").as_posix()
-        if (data := repo.read(tree, path)) is not None:
-            text = data.decode("utf-8", errors="replace")
-            return loader.improvement_from_data(
-                loader.parse_text(text, path, suffix), path, improvement_id
-            )
-    return None
-
-
-def _first_difference(ours: Any, theirs: Any, where: str = "") -> str | None:
-    """The first path (e.g. steps[1].scope, counted from 1) at which two JSON values differ."""
-    if isinstance(ours, dict) and isinstance(theirs, dict) and ours.keys() == theirs.keys():
-        parts = [(f"{where}.{key}".lstrip("."), ours[key], theirs[key]) for key in ours]
-    elif isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
-        pairs = enumerate(zip(ours, theirs, strict=True), 1)
-        parts = [(f"{where}[{i}]", a, b) for i, (a, b) in pairs]
-    else:
-        return None if ours == theirs else where or "content"
-    found = (_first_difference(a, b, at) for at, a, b in parts)
-    return next((at for at in found if at is not None), None)
