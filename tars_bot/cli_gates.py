@@ -19,7 +19,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     total = len(system.plan_of(execution_id).steps)
     through = total if args.all else args.through
     ask = gates.Ask("approve", gates.local_user(), step=args.step, sha=args.sha, through=through)
-    console = Console(highlight=False)
+    console = terminal.console()
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.approve(execution_id, ask, progress)
     return outcome(system, result, console)
@@ -28,7 +28,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def cmd_reject(args: argparse.Namespace) -> int:
     system, execution_id = _named(args)
     ask = gates.Ask("reject", gates.local_user(), step=args.step, sha=args.sha, reason=args.reason)
-    console = Console(highlight=False)
+    console = terminal.console()
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.reject(execution_id, ask, progress)
     if result.state == "rolled_back":
@@ -39,7 +39,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     system, execution_id = _named(args)
-    console = Console(highlight=False)
+    console = terminal.console()
     with report.LiveProgress(console, args.verbose) as progress:
         result = system.resume(execution_id, progress)
     return outcome(system, result, console)
