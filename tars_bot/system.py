@@ -173,6 +173,19 @@ class ExecutionSystem:
         and journal get their names. Raises handoff.HandoffRefused naming what is wrong."""
         return handoff.receive(self.repo, path, improvement, trusted)
 
+    def fetch_branch(
+        self, execution_id: str, remote: str = "origin", token: str | None = None
+    ) -> None:
+        """Bring a parked execution's branch from `remote`: a resume in another run (or on
+        another runner) continues from what the run that parked it pushed."""
+        sharing.fetch_branch(self.repo, journal.load(self.repo, execution_id), remote, token)
+
+    def update_remote(self, execution_id: str, old_tip: str | None, token: str | None) -> None:
+        """After a pushed execution moved on (rolled back, failed): the remote follows."""
+        execution = journal.load(self.repo, execution_id)
+        if execution.pushed_to and execution.branch:
+            sharing.update_remote(self.repo, execution, old_tip, token)
+
     def fetch_journal(self, remote: str = "origin", token: str | None = None) -> None:
         """Bring the executions recorded elsewhere (e.g. by CI) into this repository."""
         sharing.fetch_journal(self.repo, remote, token)

@@ -24,6 +24,10 @@ usage: /tars-bot plan
        /tars-bot status
        /tars-bot rollback [--step N] [--cascade]
        /tars-bot history
+       /tars-bot approve [--step N] [--sha PREFIX] [--through N | --all]
+       /tars-bot reject [--step N] [reason...]
+       /tars-bot pause
+       /tars-bot resume
        /tars-bot help"""
 
 
@@ -34,6 +38,10 @@ class Command:
     step: int | None = None
     cascade: bool = False
     digest: str | None = None  # execute only while the issue body's digest starts with this
+    sha: str | None = None  # approve: the gate's commit, as the status comment showed it
+    through: int | None = None  # approve the gates up to this step in advance
+    approve_all: bool = False
+    reason: str = ""  # reject: why, for the journal
 
 
 class CommandError(TarsError):
@@ -62,6 +70,12 @@ def _digest(text: str) -> str:
     return text
 
 
+def _sha(text: str) -> str:
+    if not re.fullmatch("[0-9a-fA-F]{4,40}", text):
+        raise argparse.ArgumentTypeError(f"expected 4 to 40 hex digits of a commit, found {text!r}")
+    return text.lower()
+
+
 def body_digest(body: str) -> str:
     """The sha256 of an issue body: what an `execute` is bound to."""
     return hashlib.sha256(body.encode()).hexdigest()
@@ -80,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--step", type=_step_number)
     rollback.add_argument("--cascade", action="store_true")
     verbs.add_parser("history", **options)
+    approve = verbs.add_parser("approve", **options)
+    approve.add_argument("--step", type=_step_number)
+    approve.add_argument("--sha", type=_sha)
+    advance = approve.add_mutually_exclusive_group()
+    advance.add_argument("--through", type=_step_number)
+    advance.add_argument("--all", action="store_true", dest="approve_all")
+    reject = verbs.add_parser("reject", **options)
+    reject.add_argument("--step", type=_step_number)
+    reject.add_argument("reason", nargs="*")
+    verbs.add_parser("pause", **options)
+    verbs.add_parser("resume", **options)
     verbs.add_parser("help", **options)
     return parser
 
@@ -113,6 +138,10 @@ def parse_command(body: str) -> Command | None:
         step=getattr(args, "step", None),
         cascade=getattr(args, "cascade", False),
         digest=getattr(args, "digest", None),
+        sha=getattr(args, "sha", None),
+        through=getattr(args, "through", None),
+        approve_all=getattr(args, "approve_all", False),
+        reason=" ".join(getattr(args, "reason", None) or []),
     )
 
 

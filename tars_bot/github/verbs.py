@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tars_bot.errors import TarsError
-from tars_bot.github import publish, watch
+from tars_bot.github import gate_verbs, publish, watch
 from tars_bot.github.client import GitHubClient, Issue
 from tars_bot.github.commands import (
     DIGEST_SHOWN,
@@ -141,6 +141,10 @@ VERBS: dict[str, Verb] = {
     "execute": _execute_verb,
     "status": _status,
     "rollback": _rollback,
+    "approve": gate_verbs.approve,
+    "reject": gate_verbs.reject,
+    "pause": gate_verbs.pause,
+    "resume": gate_verbs.resume,
 }
 
 
@@ -167,6 +171,8 @@ def execute(
     """Plan and execute the improvement, then publish it (unless it failed or was a dry run)."""
     plan = ctx.system.plan(improvement)
     result = ctx.system.execute(plan, dry_run=dry_run, progress=progress)
+    if ctx.system.status(result.execution_id).state == "parked":  # the run ends; a comment resumes
+        return gate_verbs.after_gate(ctx, result.execution_id, None)
     if result.success and not dry_run:
         return publish_execution(ctx, result.execution_id)
     return result.success, report(ctx, result, dry_run)

@@ -14,10 +14,12 @@ from tars_bot.records import journal, outcomes
 
 
 def push(repo: Repo, execution_id: str, remote: str, token: str | None) -> Execution:
-    """Push the branch and the journal of a succeeded execution."""
+    """Push the branch and the journal of a succeeded execution, or of a parked one (up to its
+    gate: the run that resumes it, maybe on another runner, fetches both)."""
     record = journal.Record.resume(repo, execution_id)
     execution = record.execution
-    if execution.state != "succeeded" or not execution.branch or not execution.head_commit:
+    shareable = execution.state in ("succeeded", "parked")
+    if not shareable or not execution.branch or not execution.head_commit:
         raise TarsError(f"execution {execution_id} is {execution.state}: nothing to push")
     branch_ref = f"refs/heads/{execution.branch}"
     theirs = repo.remote_refs(remote, token).get(branch_ref)
@@ -46,6 +48,13 @@ def update_remote(repo: Repo, execution: Execution, old_tip: str | None, token: 
         deleted = execution.state == "rolled_back"
         specs.append(f":{branch_ref}" if deleted else f"+{branch_ref}:{branch_ref}")
     repo.push(remote, specs, token)
+
+
+def fetch_branch(repo: Repo, execution: Execution, remote: str, token: str | None) -> None:
+    if not execution.branch:
+        raise TarsError(f"execution {execution.id} has no branch")
+    ref = f"refs/heads/{execution.branch}"
+    repo.fetch(remote, [f"+{ref}:{ref}"], token)
 
 
 def fetch_journal(repo: Repo, remote: str, token: str | None) -> None:

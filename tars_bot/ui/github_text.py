@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 
 from tars_bot.models import Execution, Landing, StepResult, Suspicion
+from tars_bot.models.execution import SHA_SHOWN
+from tars_bot.ui import wording
 from tars_bot.ui.untrusted import code_block, code_span, for_markdown
 
 PLAN_MARKER = "<!-- tars-bot:plan -->"
@@ -277,3 +279,27 @@ def dropped_broke(step: str, check: str, message: str) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def comment_to_approve(execution: Execution) -> str | None:
+    """`/tars-bot approve --step N --sha X`: the comment that approves the pending gate."""
+    gate = execution.gate
+    if execution.state != "parked" or gate is None or gate.status != "pending":
+        return None
+    if gate.kind == "pause":
+        return "/tars-bot resume"
+    return f"/tars-bot approve --step {gate.step} --sha {gate.commit[:SHA_SHOWN]}"
+
+
+def parked(execution: Execution, status: str) -> str:
+    """The status comment of a parked execution: the stage line (the branch is the dev stage),
+    the exact comment that continues it, and when its gate expires. No job waits meanwhile."""
+    gate = execution.gate
+    assert gate is not None  # parked
+    approve = comment_to_approve(execution) or "/tars-bot resume"
+    return (
+        f"dev: {wording.gate_line(execution)}\n\n"
+        f"To continue, comment `{approve}` (people with write access; the branch is "
+        f"`{execution.branch}`). To stop, comment `/tars-bot reject [reason]`. "
+        f"The gate expires at {gate.expires_at}.\n\n{status}"
+    )

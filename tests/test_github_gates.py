@@ -1,0 +1,152 @@
+"""Gates decided by comments on GitHub: an execution with gated steps parks in the Action (its
+branch and journal pushed, the run over) and `/tars-bot approve|reject` comments continue it, in
+new runs on fresh checkouts, against the fake GitHub and a bare `origin`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tars_bot.models import Execution
+from tars_bot.system import ExecutionSystem
+from tests.helpers import comment_payload, git, job_checkout, reactions, run_action
+
+GATED_ISSUE = """\
+Three small files, each approved on its own.
+
+```yaml
+approval: each_step
+steps:
+  - {name: s1, write: {path: src/s1.txt, content: "ok1\\n"}}
+  - {name: s2, write: {path: src/s2.txt, content: "ok2\\n"}}
+  - {name: s3, write: {path: src/s3.txt, content: "ok3\\n"}}
+```
+"""
+BRANCH = "tars-bot/issue-1"
+
+
+class Runs:
+    """Each comment handled by a new run of the Action on a fresh checkout of origin."""
+
+    def __init__(self, fake_github, tmp_path: Path, origin: Path, repo) -> None:
+        self.fake_github, self.tmp_path, self.origin, self.repo = (
+            fake_github,
+            tmp_path,
+            origin,
+            repo,
+        )
+        self.count = 0
+
+    def comment(self, body: str, user: str = "writer") -> tuple[int, dict]:
+        return self.deliver(comment_payload(self.repo, 1, body, user))
+
+    def deliver(self, payload: dict) -> tuple[int, dict]:
+        self.count += 1
+        checkout = job_checkout(self.origin, f"run-{self.count}")
+        code = run_action(self.fake_github, self.tmp_path, checkout, "issue_comment", payload)
+        return code, payload
+
+    def reply_to(self, payload: dict) -> str:
+        marker = f"tars-bot:comment={payload['comment']['id']}"
+        [reply] = [c.body for c in self.repo.comments_on(1) if marker in c.body]
+        return reply
+
+    def on_origin(self) -> Execution:
+        """The execution as origin's journal holds it: what the next run starts from."""
+        self.count += 1
+        system = ExecutionSystem(job_checkout(self.origin, f"look-{self.count}"))
+        system.fetch_journal("origin")
+        [execution] = system.history()
+        return execution
+
+
+def step_commits(origin: Path) -> list[str]:
+    return git(origin, "log", "--format=%s", f"main..{BRANCH}").splitlines()
+
+
+def approve_comment(reply: str) -> str:
+    found = re.search(r"`(/tars-bot approve --step \d+ --sha [0-9a-f]{10})`", reply)
+    assert found, reply
+    return found.group(1)
+
+
+def parked_at(runs: Runs, step: int, reply: str) -> Execution:
+    execution = runs.on_origin()
+    assert execution.state == "parked" and execution.gate and execution.gate.step == step
+    assert git(runs.origin, "rev-parse", BRANCH) == execution.gate.commit  # up to the gate
+    assert f"dev: step {step}/3 ⏸ waiting for approval" in reply
+    assert f"expires at {execution.gate.expires_at}" in reply
+    sha = execution.gate.commit[:10]
+    assert approve_comment(reply) == f"/tars-bot approve --step {step} --sha {sha}"
+    return execution
+
+
+def test_each_step_parks_and_each_approve_comment_resumes_once(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+
+    code, execute = runs.comment("/tars-bot execute")
+    assert code == 0  # parked: the run ended, successfully; no job waits
+    reply = runs.reply_to(execute)
+    parked_at(runs, 1, reply)
+    assert len(step_commits(origin)) == 1
+
+    for step in (2, 3):
+        code, approve = runs.comment(approve_comment(reply))
+        assert code == 0 and reactions(repo, approve["comment"]["id"]) == ["eyes", "+1"]
+        assert runs.deliver(approve)[0] == 0  # the same comment delivered again: no second resume
+        assert len(step_commits(origin)) == step
+        reply = runs.reply_to(approve)
+        execution = parked_at(runs, step, reply)
+        decided = execution.gates[-2].decision
+        assert decided is not None and decided.via == "comment"
+        assert decided.comment_id == approve["comment"]["id"]
+        assert decided.by == "writer" and decided.permission == "write"
+    assert not repo.pulls()  # no pull request before the last approval
+
+    code, last = runs.comment(approve_comment(reply))
+    assert code == 0 and runs.on_origin().state == "succeeded"
+    assert len(step_commits(origin)) == 3
+    [pull] = repo.pulls()
+    assert pull.head_ref == BRANCH and runs.reply_to(last).startswith("✅ Executed: ")
+
+
+def test_a_reader_and_a_stale_sha_are_refused(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    _, execute = runs.comment("/tars-bot execute")
+    gate = parked_at(runs, 1, runs.reply_to(execute)).gate
+    assert gate is not None
+
+    code, _ = runs.comment(f"/tars-bot approve --step 1 --sha {gate.commit[:10]}", user="reader")
+    assert code == 0
+    refusal = repo.comments_on(1)[-1]
+    assert "Sorry @reader" in refusal.body and "you have read permission" in refusal.body
+
+    code, stale = runs.comment("/tars-bot approve --step 1 --sha 0123456789")
+    assert code == 1
+    said = runs.reply_to(stale)
+    assert "--sha 0123456789 is not the commit of the pending gate" in said
+    assert f"gate step-1 (step 1, commit {gate.commit[:10]})" in said
+
+    assert runs.on_origin().state == "parked" and len(step_commits(origin)) == 1
+
+
+def test_a_reject_comment_rolls_back(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    runs.comment("/tars-bot execute")
+
+    code, reject = runs.comment("/tars-bot reject --step 1 not what we need")
+    assert code == 0
+    execution = runs.on_origin()
+    assert execution.state == "rolled_back"
+    decision = execution.gates[-1].decision
+    assert decision is not None and decision.verdict == "reject"
+    assert decision.reason == "not what we need" and decision.comment_id == reject["comment"]["id"]
+    assert git(origin, "branch", "--list", BRANCH) == ""  # the remote branch followed
+    said = runs.reply_to(reject)
+    assert "State: **rolled back**" in said and "rejected by writer: not what we need" in said
