@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
-from tests.helpers import comment_payload, git, job_checkout, reactions, run_action
+from tests.helpers import comment_payload, git, job_checkout, reactions, run_action, stage
 
 GATED_ISSUE = """\
 Three small files, each approved on its own.
@@ -150,3 +150,20 @@ def test_a_reject_comment_rolls_back(setup, fake_github, tmp_path):
     assert git(origin, "branch", "--list", BRANCH) == ""  # the remote branch followed
     said = runs.reply_to(reject)
     assert "State: **rolled back**" in said and "rejected by writer: not what we need" in said
+
+
+def test_the_split_workflow_parks_through_its_publish_job(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    payload = comment_payload(repo, 1, "/tars-bot execute")
+    assert stage(fake_github, tmp_path, checkout, "authorize", payload) == 0
+    runner = job_checkout(origin, "execute-job")
+    assert stage(fake_github, tmp_path, runner, "execute", payload) == 0
+    assert git(origin, "for-each-ref", "refs/heads/tars-bot") == ""  # nothing written there
+
+    assert (
+        stage(fake_github, tmp_path, job_checkout(origin, "publish-job"), "publish", payload) == 0
+    )
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    execution = parked_at(runs, 1, runs.reply_to(payload))
+    assert execution.pushed_to == "origin" and not repo.pulls()

@@ -45,7 +45,7 @@ class Handoff:
 
 def write_bundle(repo: Repo, execution: Execution, path: Path) -> None:
     """The execution's branch and journal as a bundle: what they add to the base."""
-    if execution.state != "succeeded" or not execution.branch:
+    if execution.state not in ("succeeded", "parked") or not execution.branch:
         raise TarsError(f"execution {execution.id} is {execution.state}: nothing to hand off")
     refs = [f"refs/heads/{execution.branch}", journal.EXECUTIONS + execution.id]
     repo.create_bundle(path, refs, exclude=execution.base_commit)
@@ -209,11 +209,20 @@ def _check_journal(
     named_here = recorded.base.model_copy(update={"ref": plan.base.ref})
     if recorded.model_copy(update={"base": named_here}).compute_digest() != plan.compute_digest():
         raise HandoffRefused(f"journal {execution_id}: its plan is not the plan computed here")
-    if (execution.id, execution.state, execution.head_commit) != (execution_id, "succeeded", head):
+    if (execution.id, execution.head_commit) != (execution_id, head) or not _ended(execution):
         raise HandoffRefused(
-            f"journal {execution_id}: does not record a success ending at {head[:10]}"
+            f"journal {execution_id}: does not record a success (or a park) ending at {head[:10]}"
         )
     return execution
+
+
+def _ended(execution: Execution) -> bool:
+    """Succeeded, or parked at a pending gate on its head: the branch up to the gate is
+    published, and a comment decides on it (gate_verbs.py)."""
+    gate, head = execution.gate, execution.head_commit
+    if execution.state == "parked":
+        return gate is not None and gate.status == "pending" and gate.commit == head
+    return execution.state == "succeeded"
 
 
 def _move(repo: Repo, name: str, target: str) -> None:

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from tars_bot.errors import TarsError
-from tars_bot.github import publish
+from tars_bot.github import gate_verbs, publish
 from tars_bot.github.commands import Command, CommentEvent
 from tars_bot.github.requests import (
     Context,
@@ -126,9 +126,10 @@ def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
             return False, refusal
     plan = ctx.system.plan(improvement_of(ctx, request))
     result = ctx.system.execute(plan, dry_run=command.dry_run, progress=Silent())
-    if result.success and not command.dry_run:
+    parked = ctx.system.status(result.execution_id).state == "parked"
+    if (result.success or parked) and not command.dry_run:  # a park is published as a success
         ctx.system.hand_off(result.execution_id, handoff / BUNDLE)
-    return result.success, report(ctx, result, command.dry_run)
+    return result.success or parked, report(ctx, result, command.dry_run)
 
 
 def _execute_revert(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
@@ -165,6 +166,8 @@ def _received(
         execution = ctx.system.receive(bundle, improvement)
     except TarsError as e:
         return False, github_text.result_refused(str(e))
+    if execution.state == "parked":  # pushed up to its gate; a comment continues it
+        return gate_verbs.after_gate(ctx, execution.id, None)
     ok, body = publish_execution(ctx, execution.id)
     if revert is None:
         return ok, body
