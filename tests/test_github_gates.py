@@ -167,3 +167,51 @@ def test_the_split_workflow_parks_through_its_publish_job(setup, fake_github, tm
     runs = Runs(fake_github, tmp_path, origin, repo)
     execution = parked_at(runs, 1, runs.reply_to(payload))
     assert execution.pushed_to == "origin" and not repo.pulls()
+
+
+def split_run(fake_github, tmp_path: Path, origin: Path, payload: dict, name: str) -> None:
+    """authorize, execute (no write token), publish: each job in a fresh checkout."""
+    for job in ("authorize", "execute", "publish"):
+        runner = job_checkout(origin, f"{name}-{job}")
+        assert stage(fake_github, tmp_path, runner, job, payload) == 0, job
+
+
+def test_the_split_workflow_resumes_in_its_execute_job(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    execute = comment_payload(repo, 1, "/tars-bot execute")
+    split_run(fake_github, tmp_path, origin, execute, "first")
+    reply = runs.reply_to(execute)
+    parked_at(runs, 1, reply)
+
+    approve = comment_payload(repo, 1, approve_comment(reply))
+    split_run(fake_github, tmp_path, origin, approve, "second")
+    execution = parked_at(runs, 2, runs.reply_to(approve))
+    decision = execution.gates[0].decision
+    assert decision is not None and decision.comment_id == approve["comment"]["id"]
+    assert len(step_commits(origin)) == 2
+
+    reject = comment_payload(repo, 1, "/tars-bot reject")
+    split_run(fake_github, tmp_path, origin, reject, "third")
+    assert runs.on_origin().state == "rolled_back"
+    assert git(origin, "branch", "--list", BRANCH) == ""
+
+
+def test_the_publish_job_believes_no_decision_but_its_comments(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    execute = comment_payload(repo, 1, "/tars-bot execute")
+    split_run(fake_github, tmp_path, origin, execute, "first")
+    command = approve_comment(runs.reply_to(execute))
+    # the execute job of one approve comment, its bundle handed to the publish job of another
+    other = comment_payload(repo, 1, command)
+    assert stage(fake_github, tmp_path, job_checkout(origin, "a"), "execute", other) == 0
+    approve = comment_payload(repo, 1, command)
+    assert stage(fake_github, tmp_path, job_checkout(origin, "b"), "authorize", approve) == 0
+    assert stage(fake_github, tmp_path, job_checkout(origin, "c"), "publish", approve) == 1
+
+    said = runs.reply_to(approve)
+    assert f"gate step-1 was not decided by comment {approve['comment']['id']}" in said
+    assert runs.on_origin().state == "parked" and len(step_commits(origin)) == 1

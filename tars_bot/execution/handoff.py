@@ -226,8 +226,11 @@ def _ended(execution: Execution) -> bool:
 
 
 def _move(repo: Repo, name: str, target: str) -> None:
-    """Give the checked ref its name: new, or moved from a commit tars-bot made before."""
+    """Give the checked ref its name: new, moved on from where it is, or moved from a commit
+    tars-bot made before."""
     current = repo.ref(name)
-    if current not in (None, target) and not journal.made_by_tars(repo, current):
+    # moving on from it: a parked execution's journal and branch, continued after its gate
+    continued = current is not None and repo.is_ancestor(current, target)
+    if current not in (None, target) and not continued and not journal.made_by_tars(repo, current):
         raise HandoffRefused(f"{name} exists here with commits tars-bot did not make")
     repo.update_ref(name, target, current)

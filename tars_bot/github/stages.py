@@ -39,6 +39,7 @@ from tars_bot.github.requests import (
 )
 from tars_bot.github.verbs import handle_comment, on_workflow_run
 from tars_bot.models import Execution, ExecutionPlan
+from tars_bot.records import journal
 from tars_bot.system import Silent
 from tars_bot.ui import github_text, untrusted
 
@@ -69,8 +70,8 @@ def _runs_code(ctx: Context, event: CommentEvent | None, command: Command | None
     rollback of a merged execution (a revert, checked as executions are)."""
     if command is None:
         return False
-    if command.verb == "execute":
-        return True
+    if command.verb == "execute" or command.verb in gate_verbs.VERBS:
+        return True  # a decision on a gate runs the next steps; a refused one, nothing
     try:
         return (
             event is not None
@@ -108,11 +109,33 @@ def publish_stage(ctx: Context) -> int:
     if command is not None and command.verb == "rollback":
         with contextlib.suppress(TarsError):  # else answered below, saying what is wrong
             revert = merged_rollback(ctx, event.issue_number, command, "origin")
-    if command is None or (command.verb != "execute" and revert is None):
+    gate = command is not None and command.verb in gate_verbs.VERBS
+    if command is None or (command.verb != "execute" and revert is None and not gate):
         return handle_comment(ctx, event, request.head_sha, acknowledged=True)
     status = status_comment(ctx.client, event)
-    ok, body = _received(ctx, request, revert)
+    try:
+        ok, body = _published_gate(ctx, request) if gate else _received(ctx, request, revert)
+    except TarsError as e:
+        ok, body = False, github_text.command_failed(request.line, str(e))
     return answer(ctx.client, event, status, ok, body)
+
+
+def _published_gate(ctx: Context, request: Request) -> tuple[bool, str]:
+    """A decision on a gate: the execute job's bundle checked against what origin holds and
+    the comment, then pushed; a reject that rolls back is made here (it runs no step)."""
+    event, command = request.event, request.command
+    assert event is not None and command is not None
+    ctx.system.fetch_journal("origin", ctx.token)
+    before = gate_verbs.parked(ctx, ctx.client.issue(event.issue_number))
+    if before.state == "parked" and gate_verbs.runs_no_step(ctx, before, command):
+        gate_verbs.continue_gate(ctx, before, event, command, Silent())
+        return gate_verbs.after_gate(ctx, before.id, before.head_commit)
+    old_record = ctx.system.repo.ref(journal.EXECUTIONS + before.id)
+    received = _received(ctx, request)
+    if ctx.system.status(before.id) == before:  # nothing handed over: the job's report
+        return received
+    gate_verbs.check_continued(ctx, before, old_record, event, command)
+    return gate_verbs.after_gate(ctx, before.id, before.head_commit)
 
 
 def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
@@ -120,6 +143,8 @@ def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
     assert command is not None
     if command.verb == "rollback":
         return _execute_revert(ctx, request, handoff)
+    if command.verb in gate_verbs.VERBS:
+        return _execute_gate(ctx, request, handoff)
     if request.event is not None:
         issue = ctx.client.issue(request.event.issue_number)
         if refusal := Seen(request.event, request.head_sha).changed(command, issue):
@@ -130,6 +155,19 @@ def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
     if (result.success or parked) and not command.dry_run:  # a park is published as a success
         ctx.system.hand_off(result.execution_id, handoff / BUNDLE)
     return result.success or parked, report(ctx, result, command.dry_run)
+
+
+def _execute_gate(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
+    """The decision made and the steps after it run here, handed over as executions are; a
+    rollback leaves nothing to hand over (the publish job makes it itself)."""
+    assert request.event is not None and request.command is not None
+    ctx.system.fetch_journal("origin", ctx.token)
+    before = gate_verbs.parked(ctx, ctx.client.issue(request.event.issue_number))
+    gate_verbs.continue_gate(ctx, before, request.event, request.command, Silent())
+    after = ctx.system.status(before.id)
+    if after.state in ("parked", "succeeded"):
+        ctx.system.hand_off(after.id, handoff / BUNDLE)
+    return after.state != "failed", publish.status_markdown(ctx.system, after.id)
 
 
 def _execute_revert(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
@@ -166,6 +204,8 @@ def _received(
         execution = ctx.system.receive(bundle, improvement)
     except TarsError as e:
         return False, github_text.result_refused(str(e))
+    if request.command and request.command.verb in gate_verbs.VERBS:
+        return True, ""  # published once checked against the decision (_published_gate)
     if execution.state == "parked":  # pushed up to its gate; a comment continues it
         return gate_verbs.after_gate(ctx, execution.id, None)
     ok, body = publish_execution(ctx, execution.id)

@@ -141,10 +141,7 @@ VERBS: dict[str, Verb] = {
     "execute": _execute_verb,
     "status": _status,
     "rollback": _rollback,
-    "approve": gate_verbs.approve,
-    "reject": gate_verbs.reject,
-    "pause": gate_verbs.pause,
-    "resume": gate_verbs.resume,
+    **dict.fromkeys(gate_verbs.VERBS, gate_verbs.answer),
 }
 
 
