@@ -191,6 +191,10 @@ def test_the_split_workflow_resumes_in_its_execute_job(setup, fake_github, tmp_p
     decision = execution.gates[0].decision
     assert decision is not None and decision.comment_id == approve["comment"]["id"]
     assert len(step_commits(origin)) == 2
+    # delivered again: the authorize job says there is nothing to do; no job after it runs
+    assert stage(fake_github, tmp_path, job_checkout(origin, "again"), "authorize", approve) == 0
+    assert (tmp_path / "output-authorize").read_text().endswith("act=false\nexecute=false\n")
+    assert len([c for c in repo.comments_on(1) if c.user != "writer"]) == 2
 
     reject = comment_payload(repo, 1, "/tars-bot reject")
     split_run(fake_github, tmp_path, origin, reject, "third")

@@ -57,6 +57,9 @@ def authorize_stage(ctx: Context) -> int:
     event = authorized_comment(ctx)
     if event is None:
         return _outputs(ctx, act=False, execute=False)
+    if status_comment(ctx.client, event) is not None:  # delivered again: acted on once
+        print(f"tars-bot: comment {event.comment_id} was handled already")
+        return _outputs(ctx, act=False, execute=False)
     ctx.client.react(event.comment_id, "eyes")
     request = comment_request(event)
     execute = _runs_code(ctx, event, request.command)
