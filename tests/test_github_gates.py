@@ -51,6 +51,11 @@ class Runs:
         [reply] = [c.body for c in self.repo.comments_on(1) if marker in c.body]
         return reply
 
+    def status(self) -> str:
+        """The execution's status comment: one, edited in place from gate to gate."""
+        [status] = [c.body for c in self.repo.comments_on(1) if "tars-bot:gates=" in c.body]
+        return status
+
     def on_origin(self) -> Execution:
         """The execution as origin's journal holds it: what the next run starts from."""
         self.count += 1
@@ -65,17 +70,23 @@ def step_commits(origin: Path) -> list[str]:
 
 
 def approve_comment(reply: str) -> str:
-    found = re.search(r"`(/tars-bot approve --step \d+ --sha [0-9a-f]{10})`", reply)
+    """The comment that continues it, as the reply or status comment says (last: a reply
+    quotes the command it answers first)."""
+    found = re.findall(r"`(/tars-bot approve --step \d+ --sha [0-9a-f]{10})`", reply)
     assert found, reply
-    return found.group(1)
+    return found[-1]
 
 
 def parked_at(runs: Runs, step: int, reply: str) -> Execution:
+    """Parked at `step` on origin; the status comment shows it, and `reply` the comment that
+    continues it."""
     execution = runs.on_origin()
     assert execution.state == "parked" and execution.gate and execution.gate.step == step
     assert git(runs.origin, "rev-parse", BRANCH) == execution.gate.commit  # up to the gate
-    assert f"dev: step {step}/3 ⏸ waiting for approval" in reply
-    assert f"expires at {execution.gate.expires_at}" in reply
+    status = runs.status()
+    assert f"dev: step {step}/3 ⏸ waiting for approval" in status
+    assert f"expires at {execution.gate.expires_at}" in status
+    assert approve_comment(status) == approve_comment(reply)
     sha = execution.gate.commit[:10]
     assert approve_comment(reply) == f"/tars-bot approve --step {step} --sha {sha}"
     return execution
@@ -109,7 +120,8 @@ def test_each_step_parks_and_each_approve_comment_resumes_once(setup, fake_githu
     assert code == 0 and runs.on_origin().state == "succeeded"
     assert len(step_commits(origin)) == 3
     [pull] = repo.pulls()
-    assert pull.head_ref == BRANCH and runs.reply_to(last).startswith("✅ Executed: ")
+    assert pull.head_ref == BRANCH and runs.status().startswith("✅ Executed: ")
+    assert f": succeeded, https://github.com/octo/app/pull/{pull.number}." in runs.reply_to(last)
 
 
 def test_a_reader_and_a_stale_sha_are_refused(setup, fake_github, tmp_path):
@@ -148,8 +160,9 @@ def test_a_reject_comment_rolls_back(setup, fake_github, tmp_path):
     assert decision is not None and decision.verdict == "reject"
     assert decision.reason == "not what we need" and decision.comment_id == reject["comment"]["id"]
     assert git(origin, "branch", "--list", BRANCH) == ""  # the remote branch followed
-    said = runs.reply_to(reject)
-    assert "State: **rolled back**" in said and "rejected by writer: not what we need" in said
+    assert ": rolled back. Its status comment is updated in place" in runs.reply_to(reject)
+    status = runs.status()
+    assert "State: **rolled back**" in status and "rejected by writer: not what we need" in status
 
 
 def test_the_split_workflow_parks_through_its_publish_job(setup, fake_github, tmp_path):

@@ -164,6 +164,10 @@ class GitHubClient(CheckRuns):
         self._author = created.user.login
         return created.id
 
+    def comment_text(self, comment_id: int) -> str:
+        with api_call(f"read comment {comment_id}"):
+            return self._comment(comment_id).body or ""
+
     def edit_comment(self, comment_id: int, body: str) -> None:
         with api_call(f"edit comment {comment_id}"):
             self._comment(comment_id).edit(fit_body(body))

@@ -11,6 +11,7 @@ exactly that decision on what origin held (`check_continued`).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from tars_bot.config import config_at
@@ -18,7 +19,7 @@ from tars_bot.errors import TarsError
 from tars_bot.execution import gates
 from tars_bot.github import publish
 from tars_bot.github.client import Issue
-from tars_bot.github.commands import Command, CommentEvent
+from tars_bot.github.commands import Command, CommentEvent, command_line
 from tars_bot.github.requests import Context, execution_for, publish_execution
 from tars_bot.models import Execution
 from tars_bot.records import journal
@@ -29,13 +30,34 @@ if TYPE_CHECKING:  # verbs.py imports this module for its table of verbs
     from tars_bot.github.verbs import Asked
 
 VERBS = ("approve", "reject", "pause", "resume")
+HANDLED = re.compile(r"<!-- tars-bot:comment=\d+ -->\s*\Z")
 
 
 def answer(ctx: Context, asked: Asked) -> tuple[bool, str]:
     """A gate verb handled in one job (the Action unsplit, the app's local worker)."""
     before = parked(ctx, asked.issue)
     continue_gate(ctx, before, asked.seen.event, asked.command, asked.progress)
-    return after_gate(ctx, before.id, before.head_commit)
+    ok, body = after_gate(ctx, before.id, before.head_commit)
+    return follow(ctx, asked.seen.event, before.id, ok, body)
+
+
+def follow(
+    ctx: Context, event: CommentEvent, execution_id: str, ok: bool, body: str
+) -> tuple[bool, str]:
+    """The execution's status comment (the one that showed its first gate) edited in place to
+    `body`, and the decision's reply saying so; with none found, the reply is `body`."""
+    marker = github_text.gates_marker(execution_id)
+    found = ctx.client.find_comment(event.issue_number, marker)
+    if found is None:
+        return ok, body
+    # it still answers the comment that started the execution: once, as every comment
+    handled = HANDLED.search(ctx.client.comment_text(found))
+    kept = [] if marker in body else [marker]
+    ctx.client.edit_comment(
+        found, "\n\n".join([body, *kept, *([handled.group(0)] if handled else [])])
+    )
+    line = (command_line(event.body) or "").strip()
+    return ok, github_text.followed(ctx.system.status(execution_id), line)
 
 
 def parked(ctx: Context, issue: Issue) -> Execution:

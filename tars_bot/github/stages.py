@@ -132,13 +132,14 @@ def _published_gate(ctx: Context, request: Request) -> tuple[bool, str]:
     before = gate_verbs.parked(ctx, ctx.client.issue(event.issue_number))
     if before.state == "parked" and gate_verbs.runs_no_step(ctx, before, command):
         gate_verbs.continue_gate(ctx, before, event, command, Silent())
-        return gate_verbs.after_gate(ctx, before.id, before.head_commit)
-    old_record = ctx.system.repo.ref(journal.EXECUTIONS + before.id)
-    received = _received(ctx, request)
-    if ctx.system.status(before.id) == before:  # nothing handed over: the job's report
-        return received
-    gate_verbs.check_continued(ctx, before, old_record, event, command)
-    return gate_verbs.after_gate(ctx, before.id, before.head_commit)
+    else:
+        old_record = ctx.system.repo.ref(journal.EXECUTIONS + before.id)
+        received = _received(ctx, request)
+        if ctx.system.status(before.id) == before:  # nothing handed over: the job's report
+            return received
+        gate_verbs.check_continued(ctx, before, old_record, event, command)
+    ok, body = gate_verbs.after_gate(ctx, before.id, before.head_commit)
+    return gate_verbs.follow(ctx, event, before.id, ok, body)
 
 
 def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:

@@ -301,5 +301,20 @@ def parked(execution: Execution, status: str) -> str:
         f"dev: {wording.gate_line(execution)}\n\n"
         f"To continue, comment `{approve}` (people with write access; the branch is "
         f"`{execution.branch}`). To stop, comment `/tars-bot reject [reason]`. "
-        f"The gate expires at {gate.expires_at}.\n\n{status}"
+        f"The gate expires at {gate.expires_at}.\n\n{status}\n\n{gates_marker(execution.id)}"
     )
+
+
+def gates_marker(execution_id: str) -> str:
+    """Marks the status comment that follows an execution from gate to gate, edited in place."""
+    return f"<!-- tars-bot:gates={execution_id} -->"
+
+
+def followed(execution: Execution, line: str) -> str:
+    """The reply to a decision on a gate: short, the execution's status comment says the rest."""
+    pull = f", {execution.pull_request}" if execution.pull_request else ""
+    done = f"execution `{execution.id}`: {wording.words(execution.state)}{pull}"
+    approve = comment_to_approve(execution)
+    then = f" To continue, comment `{approve}`." if approve else ""
+    what = wording.gate_line(execution) or done
+    return f"✅ `{line}`: {what}. Its status comment is updated in place.{then}"
