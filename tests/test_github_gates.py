@@ -232,3 +232,26 @@ def test_the_publish_job_believes_no_decision_but_its_comments(setup, fake_githu
     said = runs.reply_to(approve)
     assert f"gate step-1 was not decided by comment {approve['comment']['id']}" in said
     assert runs.on_origin().state == "parked" and len(step_commits(origin)) == 1
+
+
+def test_approve_all_runs_to_the_end_and_on_reject_step_goes_on(setup, fake_github, tmp_path):
+    _, origin, repo = setup
+    seed = job_checkout(origin, "seed-config")
+    (seed / "pyproject.toml").write_text('[tool.tars-bot]\non_reject = "step"\n')
+    git(seed, "add", "pyproject.toml")
+    git(seed, "commit", "-qm", "on_reject step")
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    runs.comment("/tars-bot execute")
+
+    code, reject = runs.comment("/tars-bot reject --step 1 not this one")
+    assert code == 0
+    execution = parked_at(runs, 2, runs.reply_to(reject))  # step 1 reverted, step 2 ran
+    assert [s.state for s in execution.steps][:2] == ["reverted", "applied"]
+
+    code, _ = runs.comment(f"{approve_comment(runs.status())} --all")
+    assert code == 0 and runs.on_origin().state == "succeeded"
+    assert len(repo.pulls()) == 1
+    assert git(origin, "show", f"{BRANCH}:src/s3.txt") == "ok3"
+    assert git(origin, "ls-tree", "--name-only", f"{BRANCH}:src") == "io.py\ns2.txt\ns3.txt"
