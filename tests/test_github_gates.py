@@ -255,3 +255,26 @@ def test_approve_all_runs_to_the_end_and_on_reject_step_goes_on(setup, fake_gith
     assert len(repo.pulls()) == 1
     assert git(origin, "show", f"{BRANCH}:src/s3.txt") == "ok3"
     assert git(origin, "ls-tree", "--name-only", f"{BRANCH}:src") == "io.py\ns2.txt\ns3.txt"
+
+
+def test_the_app_s_local_worker_decides_gates_without_its_write_token(setup, fake_github, tmp_path):
+    from tests.test_github_stages import INSTALLATION, local_run
+
+    _, origin, repo = setup
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    app = fake_github.add_app_with_key(42, "tars-bot", installation_id=INSTALLATION)
+    local_run(fake_github, tmp_path, repo, 1, "/tars-bot execute", app)
+    status = runs.status()
+    parked_at(runs, 1, status)
+
+    before = len(fake_github.requests)
+    local_run(fake_github, tmp_path, repo, 1, approve_comment(status), app)
+    parked_at(runs, 2, runs.status())
+    [read_only] = [t for t, who in fake_github.tokens.items() if who.read_only][-1:]
+    by_token = [
+        r
+        for r in fake_github.requests[before:]
+        if r.headers.get("authorization", "").endswith(read_only)
+    ]
+    assert by_token and {r.method for r in by_token} == {"GET"}  # the steps ran with this one

@@ -27,7 +27,7 @@ from typing import Any
 
 from tars_bot.execution.sandbox import ENV_ALLOWLIST
 from tars_bot.git import sync_clone
-from tars_bot.github import stages
+from tars_bot.github import gate_verbs, stages
 from tars_bot.github.app import environment_clients
 from tars_bot.github.client import DEFAULT_API_URL, GitHubClient
 from tars_bot.github.commands import CommentEvent
@@ -143,7 +143,9 @@ def runner(environ: Mapping[str, str], cache: Path) -> Runner:
             }
             system = ExecutionSystem(checkout.workdir)
             request = comment_request(event)
-            if request.command is None or request.command.verb != "execute":
+            # an execute, or a decision on a gate (it runs the next steps): split by privilege
+            splits = ("execute", *gate_verbs.VERBS)
+            if request.command is None or request.command.verb not in splits:
                 ctx = Context(env, client, system, {})
                 handle_comment(ctx, event, acknowledged=True)  # the app put the 👀
                 return
