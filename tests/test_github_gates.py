@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from tars_bot.github.commands import Command, CommandError, parse_command
 from tars_bot.models import Execution
 from tars_bot.system import ExecutionSystem
 from tests.helpers import comment_payload, git, job_checkout, reactions, run_action, stage
@@ -278,3 +281,20 @@ def test_the_app_s_local_worker_decides_gates_without_its_write_token(setup, fak
         if r.headers.get("authorization", "").endswith(read_only)
     ]
     assert by_token and {r.method for r in by_token} == {"GET"}  # the steps ran with this one
+
+
+def test_gate_commands_parse_as_written():
+    assert parse_command("/tars-bot approve --step 2 --sha 9F2C1A4B7E --all") == Command(
+        "approve", step=2, sha="9f2c1a4b7e", approve_all=True
+    )
+    assert parse_command("/tars-bot reject --step 1 not what we need") == Command(
+        "reject", step=1, reason="not what we need"
+    )
+    assert parse_command("/tars-bot resume") == Command("resume")
+    for wrong, said in [
+        ("/tars-bot approve --through 3 --all", "not allowed with argument"),
+        ("/tars-bot approve --sha xyz0", "expected 4 to 40 hex digits"),
+        ("/tars-bot approve --step 0", "expected a step number from 1"),
+    ]:
+        with pytest.raises(CommandError, match=said):
+            parse_command(wrong)
