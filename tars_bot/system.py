@@ -81,6 +81,7 @@ class ExecutionSystem:
         *,
         reverts: tuple[str, int | None] | None = None,
         step_by_step: bool = False,
+        requested_by: str | None = None,
     ) -> ExecutionResult:
         """Execute the plan: each step a commit on its branch (`orchestrate.execute`); it parks
         after a gated step (after every step with `step_by_step`) and returns."""
@@ -92,6 +93,7 @@ class ExecutionSystem:
             fresh=fresh,
             reverts=reverts,
             step_by_step=step_by_step,
+            requested_by=requested_by,
         )
 
     # -- gates -----------------------------------------------------------------------------------

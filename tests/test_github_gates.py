@@ -298,3 +298,26 @@ def test_gate_commands_parse_as_written():
     ]:
         with pytest.raises(CommandError, match=said):
             parse_command(wrong)
+
+
+def test_the_commenter_who_asked_may_not_approve_under_not_self(setup, fake_github, tmp_path):
+    checkout, origin, repo = setup
+    (checkout / "pyproject.toml").write_text('[tool.tars-bot]\napproval_require = ["not_self"]\n')
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-qm", "Approvals by someone else")
+    git(checkout, "push", "-q", "origin", "HEAD:main")
+    repo.add_collaborator("maintainer", "maintain")
+    repo.add_issue("gated", GATED_ISSUE)
+    runs = Runs(fake_github, tmp_path, origin, repo)
+    _, execute = runs.comment("/tars-bot execute")  # by writer
+    execution = parked_at(runs, 1, runs.reply_to(execute))
+    assert execution.requested_by == "writer"  # the commenter, not the runner's login
+
+    code, own = runs.comment(approve_comment(runs.reply_to(execute)))
+    assert code == 1
+    assert "the gate requires not_self" in runs.reply_to(own)
+    assert len(step_commits(origin)) == 1
+
+    code, other = runs.comment(approve_comment(runs.reply_to(execute)), user="maintainer")
+    assert code == 0, runs.reply_to(other)
+    assert len(step_commits(origin)) == 2

@@ -106,6 +106,7 @@ def execute(
     fresh: bool = False,
     reverts: tuple[str, int | None] | None = None,
     step_by_step: bool = False,
+    requested_by: str | None = None,
 ) -> ExecutionResult:
     """Run the plan's steps as commits on a new branch in a worktree of their own; with
     `fresh`, checks run even where a result for the tree is cached. `reverts`: the merged
@@ -122,7 +123,8 @@ def execute(
         if not dry_run:
             take_over_branch(repo, plan, execution_id)
         execution = new_execution(plan, execution_id, dry_run, sandbox, config, reverts)
-        update = {"requested_by": gates.local_user(), "step_by_step": step_by_step}
+        requester = requested_by or gates.local_user()  # who `not_self` keeps from approving
+        update = {"requested_by": requester, "step_by_step": step_by_step}
         execution = execution.model_copy(update=update)
         record = journal.Record.start(repo, execution, plan)
         with finished_when_raising(repo, record):

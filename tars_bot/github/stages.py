@@ -154,7 +154,10 @@ def _execute(ctx: Context, request: Request, handoff: Path) -> tuple[bool, str]:
         if refusal := Seen(request.event, request.head_sha).changed(command, issue):
             return False, refusal
     plan = ctx.system.plan(improvement_of(ctx, request))
-    result = ctx.system.execute(plan, dry_run=command.dry_run, progress=Silent())
+    asker = request.event.user_login if request.event else ctx.environ.get("GITHUB_ACTOR")
+    result = ctx.system.execute(
+        plan, dry_run=command.dry_run, progress=Silent(), requested_by=asker
+    )
     parked = ctx.system.status(result.execution_id).state == "parked"
     if (result.success or parked) and not command.dry_run:  # a park is published as a success
         ctx.system.hand_off(result.execution_id, handoff / BUNDLE)

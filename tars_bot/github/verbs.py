@@ -113,7 +113,8 @@ def _execute_verb(ctx: Context, asked: Asked) -> tuple[bool, str]:
     if refusal := asked.seen.changed(asked.command, asked.issue):
         return False, refusal
     improvement = improvement_from(ctx, asked.issue)
-    return execute(ctx, improvement, asked.command.dry_run, asked.progress)
+    asker = asked.seen.event.user_login
+    return execute(ctx, improvement, asked.command.dry_run, asked.progress, asker)
 
 
 def _status(ctx: Context, asked: Asked) -> tuple[bool, str]:
@@ -163,11 +164,17 @@ class CommentProgress(Silent):
 
 
 def execute(
-    ctx: Context, improvement: Improvement, dry_run: bool, progress: Progress | None = None
+    ctx: Context,
+    improvement: Improvement,
+    dry_run: bool,
+    progress: Progress | None = None,
+    requested_by: str | None = None,
 ) -> tuple[bool, str]:
-    """Plan and execute the improvement, then publish it (unless it failed or was a dry run)."""
+    """Plan and execute the improvement, then publish it (unless it failed or was a dry run).
+    `requested_by`: who asked (the commenter; by default whoever started the workflow)."""
     plan = ctx.system.plan(improvement)
-    result = ctx.system.execute(plan, dry_run=dry_run, progress=progress)
+    requester = requested_by or ctx.environ.get("GITHUB_ACTOR")
+    result = ctx.system.execute(plan, dry_run=dry_run, progress=progress, requested_by=requester)
     if ctx.system.status(result.execution_id).state == "parked":  # the run ends; a comment resumes
         return gate_verbs.after_gate(ctx, result.execution_id, None)
     if result.success and not dry_run:
