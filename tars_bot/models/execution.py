@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from pydantic import (
     Field,
     computed_field,
-    model_validator,
 )
 
 from tars_bot.models.base import Model
@@ -114,14 +113,6 @@ class CheckResult(Model):
         description="Set on a failed final check whose failures the base has too, so none is "
         "blamed and the check counts as passed: those tests (empty: compared by count only).",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derived_fields(cls, data: Any) -> Any:
-        """`passed` is written for readers of the JSON, and derived again when read back."""
-        if isinstance(data, dict) and "passed" in data:
-            data = {k: v for k, v in data.items() if k != "passed"}
-        return data
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
     @property
@@ -361,14 +352,6 @@ class Execution(Model):
         description="Set when the tip moved past the tree its checks ran on (a step rollback): "
         "why, e.g. 'unvalidated since rollback of step 2'. Cleared by checks on the new tip.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derived_fields(cls, data: Any) -> Any:
-        """`continue_with` is written for readers of the JSON, and derived again when read."""
-        if isinstance(data, dict) and "continue_with" in data:
-            data = {k: v for k, v in data.items() if k != "continue_with"}
-        return data
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy#1362
     @property
