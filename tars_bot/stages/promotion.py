@@ -56,8 +56,7 @@ def authorize_merge(
             f"execution {execution_id}: the head to merge is {head_sha[:10]}, but the "
             f"execution's is {journaled}: the branch moved"
         )
-    promotion = Promotion(execution, journal.load_plan(repo, execution_id), base_tip, requester, ci)
-    findings = evaluate(repo, promotion, requirements)
+    findings = _judged(repo, execution, base_tip, requester, ci, requirements)
     refused = unmet(findings)
     if refused:
         raise PromotionRefused(
@@ -182,5 +181,16 @@ def check(
 ) -> list[Finding]:
     """Every requirement judged for promoting the execution as journaled; reads only."""
     execution = journal.load(repo, execution_id)
-    plan = journal.load_plan(repo, execution_id)
+    return _judged(repo, execution, base_tip, requester, ci, requirements)
+
+
+def _judged(
+    repo: Repo,
+    execution: Execution,
+    base_tip: str,
+    requester: str | None,
+    ci: list[CIReport] | None,
+    requirements: Iterable[Requirement],
+) -> list[Finding]:
+    plan = journal.load_plan(repo, execution.id)
     return evaluate(repo, Promotion(execution, plan, base_tip, requester, ci), requirements)
