@@ -230,7 +230,7 @@ def against_base(validator: Validator, result: CheckResult) -> CheckResult:
     fails too, and without per-test results to compare), the check could not judge the step."""
     if result.status != "failed":
         return result
-    judged = Baseline(validator, validator.base).judge(result)
+    judged = Baseline(validator).judge(result)
     if judged is None:
         return result
     if isinstance(judged, str):

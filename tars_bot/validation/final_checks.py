@@ -138,17 +138,13 @@ def _probe_commits(repo: Repo, plan: ExecutionPlan, execution: Execution) -> lis
 
 @dataclass
 class Baseline:
-    """The final checks on the base commit, each run once when first needed: a step is blamed
-    for the failures it adds, never for those the base has already."""
+    """The checks on the base commit, each run once when first needed: a step is blamed for
+    the failures it adds, never for those the base has already."""
 
     validator: Validator
-    commit: str
-    results: dict[str, CheckResult] = field(default_factory=dict)
 
     def of(self, check: str) -> CheckResult:
-        if check not in self.results:
-            self.results[check] = self.validator.run(self.commit, [check])[0]
-        return self.results[check]
+        return self.validator.on_base(check)
 
     def adds_failures(self, result: CheckResult) -> bool | None:
         """Whether `result` fails more than the base does; None when that cannot be told."""
@@ -270,7 +266,7 @@ def find_culprits(
 ) -> Findings:
     """The final checks on the tip and, for those failing more than on the base (run first,
     so a red base is known after one run), the first step that adds failures."""
-    base = base or Baseline(validator, plan.base.commit)
+    base = base or Baseline(validator)
     start = len(probes.probes)
     applied = _probe_commits(validator.repo, plan, execution)
     probes.aliases.update((commit, number) for number, commit in applied)
@@ -341,7 +337,7 @@ def validate(
 ) -> Failure | None:
     """Run the final checks, dropping culprit steps when the plan says so. Records the results
     and culprits in the journal; returns why the execution does not succeed, or None."""
-    base = Baseline(validator, plan.base.commit)
+    base = Baseline(validator)
     while True:
         execution = record.execution
         found = find_culprits(validator, plan, execution, probes, base)
@@ -419,7 +415,7 @@ def check_again(
             repo, config, config.limits, space.checkout, plan.base.commit, fresh=fresh
         )
         with contextlib.closing(validator):
-            base = Baseline(validator, plan.base.commit)
+            base = Baseline(validator)
             results = [_against(r, base) for r in validator.run(execution.head_commit, checks)]
     record.update(checks=results, checks_stale=None)
     return results

@@ -185,6 +185,7 @@ class Validator:
     sandbox: Sandbox = field(init=False)
     _own_envs: Path | None = field(init=False, default=None)
     _base_dependencies: str = field(init=False)
+    _on_base: dict[str, CheckResult] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sandbox = open_sandbox(self.config, self.repo)
@@ -197,6 +198,13 @@ class Validator:
 
     def run(self, commit: str, checks: list[str]) -> list[CheckResult]:
         return [self._check(commit, check) for check in checks]
+
+    def on_base(self, check: str) -> CheckResult:
+        """`check` on the base commit, run once per validator whatever its result (an error
+        is never cached in git, yet per-step and final checks alike compare with it)."""
+        if check not in self._on_base:
+            self._on_base[check] = self._check(self.base, check)
+        return self._on_base[check]
 
     def _options(self, check: str) -> str:
         """What of the configuration changes a check's run: its posargs and the deselected."""
