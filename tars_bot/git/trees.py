@@ -57,17 +57,6 @@ class Trees(RepoCore):
                 yield self._blob_data(shard[j].id)
                 count += 1
 
-    def tree_names(self, tree: str, directory: str) -> list[str]:
-        """The names two levels below `directory`, without their suffix."""
-        top = self._entry(tree, directory)
-        if top is None:
-            return []
-        return [
-            str(entry.name).rsplit(".", 1)[0]
-            for shard in self._tree(top.id)
-            for entry in self._tree(shard.id)
-        ]
-
     def commit_file(self, commit: str, path: str) -> bytes | None:
         return self.read(str(self._commit(commit).tree_id), path)
 
